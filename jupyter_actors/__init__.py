@@ -1,0 +1,52 @@
+"""jupyter_actors: Ray's actor model (async and threaded actors, max_concurrency,
+ObjectRefs that are futures) in local subprocesses, with no cluster to start.
+
+    import jupyter_actors as ray
+
+runs Ray's async-actor code unchanged. In Jupyter, ``%load_ext jupyter_actors``
+adds the ``%%remote`` magic and routes actor output to the cell that made the call.
+"""
+from __future__ import annotations
+
+from . import exceptions
+from ._api import (ActorClass, ActorHandle, ActorMethod, RemoteFunction, available_resources,
+                   cancel, cluster_resources, get, get_actor, init, is_initialized, kill,
+                   method, put, remote, shutdown, wait)
+from ._refs import ObjectRef
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ActorMethod",
+    "ObjectRef",
+    "RemoteFunction",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "init",
+    "is_initialized",
+    "kill",
+    "load_ipython_extension",
+    "method",
+    "put",
+    "remote",
+    "shutdown",
+    "unload_ipython_extension",
+    "wait",
+]
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext jupyter_actors``: imported lazily so plain imports stay light."""
+    from .magics import load_ipython_extension as load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .magics import unload_ipython_extension as unload
+    unload(ipython)

@@ -1,0 +1,921 @@
+"""The driver side of the runtime: worker processes, their channels, the I/O thread.
+
+    caller threads                   I/O thread                     spawner thread
+    ──────────────                   ──────────                     ──────────────
+    .remote(): pickle the args,      select() over every channel,   start fresh workers
+      record the call, send its      each process's exit fd and a   (never a fork of the
+      frame, or queue it until its   wake-up socket; frames in:     driver), keep a few idle
+      worker and its ObjectRef       results complete refs, lines   so creating an actor
+      arguments are ready            go to the output router; a     does not wait for one
+    get / wait / await: futures      dead worker fails its calls
+
+Nothing here runs on the caller's event loop, so a blocking ``get`` in a
+notebook cell cannot deadlock the runtime.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+
+from . import _errors, _protocol, _refs
+from ._output import OutputRouter
+from ._serialization import deserialize, serialize, session_dir_root, set_session_dir
+from .exceptions import (ActorDiedError, TaskCancelledError, TaskError, WorkerCrashedError)
+
+PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
+
+
+class CallRecord:
+    """One actor call, actor creation or task: what to send, where it ran, how it ended."""
+
+    __slots__ = ("call_id", "kind", "label", "target", "owner", "refs", "context",
+                 "args_payload", "deps", "num_returns", "retries_left", "submitted",
+                 "started", "finished", "slot", "status", "pid", "conn", "waiting",
+                 "exported", "error", "__weakref__")
+
+    def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
+                 context, exported=None, retries=0):
+        self.call_id = _refs.next_ref_id()
+        self.kind = kind                  # "call", "init" or "task"
+        self.label = label                # "Class.method" or "function"
+        self.target = target              # method name or function id
+        self.owner = owner                # ActorState or TaskPool
+        self.args_payload = args_payload
+        self.deps = deps                  # top-level ObjectRef arguments
+        self.num_returns = num_returns
+        self.context = context            # output router context of the submitter
+        self.exported = exported          # refs nested in the arguments
+        self.retries_left = retries
+        self.refs: list = []
+        self.submitted = time.monotonic()
+        self.started = None
+        self.finished = None
+        self.slot = None
+        self.status = PENDING
+        self.pid = None
+        self.conn = None
+        self.waiting = False
+        self.error = None
+
+    def deps_ready(self) -> bool:
+        return all(d._future.done() for d in self.deps)
+
+    def failed_dep(self):
+        for d in self.deps:
+            if d._future.exception() is not None:
+                return d._future.exception()
+        return None
+
+    def dep_payloads(self) -> tuple:
+        return tuple(d._payload for d in self.deps)
+
+
+class Connection:
+    """The driver's end of one worker's socket, plus the process behind it."""
+
+    def __init__(self, runtime: "Runtime", proc: subprocess.Popen, sock: socket.socket):
+        self.runtime = runtime
+        self.proc = proc
+        self.pid = proc.pid
+        self.sock = sock
+        self.decoder = _protocol.FrameDecoder()
+        self.lock = threading.Lock()
+        self.outbox: collections.deque = collections.deque()
+        self.pending: dict = {}          # call_id -> CallRecord sent to this worker
+        self.pins: dict = {}             # ref_id -> ObjectRef the worker may look up
+        self.defined: set = set()        # function ids a task worker has
+        self.owner = None
+        self.exited = False
+        self.returncode = None
+        self.pidfd = None
+        self.writing = False
+
+    def send(self, message: tuple) -> None:
+        """Write a frame now if the socket takes it; queue the rest for the I/O thread."""
+        parts = _protocol.encode(message)
+        with self.lock:
+            if self.exited:
+                return
+            if self.outbox:
+                self.outbox.extend(bytes(memoryview(p).cast("B")) for p in parts)
+                return
+            try:
+                sent = self.sock.sendmsg(parts)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the worker is gone; its exit fails the pending calls
+            rest = _remainder(parts, sent)
+            if rest:
+                self.outbox.extend(rest)
+                if not self.writing:
+                    self.writing = True
+                    self.runtime.call_in_io(self.runtime.watch_writable, self)
+
+    def flush(self) -> bool:
+        """Write queued bytes (I/O thread). True when the outbox is empty."""
+        with self.lock:
+            while self.outbox:
+                batch = list(itertools.islice(self.outbox, 64))
+                try:
+                    sent = self.sock.sendmsg(batch)
+                except (BlockingIOError, InterruptedError):
+                    return False
+                except OSError:
+                    self.outbox.clear()
+                    break
+                for _ in range(len(batch)):
+                    head = self.outbox[0]
+                    if sent >= len(head):
+                        sent -= len(head)
+                        self.outbox.popleft()
+                    else:
+                        self.outbox[0] = head[sent:]
+                        break
+            self.writing = False
+            return True
+
+
+def _remainder(parts: list, sent: int) -> list:
+    """Copies of what sendmsg did not write (the caller may reuse its buffers)."""
+    rest = []
+    for p in parts:
+        view = memoryview(p).cast("B")
+        if sent >= view.nbytes:
+            sent -= view.nbytes
+            continue
+        rest.append(bytes(view[sent:]))
+        sent = 0
+    return rest
+
+
+# -- owners of workers --------------------------------------------------------
+
+class ActorState:
+    """One actor: its worker, the calls waiting to be sent, and how it ended."""
+
+    def __init__(self, runtime: "Runtime", class_name: str, name, is_async: bool,
+                 max_concurrency: int, named_key=None):
+        self.runtime = runtime
+        self.class_name = class_name
+        self.name = name
+        self.named_key = named_key
+        self.is_async = is_async
+        self.max_concurrency = max_concurrency
+        self.lock = threading.RLock()
+        self.conn: Connection | None = None
+        self.queue: collections.deque = collections.deque()
+        self.alive = True
+        self.ready = False
+        self.death: ActorDiedError | None = None
+        self.death_cause: BaseException | None = None
+        self.killed = False
+        self.releasing = False
+        self.counts = collections.Counter()
+        self.created = time.monotonic()
+
+    @property
+    def pid(self):
+        return self.conn.pid if self.conn else None
+
+    def submit(self, record: CallRecord) -> None:
+        with self.lock:
+            if not self.alive:
+                fail_record(record, self.death)
+                return
+            self.queue.append(record)
+            self._pump()
+
+    def attach(self, conn: Connection | None, error: BaseException | None = None) -> None:
+        with self.lock:
+            if conn is None:
+                self._die(ActorDiedError(
+                    f"{self.class_name} could not start a worker process: {error}"), [])
+                return
+            if not self.alive:
+                self.runtime.kill_process(conn)
+                return
+            conn.owner = self
+            self.conn = conn
+            self._pump()
+
+    def _pump(self) -> None:
+        """Send queued calls in submission order while the head is ready (caller holds lock)."""
+        queue = self.queue
+        conn = self.conn
+        while queue and conn is not None:
+            record = queue[0]
+            if record is _EXIT_MARKER:
+                queue.popleft()
+                conn.send(("exit",))
+                continue
+            if record.status == CANCELLED:
+                queue.popleft()
+                continue
+            if not record.deps_ready():
+                if not record.waiting:
+                    record.waiting = True
+                    for dep in record.deps:
+                        dep._future.add_done_callback(self._dep_done)
+                return
+            queue.popleft()
+            error = record.failed_dep()
+            if error is not None:
+                fail_record(record, error)
+                continue
+            send_record(conn, record)
+
+    def _dep_done(self, _future) -> None:
+        with self.lock:
+            if self.alive:
+                self._pump()
+
+    def release(self) -> None:
+        """The last handle is gone: finish what is queued, then exit."""
+        with self.lock:
+            if not self.alive or self.releasing:
+                return
+            self.releasing = True
+            # The marker rides the same queue, so "exit" leaves after every call.
+            self.queue.append(_EXIT_MARKER)
+            self._pump()
+
+    def on_exit(self, conn: Connection) -> None:
+        """The worker process ended (I/O thread)."""
+        with self.lock:
+            lost = list(conn.pending.values()) + [r for r in self.queue if r is not _EXIT_MARKER]
+            conn.pending.clear()
+            self.queue.clear()
+            if not self.alive:
+                error = self.death
+            else:
+                how = ("was killed by jupyter_actors.kill()" if self.killed
+                       else _errors.describe_exit(conn.returncode))
+                if self.death_cause is not None:
+                    what = f"{self.class_name}.__init__ raised {type(self.death_cause).__name__}"
+                    error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) died: "
+                                           f"{what}; {len(lost)} pending call(s) failed.")
+                elif self.releasing and not lost:
+                    error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) exited "
+                                           f"after its last handle was dropped.")
+                else:
+                    error = ActorDiedError(
+                        f"The actor {self.class_name} (pid={conn.pid}) {how}; "
+                        f"{len(lost)} pending call(s) failed.")
+                error.__cause__ = self.death_cause
+                self._die(error, lost)
+                return
+        for record in lost:
+            fail_record(record, error)
+
+    def _die(self, error: ActorDiedError, lost: list) -> None:
+        self.alive = False
+        self.death = error
+        self.runtime.forget_name(self)
+        for record in lost:
+            fail_record(record, error)
+
+    def kill(self) -> None:
+        with self.lock:
+            if not self.alive:
+                return
+            self.killed = True
+            conn = self.conn
+            if conn is None:
+                lost = [r for r in self.queue if r is not _EXIT_MARKER]
+                self.queue.clear()
+                self._die(ActorDiedError(
+                    f"The actor {self.class_name} was killed by jupyter_actors.kill() before it "
+                    f"started; {len(lost)} pending call(s) failed."), lost)
+                return
+        self.runtime.kill_process(conn)
+
+    def describe(self) -> dict:
+        conn = self.conn
+        running = queued = 0
+        if conn is not None:
+            for record in list(conn.pending.values()):
+                if record.status == RUNNING:
+                    running += 1
+                elif record.status == PENDING:
+                    queued += 1
+        queued += sum(1 for r in list(self.queue) if r is not _EXIT_MARKER)
+        return {"class_name": self.class_name, "name": self.name, "pid": self.pid,
+                "kind": "async" if self.is_async else "threaded",
+                "max_concurrency": self.max_concurrency, "running": running,
+                "queued": queued, "done": self.counts[FINISHED],
+                "failed": self.counts[FAILED] + self.counts[CANCELLED],
+                "alive": self.alive, "death": str(self.death) if self.death else None}
+
+
+_EXIT_MARKER = object()
+
+
+class TaskPool:
+    """Workers that run remote functions, one call at a time each."""
+
+    def __init__(self, runtime: "Runtime", size: int):
+        self.runtime = runtime
+        self.size = size
+        self.lock = threading.RLock()
+        self.queue: collections.deque = collections.deque()
+        self.workers: list = []
+        self.idle: list = []
+        self.starting = 0
+        self.functions: dict = {}   # func_id -> payload
+
+    def define(self, func_id, payload) -> None:
+        self.functions[func_id] = payload
+
+    def submit(self, record: CallRecord) -> None:
+        if record.deps and not record.deps_ready():
+            remaining = [len(record.deps)]
+            lock = threading.Lock()
+
+            def one_done(_f):
+                with lock:
+                    remaining[0] -= 1
+                    last = remaining[0] == 0
+                if last:
+                    self._enqueue(record)
+            for dep in record.deps:
+                dep._future.add_done_callback(one_done)
+            return
+        self._enqueue(record)
+
+    def _enqueue(self, record: CallRecord) -> None:
+        error = record.failed_dep()
+        if error is not None:
+            fail_record(record, error)
+            return
+        with self.lock:
+            self.queue.append(record)
+            self._pump()
+
+    def _pump(self) -> None:
+        queue = self.queue
+        while queue:
+            if queue[0].status == CANCELLED:
+                queue.popleft()
+                continue
+            if not self.idle:
+                if len(self.workers) + self.starting < self.size:
+                    self.starting += 1
+                    self.runtime.acquire_worker(self._attach)
+                return
+            record = queue.popleft()
+            conn = self.idle.pop()
+            if record.target not in conn.defined:
+                conn.defined.add(record.target)
+                conn.send(("define", record.target, self.functions[record.target]))
+            send_record(conn, record)
+
+    def _attach(self, conn: Connection | None, error: BaseException | None = None) -> None:
+        with self.lock:
+            self.starting -= 1
+            if conn is None:
+                for record in list(self.queue):
+                    fail_record(record, WorkerCrashedError(f"could not start a worker: {error}"))
+                self.queue.clear()
+                return
+            conn.owner = self
+            conn.send(("tasks", self.runtime.worker_options()))
+            self.workers.append(conn)
+            self.idle.append(conn)
+            self._pump()
+
+    def call_done(self, conn: Connection) -> None:
+        with self.lock:
+            if not conn.exited and not conn.pending:
+                self.idle.append(conn)
+            self._pump()
+
+    def on_exit(self, conn: Connection) -> None:
+        with self.lock:
+            if conn in self.workers:
+                self.workers.remove(conn)
+            if conn in self.idle:
+                self.idle.remove(conn)
+            lost = list(conn.pending.values())
+            conn.pending.clear()
+            retry = [r for r in lost if r.retries_left > 0 and r.status != CANCELLED
+                     and not self.runtime.stopping]
+            for record in reversed(retry):
+                record.retries_left -= 1
+                record.status = PENDING
+                record.started = None
+                self.queue.appendleft(record)
+            how = _errors.describe_exit(conn.returncode)
+            for record in lost:
+                if record not in retry:
+                    fail_record(record, WorkerCrashedError(
+                        f"The worker running {record.label} (pid={conn.pid}) {how} "
+                        f"before the call returned."))
+            if not self.runtime.stopping:
+                self._pump()
+
+
+def send_record(conn: Connection, record: CallRecord) -> None:
+    record.conn = conn
+    record.pid = conn.pid
+    if record.exported:
+        for ref in record.exported:
+            conn.pins[ref._id] = ref
+    conn.pending[record.call_id] = record
+    if record.kind == "call":
+        message = ("call", record.call_id, record.target, record.args_payload,
+                   record.dep_payloads(), record.num_returns)
+    elif record.kind == "task":
+        message = ("task", record.call_id, record.target, record.args_payload,
+                   record.dep_payloads(), record.num_returns, record.label)
+    else:  # "init": the args of the creation message were prepared by the API
+        cls_payload, options = record.target
+        message = ("actor", record.call_id, cls_payload, record.args_payload,
+                   record.dep_payloads(), options)
+    conn.send(message)
+
+
+def fail_record(record, error: BaseException) -> None:
+    if not isinstance(record, CallRecord) or record.status in (FINISHED, FAILED, CANCELLED):
+        return
+    record.status = CANCELLED if isinstance(error, TaskCancelledError) else FAILED
+    record.error = error
+    record.finished = record.finished or time.monotonic()
+    _count(record)
+    for ref in record.refs:
+        if not ref._future.done():
+            ref._future.set_exception(error)
+    record.args_payload = record.deps = record.exported = None
+    tracer.record_finished(record)
+
+
+def _count(record: CallRecord) -> None:
+    owner = record.owner
+    if isinstance(owner, ActorState):
+        owner.counts[record.status] += 1
+
+
+class Tracer:
+    """Keeps the timing of recent calls and tells listeners as calls start and end."""
+
+    def __init__(self, capacity: int = 200_000):
+        self.finished: collections.deque = collections.deque(maxlen=capacity)
+        self.listeners: list = []
+
+    def record_started(self, record: CallRecord) -> None:
+        for listener in self.listeners:
+            listener("start", record)
+
+    def record_finished(self, record: CallRecord) -> None:
+        self.finished.append(record)
+        for listener in self.listeners:
+            listener("finish", record)
+
+
+tracer = Tracer()
+
+
+# -- runtime ------------------------------------------------------------------
+
+class Runtime:
+    """Everything one driver session owns; ``shutdown`` undoes all of it."""
+
+    def __init__(self, num_cpus: int | None = None, idle_workers: int | None = None,
+                 log_to_driver: bool = True):
+        self.num_cpus = num_cpus or os.cpu_count() or 1
+        self.idle_target = min(2, self.num_cpus) if idle_workers is None else idle_workers
+        self.log_to_driver = log_to_driver
+        self.router = default_router
+        self.session_dir = tempfile.mkdtemp(prefix="jupyter_actors-", dir=session_dir_root())
+        set_session_dir(self.session_dir)
+        self.stopping = False
+        self.lock = threading.Lock()
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._io_calls: collections.deque = collections.deque()
+        self.conns: set = set()
+        self.idle: list = []
+        self.waiting: collections.deque = collections.deque()
+        self.spawning = 0
+        self.actors: weakref.WeakSet = weakref.WeakSet()
+        self.named: dict = {}
+        self.task_pool = TaskPool(self, self.num_cpus)
+        self._spawn_requests: "collections.deque" = collections.deque()
+        self._spawn_cv = threading.Condition()
+        self._handlers = {
+            "ready": self._on_ready, "start": self._on_start, "ok": self._on_ok,
+            "err": self._on_err, "cancelled": self._on_cancelled, "out": self._on_out,
+            "init_ok": self._on_init_ok, "init_err": self._on_init_err,
+            "lookup": self._on_lookup,
+        }
+        self.io_thread = threading.Thread(target=self._io_loop, name="jupyter_actors-io",
+                                          daemon=True)
+        self.spawner = threading.Thread(target=self._spawn_loop, name="jupyter_actors-spawner",
+                                        daemon=True)
+        self.io_thread.start()
+        self.spawner.start()
+        with self.lock:
+            for _ in range(self.idle_target):
+                self._request_spawn()
+
+    # -- workers ------------------------------------------------------------
+    def worker_options(self) -> dict:
+        return {"sys_path": [p for p in sys.path if p], "cwd": os.getcwd()}
+
+    def acquire_worker(self, callback) -> None:
+        """Hand a started worker to ``callback(conn)``: an idle one now, or the next one started."""
+        with self.lock:
+            if self.stopping:
+                conn = None
+            elif self.idle:
+                conn = self.idle.pop()
+                self._request_spawn()  # keep the idle pool topped up
+            else:
+                self.waiting.append(callback)
+                self._request_spawn()
+                return
+        if conn is None:
+            callback(None, RuntimeError("the runtime was shut down"))
+        else:
+            callback(conn)
+
+    def _request_spawn(self) -> None:
+        # Caller holds self.lock.
+        needed = len(self.waiting) + self.idle_target - len(self.idle)
+        while self.spawning < needed:
+            self.spawning += 1
+            with self._spawn_cv:
+                self._spawn_requests.append(True)
+                self._spawn_cv.notify()
+
+    def _spawn_loop(self) -> None:
+        while True:
+            with self._spawn_cv:
+                while not self._spawn_requests:
+                    self._spawn_cv.wait()
+                request = self._spawn_requests.popleft()
+            if request is None:
+                return
+            try:
+                conn = self._start_worker()
+                error = None
+            except Exception as exc:  # e.g. the interpreter cannot start
+                conn, error = None, exc
+            with self.lock:
+                self.spawning -= 1
+                if self.stopping:
+                    callback = None
+                elif self.waiting:
+                    callback = self.waiting.popleft()
+                else:
+                    callback = None
+                    if conn is not None:
+                        self.idle.append(conn)
+            if conn is not None and self.stopping:
+                self.kill_process(conn)
+            elif callback is not None:
+                callback(conn, error) if conn is None else callback(conn)
+
+    def _start_worker(self) -> Connection:
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["JUPYTER_ACTORS_SESSION_DIR"] = self.session_dir
+        # A kernel's inline plotting backend means nothing in a worker.
+        env.pop("MPLBACKEND", None)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
+                 str(os.getpid())],
+                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                cwd=os.getcwd())
+        finally:
+            child.close()
+        parent.setblocking(False)
+        conn = Connection(self, proc, parent)
+        if hasattr(os, "pidfd_open"):
+            try:
+                conn.pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                conn.pidfd = None
+        with self.lock:
+            self.conns.add(conn)
+        self.call_in_io(self._register, conn)
+        return conn
+
+    def _register(self, conn: Connection) -> None:
+        if conn.exited:
+            return
+        self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.pidfd is not None:
+            self.selector.register(conn.pidfd, selectors.EVENT_READ, ("exit", conn))
+
+    def watch_writable(self, conn: Connection) -> None:
+        if conn.exited:
+            return
+        if not conn.flush():
+            self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+
+    def kill_process(self, conn: Connection) -> None:
+        try:
+            conn.proc.kill()
+        except OSError:
+            pass
+
+    # -- I/O thread ----------------------------------------------------------
+    def call_in_io(self, fn, *args) -> None:
+        self._io_calls.append((fn, args))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are closing
+
+    def _io_loop(self) -> None:
+        selector = self.selector
+        while True:
+            for key, mask in selector.select():
+                data = key.data
+                if data is None:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                    while self._io_calls:
+                        fn, args = self._io_calls.popleft()
+                        if fn is None:
+                            return
+                        fn(*args)
+                elif type(data) is tuple:
+                    self._on_exit(data[1])
+                else:
+                    if mask & selectors.EVENT_READ:
+                        self._read(data)
+                    if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
+                        selector.modify(data.sock, selectors.EVENT_READ, data)
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_exit(conn)
+            return
+        handlers = self._handlers
+        for message in conn.decoder.feed(data):
+            try:
+                handlers[message[0]](conn, message)
+            except Exception as exc:  # a bug here must not stop the I/O thread
+                print(f"jupyter_actors: error handling {message[0]!r}: {exc!r}", file=sys.__stderr__)
+
+    def _on_exit(self, conn: Connection) -> None:
+        if conn.exited:
+            return
+        with conn.lock:
+            conn.exited = True
+            conn.outbox.clear()
+        for fileobj in (conn.sock, conn.pidfd):
+            if fileobj is not None:
+                try:
+                    self.selector.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
+        try:
+            conn.returncode = conn.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            conn.proc.kill()
+            conn.returncode = conn.proc.wait()
+        conn.sock.close()
+        if conn.pidfd is not None:
+            os.close(conn.pidfd)
+        conn.pins.clear()
+        with self.lock:
+            self.conns.discard(conn)
+            if conn in self.idle:
+                self.idle.remove(conn)
+                if not self.stopping:
+                    self._request_spawn()
+        if conn.owner is not None:
+            conn.owner.on_exit(conn)
+
+    # -- messages from workers (I/O thread) ----------------------------------
+    def _on_ready(self, conn, message) -> None:
+        pass
+
+    def _on_start(self, conn, message) -> None:
+        record = conn.pending.get(message[1])
+        if record is None:
+            return
+        record.started = message[2]
+        record.slot = message[3]
+        if record.status == PENDING:
+            record.status = RUNNING
+        tracer.record_started(record)
+
+    def _finish(self, conn, call_id):
+        record = conn.pending.pop(call_id, None)
+        if record is not None and isinstance(record.owner, TaskPool):
+            record.owner.call_done(conn)
+        return record
+
+    def _on_ok(self, conn, message) -> None:
+        _, call_id, payloads, start, end, slot = message
+        record = self._finish(conn, call_id)
+        if record is None:
+            return
+        record.started, record.finished, record.slot = start, end, slot
+        if record.status == CANCELLED:
+            tracer.record_finished(record)
+            return
+        values = []
+        for payload in payloads:
+            try:
+                values.append(deserialize(payload))
+            except Exception as exc:
+                error = TaskError(f"could not unpickle the result of {record.label}: "
+                                  f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                fail_record(record, error)
+                return
+        record.status = FINISHED
+        _count(record)
+        for ref, payload, value in zip(record.refs, payloads, values):
+            ref._payload = payload
+            if not ref._future.done():
+                ref._future.set_result(value)
+        record.args_payload = record.deps = record.exported = None
+        tracer.record_finished(record)
+
+    def _on_err(self, conn, message) -> None:
+        _, call_id, error, start, end, slot = message
+        record = self._finish(conn, call_id)
+        if record is None:
+            return
+        record.started, record.finished, record.slot = start, end, slot
+        if record.status == CANCELLED:
+            tracer.record_finished(record)
+            return
+        fail_record(record, _errors.remote_exception(error, record.label, conn.pid))
+
+    def _on_cancelled(self, conn, message) -> None:
+        record = self._finish(conn, message[1])
+        if record is None:
+            return
+        record.finished = message[2]
+        if record.status == CANCELLED:
+            tracer.record_finished(record)
+        else:
+            fail_record(record, TaskCancelledError(f"{record.label} was cancelled."))
+
+    def _on_out(self, conn, message) -> None:
+        if not self.log_to_driver:
+            return
+        _, call_id, stream, text = message
+        record = conn.pending.get(call_id)
+        context = record.context if record is not None else None
+        owner = conn.owner
+        if isinstance(owner, ActorState):
+            name = owner.class_name
+        elif record is not None:
+            name = record.label
+        else:
+            name = "worker"
+        self.router.write(context, stream, f"({name} pid={conn.pid})", text)
+
+    def _on_init_ok(self, conn, message) -> None:
+        record = conn.pending.pop(message[1], None)
+        conn.owner.ready = True
+        if record is not None:
+            record.status = FINISHED
+            for ref in record.refs:
+                ref._future.set_result(None)
+
+    def _on_init_err(self, conn, message) -> None:
+        actor = conn.owner
+        record = conn.pending.pop(message[1], None)
+        cause = _errors.remote_exception(message[2], f"{actor.class_name}.__init__", conn.pid)
+        actor.death_cause = cause
+        if record is not None:
+            fail_record(record, cause)
+        # The worker exits next; its exit fails the other calls with ActorDiedError.
+
+    def _on_lookup(self, conn, message) -> None:
+        _, lookup_id, ref_id = message
+        ref = conn.pins.get(ref_id)
+        if ref is None:
+            error = serialize(KeyError(f"ObjectRef {ref_id:032x} is not known to the driver"))
+            conn.send(("ref", lookup_id, False, error))
+            return
+
+        def answer(fut):
+            exc = fut.exception()
+            if exc is None:
+                conn.send(("ref", lookup_id, True, ref._payload))
+            else:
+                try:
+                    payload = serialize(exc)
+                except Exception:
+                    payload = serialize(TaskError(str(exc)))
+                conn.send(("ref", lookup_id, False, payload))
+        ref._future.add_done_callback(answer)
+
+    # -- names -----------------------------------------------------------------
+    def forget_name(self, actor: ActorState) -> None:
+        if actor.named_key is not None:
+            with self.lock:
+                entry = self.named.get(actor.named_key)
+                if entry is not None and entry[0] is actor:
+                    del self.named[actor.named_key]
+
+    # -- cancel ------------------------------------------------------------------
+    def cancel(self, record: CallRecord, force: bool) -> None:
+        if record.status in (FINISHED, FAILED, CANCELLED):
+            return
+        conn = record.conn
+        if record.status == RUNNING:
+            if isinstance(record.owner, ActorState) and not record.owner.is_async:
+                detail = ("was running; a threaded actor's call is not interrupted "
+                          "and runs to its end")
+            else:
+                detail = "was interrupted while running"
+        else:
+            detail = "was cancelled before it started"
+        fail_record(record, TaskCancelledError(f"{record.label} {detail}."))
+        if conn is None:
+            return  # still queued in the driver: its owner skips it
+        if force and isinstance(record.owner, TaskPool):
+            self.kill_process(conn)
+        else:
+            conn.send(("cancel", record.call_id))
+
+    # -- shutdown -------------------------------------------------------------
+    def shutdown(self) -> None:
+        with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            conns = list(self.conns)
+            self.idle.clear()
+            waiting = list(self.waiting)
+            self.waiting.clear()
+        for conn in conns:
+            self.kill_process(conn)
+        done = threading.Event()
+
+        def finish():
+            for conn in conns:
+                self._on_exit(conn)
+            done.set()
+        self.call_in_io(finish)
+        done.wait(10)
+        for callback in waiting:
+            callback(None, RuntimeError("the runtime was shut down"))
+        for actor in list(self.actors):
+            with actor.lock:
+                if actor.alive:
+                    lost = [r for r in actor.queue if r is not _EXIT_MARKER]
+                    actor.queue.clear()
+                    actor._die(ActorDiedError(
+                        f"The actor {actor.class_name} ended with the runtime "
+                        f"(jupyter_actors.shutdown()); {len(lost)} pending call(s) failed."), lost)
+        with self.task_pool.lock:
+            for record in list(self.task_pool.queue):
+                fail_record(record, WorkerCrashedError("the runtime was shut down"))
+            self.task_pool.queue.clear()
+        self.call_in_io(None)
+        self.io_thread.join(5)
+        with self._spawn_cv:
+            self._spawn_requests.append(None)
+            self._spawn_cv.notify()
+        self.spawner.join(5)
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        shutil.rmtree(self.session_dir, ignore_errors=True)
+        set_session_dir(None)
+
+
+default_router = OutputRouter()
+
+
+def set_default_router(router) -> None:
+    """Install the router new runtimes use (the Jupyter integration calls this)."""
+    global default_router
+    default_router = router
+

@@ -1,0 +1,100 @@
+"""Frames on the driver <-> worker channel (message shapes and framing, no I/O state).
+
+A frame is ``<Q body-length>`` then the body: ``<I n>``, ``n`` part lengths as
+``<Q>``, then the parts. Part 0 is the pickled message tuple; the others are
+its pickle-5 out-of-band buffers (the small buffers of user payloads), so user
+data is never copied into the message pickle.
+
+Messages are tuples whose first item names them. Driver -> worker:
+
+    ("actor", cls_payload, init_args_payload, dep_payloads, options)
+    ("tasks",)                                  become a task worker
+    ("call", call_id, method, args_payload, dep_payloads)
+    ("define", func_id, func_payload)           task workers: cache a function
+    ("task", call_id, func_id, args_payload, dep_payloads)
+    ("cancel", call_id)
+    ("ref", lookup_id, ok, payload)             answer to a worker's "lookup"
+    ("exit",)                                   finish queued calls, then exit
+
+Worker -> driver:
+
+    ("ready", pid)
+    ("init_ok",) / ("init_err", error)
+    ("start", call_id, t, slot)
+    ("ok", call_id, payloads, t_start, t_end, slot)   payloads: tuple, one per return
+    ("err", call_id, error, t_start, t_end, slot)
+    ("cancelled", call_id, t_end)
+    ("out", call_id, stream, text)              complete lines, "\\n"-terminated
+    ("lookup", lookup_id, ref_id)               the worker awaits a driver ref
+
+``error`` is ``(exc_payload or None, type_name, message, traceback_text)``.
+Refs passed back through the driver keep the protocol open for calls made
+from inside workers later on.
+"""
+from __future__ import annotations
+
+import pickle
+import struct
+
+_LEN = struct.Struct("<Q")
+_COUNT = struct.Struct("<I")
+
+
+def encode(message: tuple) -> list:
+    """The buffers to write for one frame (header, message pickle, out-of-band parts)."""
+    oob: list = []
+    meta = pickle.dumps(message, protocol=5, buffer_callback=oob.append)
+    if not oob:
+        head = struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta))
+        return [head + meta]
+    parts = [meta] + [b.raw() for b in oob]
+    lengths = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
+    n = len(parts)
+    head = struct.pack(f"<QI{n}Q", 4 + 8 * n + sum(lengths), n, *lengths)
+    return [head] + parts
+
+
+class FrameDecoder:
+    """Accumulates bytes from a stream and yields complete messages."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        buf = self._buf
+        buf += data
+        messages = []
+        offset = 0
+        size = len(buf)
+        while size - offset >= 8:
+            (body_len,) = _LEN.unpack_from(buf, offset)
+            end = offset + 8 + body_len
+            if end > size:
+                break
+            messages.append(_decode_body(buf, offset + 8, end))
+            offset = end
+        if offset:
+            del buf[:offset]
+        return messages
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buf)
+
+
+def _decode_body(buf: bytearray, start: int, end: int):
+    (n,) = _COUNT.unpack_from(buf, start)
+    lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
+    pos = start + 4 + 8 * n
+    if n == 1:
+        return pickle.loads(buf[pos:pos + lengths[0]])
+    # Out-of-band parts are copied out once, into writable memory, so the
+    # accumulation buffer can be reused and arrays built on them are writable.
+    body = buf[pos:end]
+    view = memoryview(body)
+    parts = []
+    p = 0
+    for length in lengths:
+        parts.append(view[p:p + length])
+        p += length
+    return pickle.loads(parts[0], buffers=parts[1:])

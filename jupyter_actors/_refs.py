@@ -1,0 +1,199 @@
+"""ObjectRef: the future of one remote result, usable from any thread or event loop.
+
+In the driver a ref wraps a ``concurrent.futures.Future`` that the I/O thread
+completes. Pickled into a worker (nested in an argument), a ref becomes a
+look-up: the worker asks the driver for the value when it is awaited.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import threading
+from typing import Any, Callable
+
+_ids = itertools.count(1)
+
+# True inside a worker process, where refs resolve through the driver.
+IN_WORKER = False
+_id_lock = threading.Lock()
+
+
+def next_ref_id() -> int:
+    with _id_lock:
+        return next(_ids)
+
+
+class ObjectRef:
+    """A handle to the result of ``.remote()`` or ``put``.
+
+    ``get(ref)``, ``await ref``, ``ref.future()`` and ``wait([ref])`` all see
+    the same result.
+    """
+
+    __slots__ = ("_id", "_future", "_payload", "_owner", "_label", "_relays", "__weakref__")
+
+    def __init__(self, ref_id: int, future: concurrent.futures.Future, label: str = ""):
+        self._id = ref_id
+        self._future = future
+        # The serialized value once known, so forwarding it to another worker
+        # does not pickle it again.
+        self._payload = None
+        # Keeps whatever the result depends on alive (e.g. the call record).
+        self._owner = None
+        self._label = label
+        self._relays = None
+
+    # -- Ray's ObjectRef surface ---------------------------------------
+    def hex(self) -> str:
+        return f"{self._id:032x}"
+
+    def binary(self) -> bytes:
+        return self._id.to_bytes(16, "big")
+
+    def task_id(self) -> str:
+        return self.hex()
+
+    def future(self) -> concurrent.futures.Future:
+        """A new ``concurrent.futures.Future`` that completes with this ref."""
+        out: concurrent.futures.Future = concurrent.futures.Future()
+        _chain(self._future, out)
+        return out
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def __await__(self):
+        return asyncio.wrap_future(self._future).__await__()
+
+    def as_future(self) -> asyncio.Future:
+        """An ``asyncio.Future`` in the running loop (Ray's ``ObjectRef.as_future``)."""
+        return asyncio.wrap_future(self._future)
+
+    # -- enough of asyncio.Future for asyncio.wait([ref, ...]) on 3.11+ ------
+    # (asyncio.wait no longer wraps awaitables there; it calls these directly.)
+    def cancelled(self) -> bool:
+        return False
+
+    def result(self):
+        """The value if done (asyncio.Future semantics: never blocks)."""
+        if not self._future.done():
+            raise asyncio.InvalidStateError("the call has not finished")
+        return self._future.result()
+
+    def exception(self):
+        if not self._future.done():
+            raise asyncio.InvalidStateError("the call has not finished")
+        return self._future.exception()
+
+    def add_done_callback(self, fn: Callable[["ObjectRef"], Any], *, context=None) -> None:
+        """Run ``fn(ref)`` when done: in the event loop running here, if any."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        relay = _Relay(self, fn, loop, context)
+        if self._relays is None:
+            self._relays = []
+        self._relays.append(relay)
+        self._future.add_done_callback(relay)
+
+    def remove_done_callback(self, fn) -> int:
+        removed = 0
+        for relay in list(self._relays or ()):
+            if relay.fn == fn and relay.active:
+                relay.active = False
+                self._relays.remove(relay)
+                removed += 1
+        return removed
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self.hex()})"
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __reduce__(self):
+        # A ref nested in an argument travels as its id; the worker looks the
+        # value up through the driver when it needs it.
+        if _exporter is None:
+            raise TypeError("an ObjectRef can only be passed to remote calls made from the driver")
+        _exporter(self)
+        return (_rebuild_ref, (self._id,))
+
+
+class _Relay:
+    """A done-callback of an ObjectRef, moved into the loop that registered it."""
+
+    __slots__ = ("ref", "fn", "loop", "context", "active")
+
+    def __init__(self, ref, fn, loop, context):
+        self.ref, self.fn, self.loop, self.context = ref, fn, loop, context
+        self.active = True
+
+    def __call__(self, _future) -> None:
+        if not self.active:
+            return
+        if self.loop is None:
+            self.fn(self.ref)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._run_in_loop, context=self.context)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is waiting any more
+
+    def _run_in_loop(self) -> None:
+        if self.active:
+            self.fn(self.ref)
+
+
+def _chain(source: concurrent.futures.Future, target: concurrent.futures.Future) -> None:
+    def copy(f: concurrent.futures.Future) -> None:
+        if target.done():
+            return
+        if f.cancelled():
+            target.cancel()
+            return
+        exc = f.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(f.result())
+    source.add_done_callback(copy)
+
+
+# The driver installs an exporter that keeps a pickled ref resolvable; a
+# worker installs a resolver that turns a ref id into a future.
+_exporter: Callable[[ObjectRef], None] | None = None
+_resolver: Callable[[int], concurrent.futures.Future] | None = None
+
+
+def set_exporter(fn) -> None:
+    global _exporter
+    _exporter = fn
+
+
+def set_resolver(fn) -> None:
+    global _resolver
+    _resolver = fn
+
+
+def _rebuild_ref(ref_id: int) -> ObjectRef:
+    if _resolver is None:
+        raise RuntimeError("this ObjectRef belongs to another jupyter_actors session")
+    return ObjectRef(ref_id, _resolver(ref_id))
+
+
+class DepArg:
+    """Placeholder for a top-level ObjectRef argument, filled in before the call runs."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __reduce__(self):
+        return (DepArg, (self.index,))

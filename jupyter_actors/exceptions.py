@@ -1,0 +1,82 @@
+"""Exceptions raised by jupyter_actors, under the names Ray code already catches.
+
+Every class has a Ray alias (``RayTaskError`` = ``TaskError`` and so on), so
+``except ray.exceptions.RayActorError`` keeps working after
+``import jupyter_actors as ray``.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "ActorDiedError",
+    "ActorError",
+    "Error",
+    "GetTimeoutError",
+    "RayActorError",
+    "RayError",
+    "RayTaskError",
+    "RemoteTraceback",
+    "TaskCancelledError",
+    "TaskError",
+    "WorkerCrashedError",
+]
+
+
+class Error(Exception):
+    """Base class of every error raised by jupyter_actors itself."""
+
+
+class TaskError(Error):
+    """A remote call raised an exception.
+
+    ``get`` raises an instance of the remote exception's own class that is
+    also a ``TaskError``; its ``__cause__`` is a :class:`RemoteTraceback`
+    holding the traceback printed in the worker.
+    """
+
+    remote_traceback: str = ""
+    function_name: str = ""
+    pid: int | None = None
+
+    def __init__(self, message: str = "", *, remote_traceback: str = "",
+                 function_name: str = "", pid: int | None = None):
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+        self.function_name = function_name
+        self.pid = pid
+
+
+class RemoteTraceback(Exception):
+    """Carries the traceback text of an exception raised in a worker."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ActorError(Error):
+    """The actor could not run the call (it died, or never started)."""
+
+
+class ActorDiedError(ActorError):
+    """The actor process is gone: killed, crashed, exited, or failed in ``__init__``."""
+
+
+class WorkerCrashedError(Error):
+    """The process running a remote function died before returning."""
+
+
+class GetTimeoutError(Error, TimeoutError):
+    """``get`` gave up waiting; the call keeps running."""
+
+
+class TaskCancelledError(Error):
+    """The call was cancelled with ``cancel`` before it produced a result."""
+
+
+# Ray's names, so code written for Ray catches the same errors.
+RayError = Error
+RayTaskError = TaskError
+RayActorError = ActorError
