@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _driver, _refs
 from ._refs import DepArg, ObjectRef
-from ._serialization import EMPTY_ARGS_PAYLOAD, deserialize, serialize
+from ._serialization import EMPTY_ARGS_PAYLOAD, deserialize, serialize, serialize_definition
 from .exceptions import GetTimeoutError
 
 _runtime: _driver.Runtime | None = None
@@ -261,7 +261,19 @@ def _export(ref: ObjectRef) -> None:
     bucket.append(ref)
 
 
+def _resolve_returned_ref(ref_id: int):
+    """A worker returned a ref the driver passed it: find the driver's own future."""
+    rt = _runtime
+    for conn in list(rt.conns) if rt is not None else ():
+        ref = conn.pins.get(ref_id)
+        if ref is not None:
+            return ref._future
+    raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
+
+
 _refs.set_exporter(_export)
+if not _refs.IN_WORKER:
+    _refs.set_resolver(_resolve_returned_ref)
 
 
 def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
@@ -381,7 +393,7 @@ class ActorClass:
     def class_payload(self):
         with self._payload_lock:
             if self._payload is None:
-                self._payload = serialize(self._cls)
+                self._payload = serialize_definition(self._cls)
             return self._payload
 
     def __repr__(self) -> str:
@@ -575,7 +587,7 @@ class RemoteFunction:
     def function_payload(self):
         with self._payload_lock:
             if self._payload is None:
-                self._payload = serialize(self._function)
+                self._payload = serialize_definition(self._function)
             return self._payload
 
     def __repr__(self) -> str:

@@ -453,11 +453,18 @@ def fail_record(record, error: BaseException) -> None:
     record.error = error
     record.finished = record.finished or time.monotonic()
     _count(record)
-    for ref in record.refs:
+    refs, record.refs = record.refs, ()
+    for ref in refs:
         if not ref._future.done():
             ref._future.set_exception(error)
-    record.args_payload = record.deps = record.exported = None
+    release_inputs(record)
     tracer.record_finished(record)
+
+
+def release_inputs(record: CallRecord) -> None:
+    """A finished call keeps only its timings: drop what it held for sending."""
+    record.args_payload = record.deps = record.exported = None
+    record.target = record.target if record.kind != "init" else None
 
 
 def _count(record: CallRecord) -> None:
@@ -755,11 +762,12 @@ class Runtime:
                 return
         record.status = FINISHED
         _count(record)
-        for ref, payload, value in zip(record.refs, payloads, values):
+        refs, record.refs = record.refs, ()
+        for ref, payload, value in zip(refs, payloads, values):
             ref._payload = payload
             if not ref._future.done():
                 ref._future.set_result(value)
-        record.args_payload = record.deps = record.exported = None
+        release_inputs(record)
         tracer.record_finished(record)
 
     def _on_err(self, conn, message) -> None:
@@ -803,8 +811,10 @@ class Runtime:
         conn.owner.ready = True
         if record is not None:
             record.status = FINISHED
-            for ref in record.refs:
+            refs, record.refs = record.refs, ()
+            for ref in refs:
                 ref._future.set_result(None)
+            release_inputs(record)
 
     def _on_init_err(self, conn, message) -> None:
         actor = conn.owner

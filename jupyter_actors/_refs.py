@@ -119,9 +119,12 @@ class ObjectRef:
     def __reduce__(self):
         # A ref nested in an argument travels as its id; the worker looks the
         # value up through the driver when it needs it.
-        if _exporter is None:
-            raise TypeError("an ObjectRef can only be passed to remote calls made from the driver")
-        _exporter(self)
+        # Inside a worker every ref came from the driver, which still knows it.
+        if not IN_WORKER:
+            if _exporter is None:
+                raise TypeError("an ObjectRef can only be passed to remote calls made from "
+                                "the driver")
+            _exporter(self)
         return (_rebuild_ref, (self._id,))
 
 

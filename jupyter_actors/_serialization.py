@@ -15,10 +15,14 @@ Whatever is left when the runtime stops is removed with its session folder.
 """
 from __future__ import annotations
 
+import collections
+import io
+import linecache
 import mmap
 import os
 import pickle
 import tempfile
+import types
 import uuid
 import weakref
 from typing import Any
@@ -147,6 +151,52 @@ def deserialize(payload: Payload) -> Any:
         return pickle.loads(payload.blob)
     bufs = [b.open() if isinstance(b, ShmBuffer) else b for b in payload.buffers]
     return pickle.loads(payload.blob, buffers=bufs)
+
+
+def _code_reduce_keeping_filename(code: types.CodeType):
+    # cloudpickle (3.x) renames the file of code it pickles by value to
+    # "<dynamic-code>"; keep the real name so remote tracebacks point at the
+    # user's cell or file.
+    rebuild, args = cloudpickle.cloudpickle._code_reduce(code)
+    args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+    return rebuild, args
+
+
+class _DefinitionPickler(cloudpickle.Pickler):
+    dispatch_table = collections.ChainMap({types.CodeType: _code_reduce_keeping_filename},
+                                          cloudpickle.Pickler.dispatch_table)
+
+
+def _source_files(obj) -> set:
+    """The files holding the code of a function or of a class's methods."""
+    files = set()
+    members = vars(obj).values() if isinstance(obj, type) else [obj]
+    for member in members:
+        fn = getattr(member, "__func__", member)
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            files.add(code.co_filename)
+    return files
+
+
+def serialize_definition(obj) -> Payload:
+    """Pickle a class or function with the source lines of its file, so that a
+    worker's tracebacks show the user's lines, even for code typed in a cell."""
+    sources = {}
+    for filename in _source_files(obj):
+        lines = linecache.getlines(filename)
+        if lines and not os.path.exists(filename):
+            sources[filename] = lines
+    out = io.BytesIO()
+    _DefinitionPickler(out, protocol=PROTOCOL).dump((obj, sources))
+    return Payload(out.getvalue())
+
+
+def deserialize_definition(payload: Payload):
+    obj, sources = deserialize(payload)
+    for filename, lines in sources.items():
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    return obj
 
 
 NONE_PAYLOAD = serialize(None)

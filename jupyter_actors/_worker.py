@@ -35,7 +35,8 @@ import time
 import traceback
 
 from . import _protocol, _refs
-from ._serialization import (NONE_PAYLOAD, deserialize, serialize, set_session_dir)
+from ._serialization import (NONE_PAYLOAD, deserialize, deserialize_definition, serialize,
+                             set_session_dir)
 
 current_call: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_call", default=None)
 
@@ -493,7 +494,7 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
                      daemon=True, name="reader").start()
     token = current_call.set(init_id)
     try:
-        cls = deserialize(cls_payload)
+        cls = deserialize_definition(cls_payload)
         args, kwargs = load_arguments(Call(init_id, None, init_args, init_deps, 1, name))
         instance = cls(*args, **kwargs)
     except BaseException as exc:
@@ -518,7 +519,7 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     def resolve(func_id):
         fn = functions.get(func_id)
         if fn is None:
-            fn = functions[func_id] = deserialize(worker.functions_pending.pop(func_id))
+            fn = functions[func_id] = deserialize_definition(worker.functions_pending.pop(func_id))
         return fn
 
     executor = SyncExecutor(worker, 1, resolve)
