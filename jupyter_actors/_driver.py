@@ -30,6 +30,7 @@ import weakref
 
 from . import _errors, _protocol, _refs
 from ._output import OutputRouter
+from ._trace import tracer
 from ._serialization import deserialize, serialize, session_dir_root, set_session_dir
 from .exceptions import (ActorDiedError, TaskCancelledError, TaskError, WorkerCrashedError)
 
@@ -190,6 +191,7 @@ class ActorState:
         return self.conn.pid if self.conn else None
 
     def submit(self, record: CallRecord) -> None:
+        tracer.record_submitted(record)
         with self.lock:
             if not self.alive:
                 fail_record(record, self.death)
@@ -339,6 +341,7 @@ class TaskPool:
         self.functions[func_id] = payload
 
     def submit(self, record: CallRecord) -> None:
+        tracer.record_submitted(record)
         if record.deps and not record.deps_ready():
             remaining = [len(record.deps)]
             lock = threading.Lock()
@@ -473,24 +476,6 @@ def _count(record: CallRecord) -> None:
         owner.counts[record.status] += 1
 
 
-class Tracer:
-    """Keeps the timing of recent calls and tells listeners as calls start and end."""
-
-    def __init__(self, capacity: int = 200_000):
-        self.finished: collections.deque = collections.deque(maxlen=capacity)
-        self.listeners: list = []
-
-    def record_started(self, record: CallRecord) -> None:
-        for listener in self.listeners:
-            listener("start", record)
-
-    def record_finished(self, record: CallRecord) -> None:
-        self.finished.append(record)
-        for listener in self.listeners:
-            listener("finish", record)
-
-
-tracer = Tracer()
 
 
 # -- runtime ------------------------------------------------------------------
