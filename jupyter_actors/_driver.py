@@ -196,6 +196,11 @@ class ActorState:
             if not self.alive:
                 fail_record(record, self.death)
                 return
+            if self.killed:
+                fail_record(record, ActorDiedError(
+                    f"The actor {self.class_name} (pid={self.pid}) was killed by "
+                    f"jupyter_actors.kill()."))
+                return
             self.queue.append(record)
             self._pump()
 
@@ -293,6 +298,7 @@ class ActorState:
             if not self.alive:
                 return
             self.killed = True
+            self.runtime.forget_name(self)
             conn = self.conn
             if conn is None:
                 lost = [r for r in self.queue if r is not _EXIT_MARKER]

@@ -64,11 +64,13 @@ class ObjectRef:
         return self._future.done()
 
     def __await__(self):
-        return asyncio.wrap_future(self._future).__await__()
+        # Wrap a copy: cancelling the awaiting task (asyncio.wait_for timing
+        # out) must not cancel the ref that get() and other awaiters share.
+        return asyncio.wrap_future(self.future()).__await__()
 
     def as_future(self) -> asyncio.Future:
         """An ``asyncio.Future`` in the running loop (Ray's ``ObjectRef.as_future``)."""
-        return asyncio.wrap_future(self._future)
+        return asyncio.wrap_future(self.future())
 
     # -- enough of asyncio.Future for asyncio.wait([ref, ...]) on 3.11+ ------
     # (asyncio.wait no longer wraps awaitables there; it calls these directly.)

@@ -142,7 +142,9 @@ def serialize(value: Any, handoff: bool = False) -> Payload:
         if raw.nbytes >= SHM_THRESHOLD:
             out.append(ShmBuffer.create(raw, handoff))
         else:
-            out.append(raw)
+            # Copied now: the value is captured at call time, even if the
+            # frame is sent later and the caller mutates it meanwhile.
+            out.append(bytearray(raw))
     return Payload(blob, tuple(out))
 
 

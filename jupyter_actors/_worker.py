@@ -19,6 +19,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import _thread
 import ctypes
 import heapq
 import inspect
@@ -229,6 +230,10 @@ class SyncExecutor:
         self.cancelled: set = set()
         self.running: set = set()
         self.lock = threading.Lock()
+        # Remote functions run in the main thread and can be interrupted there;
+        # actor calls cannot (their state could be left half-changed).
+        self.interruptible = False
+        self.interrupt_target = None
 
     def submit(self, calls) -> None:
         for call in calls:
@@ -238,6 +243,17 @@ class SyncExecutor:
         with self.lock:
             if call_id not in self.running:
                 self.cancelled.add(call_id)
+            elif self.interruptible:
+                self.interrupt_target = call_id
+                _thread.interrupt_main(signal.SIGINT)
+
+    def on_sigint(self, signum, frame) -> None:
+        """Raise KeyboardInterrupt in the running call only if that call was cancelled."""
+        with self.lock:
+            hit = self.interrupt_target is not None and self.interrupt_target in self.running
+            self.interrupt_target = None
+        if hit:
+            raise KeyboardInterrupt("cancelled")
 
     def stop(self) -> None:
         self.queue.put(_EXIT)
@@ -270,9 +286,13 @@ class SyncExecutor:
                 continue
             try:
                 self._run(call, slot)
+            except KeyboardInterrupt:
+                pass  # a cancel that landed just after the call ended
             finally:
                 with self.lock:
                     self.running.discard(call.call_id)
+                    if self.interrupt_target == call.call_id:
+                        self.interrupt_target = None
 
     def _run(self, call: Call, slot: int) -> None:
         worker = self.worker
@@ -523,6 +543,8 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         return fn
 
     executor = SyncExecutor(worker, 1, resolve)
+    executor.interruptible = True
+    signal.signal(signal.SIGINT, executor.on_sigint)
     worker.executor = executor
 
     def make_call(msg):

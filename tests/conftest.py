@@ -1,0 +1,41 @@
+"""Shared fixtures: every test ends with the runtime shut down and no worker left behind."""
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+import jupyter_actors as ray
+from tests.helpers import FileEvent
+
+
+def _our_workers() -> list:
+    me = psutil.Process()
+    found = []
+    for child in me.children(recursive=False):
+        try:
+            if "jupyter_actors._worker" in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_orphan_workers():
+    """Fail a test that leaves worker processes behind after shutdown()."""
+    yield
+    ray.shutdown()
+    deadline = time.monotonic() + 10
+    left = _our_workers()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = _our_workers()
+    assert not left, f"worker processes left behind: {[p.pid for p in left]}"
+
+
+@pytest.fixture
+def events(tmp_path):
+    """Factory of FileEvents in this test's temporary folder."""
+    return lambda name: FileEvent(tmp_path / name)

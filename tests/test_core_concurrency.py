@@ -1,0 +1,162 @@
+"""Async and threaded actors interleave exactly as the seed tutorial shows.
+
+Concurrency is proven with events and barriers inside the actors: a call that
+needs N calls in flight at once waits for them, so a runtime that runs fewer
+concurrently makes the test fail at its guard timeout instead of passing by luck.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import jupyter_actors as ray
+from tests.helpers import GUARD
+
+
+@ray.remote
+class Rendezvous:
+    """An async actor whose calls each wait until `group` calls are in flight together."""
+
+    def __init__(self, group: int):
+        self.group = group
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.arrived = 0
+        self.released = {}
+
+    async def run(self, label: str = "") -> int:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        print("started")
+        batch = self.arrived // self.group
+        self.arrived += 1
+        event = self.released.setdefault(batch, asyncio.Event())
+        if self.arrived % self.group == 0:
+            event.set()
+        await asyncio.wait_for(event.wait(), 30)
+        print("ended")
+        self.in_flight -= 1
+        return batch
+
+    def stats(self) -> int:
+        return self.max_in_flight
+
+
+def test_four_calls_all_start_before_any_finishes(capfd):
+    """Seed: 4 x run_concurrent print 4 "started" then 4 "finished"."""
+    actor = Rendezvous.remote(4)
+    assert ray.get([actor.run.remote() for _ in range(4)], timeout=GUARD) == [0, 0, 0, 0]
+    lines = capfd.readouterr().out.splitlines()
+    assert [line.split(") ", 1)[1] for line in lines] == ["started"] * 4 + ["ended"] * 4
+    pid = actor._state.pid
+    assert all(line.startswith(f"(Rendezvous pid={pid}) ") for line in lines)
+    assert ray.get(actor.stats.remote(), timeout=GUARD) == 4
+
+
+def test_five_tasks_start_at_once():
+    actor = Rendezvous.remote(5)
+    ray.get([actor.run.remote() for _ in range(5)], timeout=GUARD)
+    assert ray.get(actor.stats.remote(), timeout=GUARD) == 5
+
+
+def test_max_concurrency_two_runs_eight_calls_two_at_a_time(capfd):
+    """Seed: started, started, ended, ended, four times over, never three in flight."""
+    actor = Rendezvous.options(max_concurrency=2).remote(2)
+    batches = ray.get([actor.run.remote() for _ in range(8)], timeout=GUARD)
+    assert batches == [0, 0, 1, 1, 2, 2, 3, 3]
+    words = [line.split(") ", 1)[1] for line in capfd.readouterr().out.splitlines()]
+    assert words == ["started", "started", "ended", "ended"] * 4
+    assert ray.get(actor.stats.remote(), timeout=GUARD) == 2
+
+
+def test_sync_methods_of_an_async_actor_run_on_its_event_loop():
+    @ray.remote
+    class Mixed:
+        async def loop_thread(self):
+            return threading.get_ident()
+
+        def sync_thread(self):
+            asyncio.get_running_loop()  # raises if not on the loop
+            return threading.get_ident()
+
+    actor = Mixed.remote()
+    assert ray.get(actor.sync_thread.remote(), timeout=GUARD) == \
+        ray.get(actor.loop_thread.remote(), timeout=GUARD)
+
+
+@ray.remote
+class Recorder:
+    """A threaded actor that records the order calls ran in and the most at once."""
+
+    def __init__(self, parties: int = 0):
+        self.order = []
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(parties) if parties else None
+
+    def step(self, i: int) -> int:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.order.append(i)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)
+        with self.lock:
+            self.running -= 1
+        return threading.get_ident()
+
+    def report(self):
+        return self.order, self.most
+
+
+def test_threaded_actor_default_runs_calls_one_at_a_time_in_submission_order():
+    actor = Recorder.remote()
+    ray.get([actor.step.remote(i) for i in range(100)], timeout=GUARD)
+    order, most = ray.get(actor.report.remote(), timeout=GUARD)
+    assert order == list(range(100)) and most == 1
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_threaded_actor_with_max_concurrency_runs_n_calls_in_parallel_threads(n):
+    """A barrier of n parties inside the method passes only if n calls run at once."""
+    actor = Recorder.options(max_concurrency=n).remote(n)
+    threads = ray.get([actor.step.remote(i) for i in range(2 * n)], timeout=GUARD)
+    assert len(set(threads)) == n
+    assert ray.get(actor.report.remote(), timeout=GUARD)[1] == n
+
+
+def test_seed_threaded_actor_example(capfd):
+    @ray.remote
+    class ThreadedActor:
+        def task_1(self): print("I'm running in a thread!")
+        def task_2(self): print("I'm running in another thread!")
+
+    a = ThreadedActor.options(max_concurrency=2).remote()
+    assert ray.get([a.task_1.remote(), a.task_2.remote()], timeout=GUARD) == [None, None]
+    out = capfd.readouterr().out
+    assert "(ThreadedActor pid=" in out
+    assert sorted(line.split(") ", 1)[1] for line in out.splitlines()) == \
+        ["I'm running in a thread!", "I'm running in another thread!"]
+
+
+def test_remote_functions_run_in_parallel_workers():
+    """With two workers in the pool, two tasks meet at a barrier they could not pass alone."""
+    ray.init(num_cpus=2)
+
+    @ray.remote
+    def meet(path_prefix, i):
+        import os
+        import time
+        from tests.helpers import FileEvent
+        FileEvent(f"{path_prefix}-{i}").set()
+        other = FileEvent(f"{path_prefix}-{1 - i}")
+        return other.wait(30), os.getpid()
+
+    import tempfile
+    prefix = tempfile.mktemp()
+    (ok0, pid0), (ok1, pid1) = ray.get([meet.remote(prefix, 0), meet.remote(prefix, 1)],
+                                       timeout=GUARD)
+    assert ok0 and ok1 and pid0 != pid1
