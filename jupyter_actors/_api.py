@@ -476,6 +476,15 @@ class ActorHandle:
         status = "alive" if s.alive else "dead"
         return f"Actor({s.class_name}, pid={s.pid}, {status})"
 
+    # Notebook display (a snapshot of the state): see _display.
+    def _repr_html_(self) -> str:
+        from ._display import actor_html
+        return actor_html(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        from ._display import actor_text
+        p.text(actor_text(self))
+
     def __reduce__(self):
         raise TypeError("Actor handles cannot be passed to other actors or remote functions "
                         "yet; call the actor from the driver and pass the results instead.")
@@ -673,17 +682,20 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
         raise ValueError("wait() requires a list of unique ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
-    done = threading.Condition()
-    count = [0]
-
-    def one(_f):
-        with done:
-            count[0] += 1
-            done.notify_all()
-    for r in refs:
-        r._future.add_done_callback(one)
-    with done:
-        done.wait_for(lambda: count[0] >= num_returns, timeout)
+    # concurrent.futures.wait registers and removes its own waiters, so polling
+    # wait() in a loop leaves nothing behind on the futures.
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    pending = [r._future for r in refs if not r._future.done()]
+    need = num_returns - (len(refs) - len(pending))
+    while need > 0 and pending:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        when = (concurrent.futures.ALL_COMPLETED if need >= len(pending)
+                else concurrent.futures.FIRST_COMPLETED)
+        done, not_done = concurrent.futures.wait(pending, remaining, when)
+        if not done:
+            break
+        need -= len(done)
+        pending = list(not_done)
     ready = [r for r in refs if r._future.done()][:num_returns]
     chosen = set(ready)
     return ready, [r for r in refs if r not in chosen]

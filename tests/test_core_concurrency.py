@@ -62,12 +62,18 @@ def test_five_tasks_start_at_once():
 
 
 def test_max_concurrency_two_runs_eight_calls_two_at_a_time(capfd):
-    """Seed: started, started, ended, ended, four times over, never three in flight."""
+    """Seed: calls run in pairs, in submission order, never three in flight.
+
+    (The exact started/started/ended/ended text of the seed, which comes from
+    equal sleeps, is checked on the seed's own code in test_demo.py.)
+    """
     actor = Rendezvous.options(max_concurrency=2).remote(2)
     batches = ray.get([actor.run.remote() for _ in range(8)], timeout=GUARD)
     assert batches == [0, 0, 1, 1, 2, 2, 3, 3]
     words = [line.split(") ", 1)[1] for line in capfd.readouterr().out.splitlines()]
-    assert words == ["started", "started", "ended", "ended"] * 4
+    in_flight = [words[:i + 1].count("started") - words[:i + 1].count("ended")
+                 for i in range(len(words))]
+    assert words[:2] == ["started", "started"] and max(in_flight) == 2 and in_flight[-1] == 0
     assert ray.get(actor.stats.remote(), timeout=GUARD) == 2
 
 

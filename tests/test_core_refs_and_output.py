@@ -65,12 +65,17 @@ def test_seed_objectrefs_as_asyncio_futures():
     assert asyncio.run(main()) == "ok"
 
 
-def test_asyncio_wait_first_completed_returns_the_refs_themselves():
+def test_asyncio_wait_takes_refs_directly():
+    """On 3.11+ asyncio.wait returns the refs themselves (3.10 wraps them in tasks)."""
     async def main():
         refs = [some_task.remote() for _ in range(3)]
         done, pending = await asyncio.wait(refs, timeout=GUARD,
                                            return_when=asyncio.ALL_COMPLETED)
-        assert done == set(refs) and not pending
+        assert not pending and [d.result() for d in done] == [1, 1, 1]
+        if sys.version_info >= (3, 11):
+            assert done == set(refs)
+        first, rest = await asyncio.wait(refs, return_when=asyncio.FIRST_COMPLETED)
+        assert len(first) == 3 and not rest  # all were already done
     asyncio.run(main())
 
 
