@@ -112,6 +112,15 @@ class ObjectRef:
     def __repr__(self) -> str:
         return f"ObjectRef({self.hex()})"
 
+    # Notebook display (a snapshot of the state): see _display.
+    def _repr_html_(self) -> str:
+        from ._display import ref_html
+        return ref_html(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        from ._display import ref_text
+        p.text(ref_text(self))
+
     def __hash__(self) -> int:
         return hash(self._id)
 

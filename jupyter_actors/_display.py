@@ -1,0 +1,159 @@
+"""How actor handles, ObjectRefs and the ``%actors`` table look in a notebook.
+
+Each repr is a snapshot taken when it is displayed: nothing updates behind the
+user's back. HTML for the notebook, short plain text for everything else.
+"""
+from __future__ import annotations
+
+import html
+import reprlib
+
+from . import _driver
+
+_preview = reprlib.Repr()
+_preview.maxstring = 60
+_preview.maxother = 60
+_preview.maxlist = _preview.maxtuple = _preview.maxdict = _preview.maxset = 8
+
+_COLOURS = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41",
+            "running": "#1565c0", "queued": "#757575", "alive": "#2e7d32", "dead": "#c62828"}
+
+
+# -- ObjectRef ------------------------------------------------------------------
+
+def ref_state(ref) -> tuple:
+    """(state, detail): state is queued / running / done / failed / cancelled."""
+    future = ref._future
+    if not future.done():
+        owner = ref._owner
+        running = owner is not None and owner.status == _driver.RUNNING
+        return ("running" if running else "queued"), ""
+    if future.cancelled():
+        return "cancelled", ""
+    error = future.exception()
+    if error is not None:
+        from .exceptions import TaskCancelledError
+        state = "cancelled" if isinstance(error, TaskCancelledError) else "failed"
+        return state, _one_line_error(error)
+    return "done", value_preview(future.result())
+
+
+def ref_label(ref) -> str:
+    owner = ref._owner
+    return owner.label if owner is not None else "put"
+
+
+def ref_text(ref) -> str:
+    state, detail = ref_state(ref)
+    tail = f": {detail}" if detail else ""
+    return f"ObjectRef(#{ref._id} {ref_label(ref)}, {state}{tail})"
+
+
+def ref_html(ref) -> str:
+    state, detail = ref_state(ref)
+    detail_html = f" <code>{html.escape(detail)}</code>" if detail else ""
+    return (f"<span class='jupyter-actors-ref'><b>ObjectRef</b> #{ref._id} "
+            f"<code>{html.escape(ref_label(ref))}</code> {_badge(state)}{detail_html}</span>")
+
+
+def value_preview(value) -> str:
+    try:
+        return _preview.repr(value)
+    except Exception as exc:  # a broken __repr__ must not break the display
+        return f"<{type(value).__name__} object; repr failed: {type(exc).__name__}>"
+
+
+def _one_line_error(error: BaseException) -> str:
+    message = str(error).strip().splitlines()
+    first = message[0] if message else ""
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# -- ActorHandle ------------------------------------------------------------------
+
+def actor_text(handle) -> str:
+    row = handle._state.describe()
+    return f"Actor({_summary(row)})"
+
+
+def actor_html(handle) -> str:
+    row = handle._state.describe()
+    name = f" <code>{html.escape(row['name'])}</code>" if row["name"] else ""
+    death = (f"<br><small>{html.escape(row['death'])}</small>"
+             if row["death"] else "")
+    return (f"<div class='jupyter-actors-actor'><b>{html.escape(row['class_name'])}</b>{name} "
+            f"{_badge('alive' if row['alive'] else 'dead')} "
+            f"<small>{row['kind']} actor · pid {row['pid'] if row['pid'] else '–'} · "
+            f"max_concurrency {row['max_concurrency']} · running {row['running']} · "
+            f"queued {row['queued']} · done {row['done']} · failed {row['failed']}</small>"
+            f"{death}</div>")
+
+
+def _summary(row: dict) -> str:
+    parts = [row["class_name"]]
+    if row["name"]:
+        parts.append(f"name={row['name']!r}")
+    parts += [f"pid={row['pid']}", row["kind"], f"max_concurrency={row['max_concurrency']}",
+              f"running={row['running']}", f"queued={row['queued']}", f"done={row['done']}",
+              f"failed={row['failed']}", "alive" if row["alive"] else "dead"]
+    return ", ".join(parts)
+
+
+# -- %actors ------------------------------------------------------------------------
+
+COLUMNS = ("class", "name", "pid", "kind", "max_concurrency", "running", "queued", "done",
+           "failed", "status")
+
+
+class ActorTable:
+    """The live actors of the runtime when ``%actors`` ran (dead ones still referenced too)."""
+
+    def __init__(self, rows: list):
+        self.rows = rows
+
+    @classmethod
+    def snapshot(cls, runtime) -> "ActorTable":
+        states = sorted(list(runtime.actors) if runtime is not None else [],
+                        key=lambda s: s.created)
+        return cls([s.describe() for s in states])
+
+    def _cells(self, row: dict) -> list:
+        status = "alive" if row["alive"] else f"dead: {row['death'] or 'unknown cause'}"
+        return [row["class_name"], row["name"] or "", str(row["pid"] or ""), row["kind"],
+                str(row["max_concurrency"]), str(row["running"]), str(row["queued"]),
+                str(row["done"]), str(row["failed"]), status]
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return "No actors."
+        table = [list(COLUMNS)] + [self._cells(r) for r in self.rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS) - 1)]
+        lines = []
+        for line in table:
+            cells = [c.ljust(w) for c, w in zip(line, widths)] + [line[-1]]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return "<p><i>No actors.</i></p>"
+        head = "".join(f"<th>{c}</th>" for c in COLUMNS)
+        body = []
+        for row in self.rows:
+            cells = [html.escape(c) for c in self._cells(row)[:-1]]
+            status = _badge("alive" if row["alive"] else "dead")
+            if row["death"]:
+                status += f" <small>{html.escape(row['death'])}</small>"
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+                        + f"<td style='text-align:left'>{status}</td></tr>")
+        return (f"<table class='jupyter-actors-table'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _badge(state: str) -> str:
+    colour = _COLOURS.get(state, "#757575")
+    return (f"<span style='color:{colour};font-weight:bold'>{html.escape(state)}</span>")
