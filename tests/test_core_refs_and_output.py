@@ -79,6 +79,24 @@ def test_asyncio_wait_takes_refs_directly():
     asyncio.run(main())
 
 
+def test_a_timed_out_await_leaves_the_ref_usable(events):
+    """asyncio.wait_for cancels its own wrapper, never the ref that others share."""
+    @ray.remote
+    def gated(path):
+        from tests.helpers import FileEvent
+        return FileEvent(path).wait(30)
+
+    gate = events("gate")
+    ref = gated.remote(gate.path)
+
+    async def impatient():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ref, 0.05)
+    asyncio.run(impatient())
+    gate.set()
+    assert ray.get(ref, timeout=GUARD) is True
+
+
 def test_seed_objectrefs_as_concurrent_futures():
     refs = [some_task.remote() for _ in range(4)]
     futs = [ref.future() for ref in refs]
