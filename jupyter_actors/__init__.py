@@ -13,6 +13,7 @@ from ._api import (ActorClass, ActorHandle, ActorMethod, RemoteFunction, availab
                    cancel, cluster_resources, get, get_actor, init, is_initialized, kill,
                    method, put, remote, shutdown, wait)
 from ._refs import ObjectRef
+from .tracing import timeline
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "unload_ipython_extension",
     "wait",
 ]

@@ -642,6 +642,7 @@ def _check_not_in_async_actor(what: str) -> None:
 
 def get(refs, *, timeout: float | None = None):
     """The value of a ref, or a list of values for a list of refs; raises the call's error."""
+    __tracebackhide__ = True  # IPython and pytest show the user's frame, not ours
     _check_not_in_async_actor("get")
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     if isinstance(refs, ObjectRef):
@@ -662,6 +663,7 @@ _get_progress = None
 
 
 def _get_one(ref: ObjectRef, deadline, timeout, total: int):
+    __tracebackhide__ = True
     remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
     try:
         return ref._future.result(remaining)

@@ -43,7 +43,7 @@ class CallRecord:
     __slots__ = ("call_id", "kind", "label", "target", "owner", "refs", "context",
                  "args_payload", "deps", "num_returns", "retries_left", "submitted",
                  "started", "finished", "slot", "status", "pid", "conn", "waiting",
-                 "exported", "error", "__weakref__")
+                 "exported", "error", "cancel_requested", "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
                  context, exported=None, retries=0):
@@ -68,6 +68,7 @@ class CallRecord:
         self.conn = None
         self.waiting = False
         self.error = None
+        self.cancel_requested = False
 
     def deps_ready(self) -> bool:
         return all(d._future.done() for d in self.deps)
@@ -324,7 +325,10 @@ class ActorState:
                 "max_concurrency": self.max_concurrency, "running": running,
                 "queued": queued, "done": self.counts[FINISHED],
                 "failed": self.counts[FAILED] + self.counts[CANCELLED],
-                "alive": self.alive, "death": str(self.death) if self.death else None}
+                # Killed counts as dead at once, before the I/O thread sees the exit.
+                "alive": self.alive and not self.killed,
+                "death": (str(self.death) if self.death else
+                          "killed by jupyter_actors.kill()" if self.killed else None)}
 
 
 _EXIT_MARKER = object()
@@ -599,7 +603,12 @@ class Runtime:
                 [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
                  str(os.getpid())],
                 pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                cwd=os.getcwd())
+                cwd=os.getcwd(),
+                # Its own process group: a kernel interrupt (SIGINT to the
+                # kernel's group) must not kill a worker still starting up,
+                # before it ignores SIGINT. EOF and the parent-death signal
+                # still end it with the driver.
+                start_new_session=True)
         finally:
             child.close()
         parent.setblocking(False)
@@ -667,16 +676,16 @@ class Runtime:
 
     def _read(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(1 << 20)
+            messages = conn.decoder.read(conn.sock)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
+            messages = None
+        if messages is None:
             self._on_exit(conn)
             return
         handlers = self._handlers
-        for message in conn.decoder.feed(data):
+        for message in messages:
             try:
                 handlers[message[0]](conn, message)
             except Exception as exc:  # a bug here must not stop the I/O thread
@@ -770,7 +779,13 @@ class Runtime:
         if record.status == CANCELLED:
             tracer.record_finished(record)
             return
-        fail_record(record, _errors.remote_exception(error, record.label, conn.pid))
+        remote = _errors.remote_exception(error, record.label, conn.pid)
+        if record.cancel_requested:  # the interrupt surfaced as an exception
+            cancelled = TaskCancelledError(f"{record.label} was interrupted while running.")
+            cancelled.__cause__ = remote
+            fail_record(record, cancelled)
+            return
+        fail_record(record, remote)
 
     def _on_cancelled(self, conn, message) -> None:
         record = self._finish(conn, message[1])
@@ -779,8 +794,12 @@ class Runtime:
         record.finished = message[2]
         if record.status == CANCELLED:
             tracer.record_finished(record)
+        elif record.started is None:
+            fail_record(record, TaskCancelledError(
+                f"{record.label} was cancelled before it started."))
         else:
-            fail_record(record, TaskCancelledError(f"{record.label} was cancelled."))
+            fail_record(record, TaskCancelledError(
+                f"{record.label} was interrupted while running."))
 
     def _on_out(self, conn, message) -> None:
         if not self.log_to_driver:
@@ -802,10 +821,12 @@ class Runtime:
         conn.owner.ready = True
         if record is not None:
             record.status = FINISHED
+            record.finished = time.monotonic()
             refs, record.refs = record.refs, ()
             for ref in refs:
                 ref._future.set_result(None)
             release_inputs(record)
+            tracer.record_finished(record)  # else it stays in tracer.active for ever
 
     def _on_init_err(self, conn, message) -> None:
         actor = conn.owner
@@ -846,24 +867,32 @@ class Runtime:
 
     # -- cancel ------------------------------------------------------------------
     def cancel(self, record: CallRecord, force: bool) -> None:
-        if record.status in (FINISHED, FAILED, CANCELLED):
+        if record.status in (FINISHED, FAILED, CANCELLED) or record.cancel_requested:
             return
         conn = record.conn
-        if record.status == RUNNING:
-            if isinstance(record.owner, ActorState) and not record.owner.is_async:
-                detail = ("was running; a threaded actor's call is not interrupted "
-                          "and runs to its end")
-            else:
-                detail = "was interrupted while running"
-        else:
-            detail = "was cancelled before it started"
-        fail_record(record, TaskCancelledError(f"{record.label} {detail}."))
-        if conn is None:
-            return  # still queued in the driver: its owner skips it
+        if conn is None:  # still queued in the driver: its owner skips it
+            fail_record(record, TaskCancelledError(
+                f"{record.label} was cancelled before it started."))
+            return
         if force and isinstance(record.owner, TaskPool):
+            fail_record(record, TaskCancelledError(
+                f"{record.label} was cancelled: its worker was killed (force=True)."))
             self.kill_process(conn)
-        else:
+            return
+        if isinstance(record.owner, ActorState) and not record.owner.is_async:
+            # A threaded actor's call cannot be interrupted, and one queued in
+            # the worker would only be skipped after the running ones: fail it now.
+            detail = ("was running; a threaded actor's call is not interrupted and runs "
+                      "to its end" if record.status == RUNNING else
+                      "was cancelled before it started")
+            fail_record(record, TaskCancelledError(f"{record.label} {detail}."))
             conn.send(("cancel", record.call_id))
+            return
+        # Async calls and remote functions are interrupted in the worker; the
+        # ref fails when the worker reports it, so whatever the call printed
+        # while being cancelled (a finally: block) still comes first.
+        record.cancel_requested = True
+        conn.send(("cancel", record.call_id))
 
     # -- shutdown -------------------------------------------------------------
     def shutdown(self) -> None:

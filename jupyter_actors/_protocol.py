@@ -55,17 +55,71 @@ def encode(message: tuple) -> list:
 
 
 class FrameDecoder:
-    """Accumulates bytes from a stream and yields complete messages."""
+    """Reads a stream into one reusable buffer and yields complete messages.
+
+    ``read(sock)`` receives straight into the buffer (no fresh bytes object,
+    so no allocator churn per message); a frame larger than the buffer grows
+    it to the frame's size so the frame is received in place.
+    """
+
+    _CHUNK = 1 << 18          # receive size, and the size the buffer returns to
+    _KEEP = 4 << 20           # a grown buffer larger than this is let go when empty
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray(self._CHUNK)
+        self._start = 0       # first unparsed byte
+        self._end = 0         # end of received bytes
 
-    def feed(self, data: bytes) -> list:
-        buf = self._buf
-        buf += data
+    def read(self, sock) -> list | None:
+        """Receive once from ``sock``: the complete messages, or None at end of file.
+
+        Raises what ``recv_into`` raises (BlockingIOError on a non-blocking socket).
+        """
+        self._make_room()
+        n = sock.recv_into(memoryview(self._buf)[self._end:])
+        if not n:
+            return None
+        self._end += n
+        return self._parse()
+
+    def feed(self, data) -> list:
+        """Add bytes received elsewhere; the complete messages."""
+        data = memoryview(data).cast("B")
+        if len(self._buf) - self._end < data.nbytes:
+            self._make_room(data.nbytes)
+        self._buf[self._end:self._end + data.nbytes] = data
+        self._end += data.nbytes
+        return self._parse()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._end - self._start
+
+    def _make_room(self, at_least: int = 0) -> None:
+        buf, start, end = self._buf, self._start, self._end
+        if start == end:
+            start = end = self._start = self._end = 0
+            if len(buf) > self._KEEP:
+                buf = self._buf = bytearray(self._CHUNK)
+        need = max(at_least, self._CHUNK // 4)
+        if end - start >= 8:
+            # Room for the whole frame that is arriving, so it lands in place.
+            (body_len,) = _LEN.unpack_from(buf, start)
+            need = max(need, 8 + body_len - (end - start))
+        if len(buf) - end >= need:
+            return
+        pending = end - start
+        if start and len(buf) - pending >= need:
+            buf[:pending] = buf[start:end]
+        else:
+            grown = bytearray(max(pending + need, self._CHUNK))
+            grown[:pending] = buf[start:end]
+            self._buf = grown
+        self._start, self._end = 0, pending
+
+    def _parse(self) -> list:
+        buf, offset, size = self._buf, self._start, self._end
         messages = []
-        offset = 0
-        size = len(buf)
         while size - offset >= 8:
             (body_len,) = _LEN.unpack_from(buf, offset)
             end = offset + 8 + body_len
@@ -73,23 +127,19 @@ class FrameDecoder:
                 break
             messages.append(_decode_body(buf, offset + 8, end))
             offset = end
-        if offset:
-            del buf[:offset]
+        self._start = offset
         return messages
-
-    @property
-    def pending_bytes(self) -> int:
-        return len(self._buf)
 
 
 def _decode_body(buf: bytearray, start: int, end: int):
     (n,) = _COUNT.unpack_from(buf, start)
-    lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
     pos = start + 4 + 8 * n
     if n == 1:
-        return pickle.loads(buf[pos:pos + lengths[0]])
+        with memoryview(buf) as view:
+            return pickle.loads(view[pos:end])
+    lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
     # Out-of-band parts are copied out once, into writable memory, so the
-    # accumulation buffer can be reused and arrays built on them are writable.
+    # receive buffer can be reused and arrays built on them are writable.
     body = buf[pos:end]
     view = memoryview(body)
     parts = []

@@ -437,12 +437,11 @@ def read_messages(sock: socket.socket, decoder: _protocol.FrameDecoder, early=()
         yield list(early)
     while True:
         try:
-            data = sock.recv(1 << 18)
+            batch = decoder.read(sock)
         except OSError:
             return
-        if not data:
+        if batch is None:
             return
-        batch = decoder.feed(data)
         if batch:
             yield batch
 
