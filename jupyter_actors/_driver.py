@@ -737,6 +737,10 @@ class Runtime:
 
     def _finish(self, conn, call_id):
         record = conn.pending.pop(call_id, None)
+        if record is not None:
+            # The worker is done with it; the trace keeps the record a while,
+            # so it must not keep the worker's connection or the cell alive.
+            record.conn = record.context = None
         if record is not None and isinstance(record.owner, TaskPool):
             record.owner.call_done(conn)
         return record

@@ -64,7 +64,8 @@ class Tracer:
 
     def remove_listener(self, listener) -> None:
         with self._lock:
-            self.listeners = tuple(x for x in self.listeners if x is not listener)
+            # ==, not "is": a bound method is a new object each time it is looked up.
+            self.listeners = tuple(x for x in self.listeners if x != listener)
 
     def snapshot(self) -> list:
         """Every call still known, finished ones first, oldest first.

@@ -27,6 +27,7 @@ import io
 import itertools
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
@@ -47,16 +48,71 @@ _EXIT = object()
 # -- channel ----------------------------------------------------------------
 
 class Channel:
-    """The worker's end of the socket: thread-safe sends, one reader."""
+    """The worker's end of the socket: thread-safe sends, one reader.
+
+    ``send_soon`` holds a frame back so that it travels with the next one (a
+    short call's "start" and its result then cost one write, and wake the
+    driver once). Held frames always go out before any later frame, and the
+    reader thread sends them when nothing else did within ``HOLD``: it waits
+    for input in polls that end by then (``wait_readable``).
+    """
+
+    HOLD = 0.002              # longest a frame is held back, in seconds
+    MAX_POLL = 1.0            # the reader's poll when the worker is quiet
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.lock = threading.Lock()
+        self.held = bytearray()
+        self.poll = self.HOLD
+        self.flush_by = float("inf")   # when the reader's current poll ends
 
     def send(self, message: tuple) -> None:
         parts = _protocol.encode(message)
         with self.lock:
+            if self.held:
+                parts = [bytes(self.held)] + parts
+                self.held.clear()
             _sendmsg_all(self.sock, parts)
+
+    def send_soon(self, message: tuple) -> None:
+        """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
+        parts = _protocol.encode(message)
+        with self.lock:
+            if self.flush_by - time.monotonic() <= self.HOLD:
+                for p in parts:   # copied: the frame must not change while held
+                    self.held += p
+                return
+        self.send(message)  # the reader is in a long poll: do not hold anything back
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.held:
+                data = bytes(self.held)
+                self.held.clear()
+                _sendmsg_all(self.sock, [data])
+
+    def wait_readable(self, wait) -> bool:
+        """Reader thread: wait for input; send held frames when their time is up.
+
+        ``wait(timeout)`` returns true when the socket is readable. The poll
+        grows while the worker is quiet and shrinks again on any activity.
+        """
+        with self.lock:
+            self.flush_by = time.monotonic() + self.poll
+        if wait(self.poll):
+            self.poll = self.HOLD
+            return True
+        with self.lock:
+            self.flush_by = float("inf")
+            if self.held:
+                data = bytes(self.held)
+                self.held.clear()
+                _sendmsg_all(self.sock, [data])
+                self.poll = self.HOLD
+            else:
+                self.poll = min(self.poll * 2, self.MAX_POLL)
+        return False
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:
@@ -298,7 +354,7 @@ class SyncExecutor:
         worker = self.worker
         token = current_call.set(call.call_id)
         start = time.monotonic()
-        worker.channel.send(("start", call.call_id, start, slot))
+        worker.channel.send_soon(("start", call.call_id, start, slot))
         try:
             args, kwargs = load_arguments(call)
             result = self.resolve_target(call.target)(*args, **kwargs)
@@ -405,7 +461,7 @@ class AsyncExecutor:
             return
         slot = self._take_slot()
         start = time.monotonic()
-        worker.channel.send(("start", call.call_id, start, slot))
+        worker.channel.send_soon(("start", call.call_id, start, slot))
         try:
             args, kwargs = load_arguments(call)
             result = getattr(self.instance, call.target)(*args, **kwargs)
@@ -431,11 +487,25 @@ class AsyncExecutor:
 
 # -- reader -----------------------------------------------------------------
 
-def read_messages(sock: socket.socket, decoder: _protocol.FrameDecoder, early=()):
-    """Blocking generator of message batches; returns at end of file."""
+def read_messages(sock: socket.socket, decoder: _protocol.FrameDecoder, early=(),
+                  channel: Channel | None = None):
+    """Blocking generator of message batches; returns at end of file.
+
+    With ``channel``, waits in polls that let the channel send held frames.
+    """
     if early:
         yield list(early)
+    wait = None
+    if channel is not None:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            wait = lambda timeout: poller.poll(timeout * 1000)  # noqa: E731
+        else:
+            wait = lambda timeout: select.select([sock], [], [], timeout)[0]  # noqa: E731
     while True:
+        if wait is not None and not channel.wait_readable(wait):
+            continue
         try:
             batch = decoder.read(sock)
         except OSError:
@@ -449,7 +519,7 @@ def read_messages(sock: socket.socket, decoder: _protocol.FrameDecoder, early=()
 def reader_loop(worker: Worker, sock: socket.socket, decoder: _protocol.FrameDecoder,
                 make_call, early) -> None:
     executor = worker.executor
-    for batch in read_messages(sock, decoder, early):
+    for batch in read_messages(sock, decoder, early, worker.channel):
         calls = []
         for msg in batch:
             kind = msg[0]
@@ -527,6 +597,7 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     else:
         executor.resolve_target = lambda method: getattr(instance, method)
     executor.run()
+    worker.channel.flush()
     os._exit(0)
 
 
@@ -553,6 +624,7 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     threading.Thread(target=reader_loop, args=(worker, sock, decoder, make_call, early),
                      daemon=True, name="reader").start()
     executor.run()
+    worker.channel.flush()
     os._exit(0)
 
 

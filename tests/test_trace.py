@@ -1,0 +1,261 @@
+"""Tracing of calls and the Chrome-trace export, on the scenarios of Ray's async-actor guide.
+
+Overlap is proven inside the actors (calls that wait for each other with an
+asyncio.Event or a threading.Barrier), never by sleeping; every wait has a
+deadlock guard.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+import jupyter_actors as ray
+from jupyter_actors import tracing
+from jupyter_actors._trace import tracer
+from tests.helpers import GUARD
+
+
+@ray.remote
+class Meeting:
+    """An async actor whose calls meet in groups: each call waits until its group is complete.
+
+    With the FIFO gate of max_concurrency the n-th call to start belongs to
+    group n // size; a group of ``size`` calls can only complete if all of
+    them run at the same time.
+    """
+
+    def __init__(self):
+        self.arrived = 0
+        self.groups: dict = {}
+
+    async def run_task(self, size: int) -> int:
+        index = self.arrived // size
+        self.arrived += 1
+        event = self.groups.setdefault(index, asyncio.Event())
+        if self.arrived % size == 0:
+            event.set()
+        await asyncio.wait_for(event.wait(), GUARD)
+        return index
+
+    async def fail(self):
+        raise ValueError("deliberate failure")
+
+    async def wait_forever(self):
+        await asyncio.sleep(GUARD * 10)
+
+
+@ray.remote
+class Threaded:
+    def __init__(self, parties: int = 1):
+        self.barrier = threading.Barrier(parties, timeout=GUARD)
+        self.order: list = []
+
+    def meet(self) -> int:
+        return self.barrier.wait()
+
+    def step(self, i: int) -> int:
+        self.order.append(i)
+        return i
+
+    def block_until(self, path: str) -> None:
+        from tests.helpers import FileEvent
+        assert FileEvent(path).wait(GUARD)
+
+
+def lanes_never_overlap(records) -> bool:
+    by_lane: dict = {}
+    for r in records:
+        by_lane.setdefault((r.pid, r.slot), []).append(r)
+    for calls in by_lane.values():
+        calls.sort(key=lambda r: r.started)
+        for a, b in zip(calls, calls[1:]):
+            if b.started < a.finished:
+                return False
+    return True
+
+
+def test_max_concurrency_2_runs_two_at_a_time_on_two_lanes():
+    """Seed: AsyncActor.options(max_concurrency=2) with 8 tasks: max overlap 2, lanes 0 and 1."""
+    actor = Meeting.options(max_concurrency=2).remote()
+    assert ray.get([actor.run_task.remote(2) for _ in range(8)], timeout=GUARD) == \
+        [0, 0, 1, 1, 2, 2, 3, 3]
+    records = tracing.select(actor)
+    assert len(records) == 8 and all(r.status == "finished" for r in records)
+    assert tracing.max_overlap(records) == 2
+    assert {r.slot for r in records} == {0, 1}
+    assert lanes_never_overlap(records)
+    # Queued time is recorded: the last pair waited for three pairs before it.
+    last = max(records, key=lambda r: r.call_id)
+    assert last.started >= max(r.finished for r in records if r.call_id < last.call_id - 1)
+
+
+def test_five_tasks_of_a_default_async_actor_all_run_at_once():
+    """Seed: five run_task calls on a default async actor overlap five-fold, one lane each."""
+    actor = Meeting.remote()
+    ray.get([actor.run_task.remote(5) for _ in range(5)], timeout=GUARD)
+    records = tracing.select(actor)
+    assert tracing.max_overlap(records) == 5
+    assert sorted(r.slot for r in records) == [0, 1, 2, 3, 4]
+    assert lanes_never_overlap(records)
+    pid = actor._state.pid
+    assert {r.pid for r in records} == {pid}
+
+
+def test_default_threaded_actor_runs_calls_serially_in_submission_order():
+    """max_concurrency=1: one lane, no overlap, starts in the order the calls were made."""
+    actor = Threaded.remote()
+    refs = [actor.step.remote(i) for i in range(20)]
+    assert ray.get(refs, timeout=GUARD) == list(range(20))
+    records = sorted(tracing.select(actor), key=lambda r: r.call_id)
+    assert [r.label for r in records] == ["Threaded.step"] * 20
+    assert tracing.max_overlap(records) == 1
+    assert {r.slot for r in records} == {0}
+    for a, b in zip(records, records[1:]):
+        assert a.submitted <= b.submitted and a.finished <= b.started
+
+
+def test_threaded_actor_with_two_threads_overlaps_on_two_lanes():
+    """A threading.Barrier(2) inside the actor proves two calls ran at once, on threads 0 and 1."""
+    actor = Threaded.options(max_concurrency=2).remote(2)
+    ray.get([actor.meet.remote() for _ in range(6)], timeout=GUARD)
+    records = tracing.select(actor)
+    assert tracing.max_overlap(records) == 2
+    assert {r.slot for r in records} == {0, 1}
+    assert lanes_never_overlap(records)
+
+
+def test_failed_call_is_marked_in_the_record_and_the_trace():
+    """A raising method: status failed, and the trace names it and carries the error."""
+    actor = Meeting.remote()
+    with pytest.raises(ValueError):
+        ray.get(actor.fail.remote(), timeout=GUARD)
+    (record,) = [r for r in tracing.select(actor) if r.label == "Meeting.fail"]
+    assert record.status == "failed" and record.started is not None
+    (event,) = [e for e in ray.timeline(actor) if e["ph"] == "X" and e["cat"] == "call"]
+    assert event["name"] == "Meeting.fail (failed)"
+    assert event["args"]["status"] == "failed"
+    assert "deliberate failure" in event["args"]["error"]
+    assert event["cname"] == "terrible"
+
+
+def test_cancelled_queued_call_is_marked_and_never_ran(tmp_path):
+    """cancel() of a call queued behind a blocked one: cancelled, no start, a queued span."""
+    release = tmp_path / "release"
+    actor = Threaded.remote()
+    blocker = actor.block_until.remote(str(release))
+    queued = actor.step.remote(1)
+    ray.cancel(queued)
+    release.touch()
+    ray.get(blocker, timeout=GUARD)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(queued, timeout=GUARD)
+    ray.get(actor.step.remote(2), timeout=GUARD)  # the worker has answered everything before
+    (record,) = [r for r in tracing.select(actor) if r.label == "Threaded.step"
+                 and r.status == "cancelled"]
+    assert record.started is None and record.finished is not None
+    events = ray.timeline(actor)
+    spans = [e for e in events if e.get("cat") == "queued" and e["id"] == hex(record.call_id)]
+    assert [e["ph"] for e in spans] == ["b", "e"]
+    assert spans[0]["name"] == "queued: Threaded.step (cancelled)"
+    assert not [e for e in events if e["ph"] == "X" and e["args"].get("call_id") == record.call_id]
+
+
+def test_cancelled_running_async_call_is_marked_and_kept_once():
+    """A running async call cancelled: its bar ends at the cancellation, recorded once."""
+    actor = Meeting.remote()
+    ref = actor.wait_forever.remote()
+    record = ref._owner
+    deadline = time.monotonic() + GUARD
+    while record.started is None:  # the I/O thread sets it when the worker says "start"
+        assert time.monotonic() < deadline, "the call never started"
+        time.sleep(0.005)
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=GUARD)
+    ray.get(actor.run_task.remote(1), timeout=GUARD)  # the worker's "cancelled" came before
+    assert record.status == "cancelled"
+    assert [r.call_id for r in tracer.finished].count(record.call_id) == 1
+    (event,) = [e for e in ray.timeline(actor) if e["ph"] == "X"
+                and e["args"]["call_id"] == record.call_id]
+    assert event["name"] == "Meeting.wait_forever (cancelled)" and event["cname"] == "grey"
+
+
+def test_timeline_tracks_metadata_window_and_file(tmp_path):
+    """One process per actor, one thread per slot, named; narrowed by actor and time; JSON file."""
+    a = Meeting.options(max_concurrency=2).remote()
+    b = Threaded.remote()
+    ray.get([a.run_task.remote(2) for _ in range(4)] + [b.step.remote(1)], timeout=GUARD)
+    middle = time.monotonic()
+    ray.get(b.step.remote(2), timeout=GUARD)
+
+    path = tmp_path / "trace.json"
+    events = ray.timeline(str(path), actors=[a, b])
+    saved = json.loads(path.read_text())
+    assert saved["traceEvents"] == events and saved["displayTimeUnit"] == "ms"
+    complete = [e for e in events if e["ph"] == "X" and e["cat"] == "call"]
+    assert len(complete) == 6
+    assert all(isinstance(e["ts"], float) and e["dur"] >= 0 for e in complete)
+    pa, pb = a._state.pid, b._state.pid
+    assert {e["tid"] for e in complete if e["pid"] == pa} == {0, 1}
+    thread_names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+                    if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert thread_names[(pa, 1)] == "slot 1" and thread_names[(pb, 0)] == "thread 0"
+    process_names = {e["pid"]: e["args"]["name"] for e in events
+                     if e["ph"] == "M" and e["name"] == "process_name"}
+    assert process_names == {pa: f"Meeting pid={pa}", pb: f"Threaded pid={pb}"}
+    # Actor creation is on its own track, below the slots.
+    inits = [e for e in events if e["ph"] == "X" and e["cat"] == "init"]
+    assert {e["name"] for e in inits} == {"Meeting.__init__", "Threaded.__init__"}
+    assert {e["tid"] for e in inits} == {tracing.LIFECYCLE_TID}
+    assert thread_names[(pa, tracing.LIFECYCLE_TID)] == "actor creation"
+
+    only_b = [e for e in ray.timeline(b) if e["ph"] == "X" and e["cat"] == "call"]
+    assert {e["pid"] for e in only_b} == {pb} and len(only_b) == 2
+    recent = [e for e in ray.timeline(actors=b, since=middle) if e["ph"] == "X"
+              and e["cat"] == "call"]
+    assert [e["args"]["call_id"] for e in recent] == [max(e["args"]["call_id"] for e in only_b)]
+
+
+def test_remote_functions_get_one_track_per_worker_process():
+    """Tasks: a process track per pool worker, named "tasks pid=N"."""
+    @ray.remote
+    def square(x):
+        return x * x
+
+    refs = [square.remote(i) for i in range(4)]
+    assert ray.get(refs, timeout=GUARD) == [0, 1, 4, 9]
+    ids = {r._id for r in refs}
+    events = ray.timeline()
+    mine = [e for e in events if e["ph"] == "X" and e["args"].get("call_id") in ids]
+    assert len(mine) == 4 and {e["name"] for e in mine} == {"square"}
+    names = {e["pid"]: e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] == "process_name"}
+    for e in mine:
+        assert names[e["pid"]] == f"tasks pid={e['pid']}"
+
+
+def test_listeners_see_submit_start_finish_and_nothing_stays_active():
+    """A listener gets the three events in order; finished calls and creations leave `active`."""
+    seen: list = []
+    lock = threading.Lock()
+
+    def listener(event, record):
+        with lock:
+            seen.append((event, record.call_id))
+
+    tracer.add_listener(listener)
+    try:
+        actor = Threaded.remote()
+        ref = actor.step.remote(7)
+        assert ray.get(ref, timeout=GUARD) == 7
+    finally:
+        tracer.remove_listener(listener)
+    assert [e for e, i in seen if i == ref._id] == ["submit", "start", "finish"]
+    assert listener not in tracer.listeners
+    ray.get(actor.step.remote(8), timeout=GUARD)
+    leftovers = [r for r in tracer.active.values() if r.owner is actor._state]
+    assert leftovers == []
