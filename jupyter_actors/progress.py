@@ -49,6 +49,7 @@ class _ProgressGet:
         self.delay = delay
 
     def __call__(self, refs: list):
+        __tracebackhide__ = True  # an interrupted get() shows the user's frame, not ours
         futures = [r._future for r in refs]
         counter = _DoneCounter(futures)
         show_at = time.monotonic() + self.delay
@@ -88,6 +89,7 @@ class _DoneCounter:
             self._cond.notify_all()
 
     def wait_for_change(self, timeout: float) -> None:
+        __tracebackhide__ = True
         with self._cond:
             seen = self.count
             self._cond.wait_for(lambda: self.count != seen, timeout)
