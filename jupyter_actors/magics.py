@@ -90,13 +90,18 @@ def _cache_cell(shell, cell: str) -> tuple:
     with IPython's compiler so tracebacks show it as ``Cell In[n]``.
     """
     transformed = shell.transform_cell(cell)
-    lines = cell.splitlines()
-    dropped = 0
-    while dropped < len(lines) and not lines[dropped].strip():
-        dropped += 1
-    source = "\n" * (1 + dropped) + transformed
+    # Line up the first line of code with where it stands in the cell (whose
+    # line 1 is %%remote): IPython versions differ in the blank lines their
+    # transforms drop or add, so measure instead of assuming.
+    first_in_cell = _first_code_line(cell.splitlines())
+    first_in_source = _first_code_line(transformed.splitlines())
+    source = "\n" * max(0, 1 + first_in_cell - first_in_source) + transformed
     filename = shell.compile.cache(source, shell.execution_count)
     return source, filename
+
+
+def _first_code_line(lines: list) -> int:
+    return next((i for i, line in enumerate(lines) if line.strip()), 0)
 
 
 class _CellSyntaxError(Exception):

@@ -150,7 +150,10 @@ def test_error_while_running_the_cell_points_at_its_line(kernel):
                       "    value = undefined_name_here\n", ok=False)
     assert cell.error["ename"] == "NameError"
     shown = ansi_free("\n".join(cell.error["traceback"]))
-    assert "----> 3     value = undefined_name_here" in shown
+    # The frame names line 3 of the cell (line 1 is %%remote). How the source
+    # around it is drawn differs between IPython 8 and 9, so check the frame.
+    assert "line 3, in Failing" in shown
+    assert "value = undefined_name_here" in shown
 
 
 def test_actors_table_lists_live_and_dead_actors(kernel):
