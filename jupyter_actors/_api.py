@@ -293,7 +293,9 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
         kwargs = {k: swap(v) for k, v in kwargs.items()}
     _export_capture.refs = exported = []
     try:
-        payload = serialize((args, kwargs))
+        # handoff: the worker owns the shared-memory files of big arguments
+        # once it has them, and reuses them (see _serialization).
+        payload = serialize((args, kwargs), handoff=True)
     except Exception as exc:
         raise _argument_error(signature, args, kwargs, exc) from exc
     finally:

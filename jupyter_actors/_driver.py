@@ -36,6 +36,9 @@ from .exceptions import (ActorDiedError, TaskCancelledError, TaskError, WorkerCr
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
 
+# Frames to one worker closer together than this are written in batches (Connection.send).
+BURST = 50e-6
+
 
 class CallRecord:
     """One actor call, actor creation or task: what to send, where it ran, how it ended."""
@@ -102,15 +105,28 @@ class Connection:
         self.returncode = None
         self.pidfd = None
         self.writing = False
+        self.last_send = 0.0
 
     def send(self, message: tuple) -> None:
-        """Write a frame now if the socket takes it; queue the rest for the I/O thread."""
+        """Write a frame now if the socket takes it; queue the rest for the I/O thread.
+
+        A frame that follows the previous one within ``BURST`` seconds (calls
+        submitted in a loop) is queued too: the I/O thread then writes the
+        whole run at once, one write and one wake-up of the worker for many
+        calls. A lone call (e.g. ``get(h.m.remote())`` in a loop) goes at once.
+        """
         parts = _protocol.encode(message)
         with self.lock:
             if self.exited:
                 return
-            if self.outbox:
+            now = time.monotonic()
+            burst = now - self.last_send < BURST
+            self.last_send = now
+            if self.outbox or burst:
                 self.outbox.extend(bytes(memoryview(p).cast("B")) for p in parts)
+                if not self.writing:
+                    self.writing = True
+                    self.runtime.call_in_io(self.runtime.watch_writable, self)
                 return
             try:
                 sent = self.sock.sendmsg(parts)

@@ -1,9 +1,16 @@
 """Frames on the driver <-> worker channel (message shapes and framing, no I/O state).
 
 A frame is ``<Q body-length>`` then the body: ``<I n>``, ``n`` part lengths as
-``<Q>``, then the parts. Part 0 is the pickled message tuple; the others are
-its pickle-5 out-of-band buffers (the small buffers of user payloads), so user
-data is never copied into the message pickle.
+``<Q>``, then the parts. Part 0 is the message; the others are the small
+buffers of the user payloads it carries, so user data is never copied into the
+message encoding. Part 0 starts with one byte saying how the rest is encoded:
+
+- ``M``: ``marshal`` of ``(message, payloads)``, where each ``Payload`` in the
+  message (top level, or one tuple deep) was replaced by ``None`` and
+  ``payloads`` says where it goes and what it holds. This is the common case
+  and costs a fraction of pickling the message.
+- ``P``: pickle of the message (anything marshal cannot encode), with the
+  buffers as pickle-5 out-of-band parts.
 
 Messages are tuples whose first item names them. Driver -> worker:
 
@@ -33,25 +40,128 @@ from inside workers later on.
 """
 from __future__ import annotations
 
+import marshal
 import pickle
 import struct
 
+from ._serialization import Payload, ShmBuffer, _rebuild_shm
+
 _LEN = struct.Struct("<Q")
 _COUNT = struct.Struct("<I")
+_MARSHAL = b"M"
+_PICKLE = b"P"
+_M = _MARSHAL[0]
 
 
 def encode(message: tuple) -> list:
-    """The buffers to write for one frame (header, message pickle, out-of-band parts)."""
-    oob: list = []
-    meta = pickle.dumps(message, protocol=5, buffer_callback=oob.append)
-    if not oob:
-        head = struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta))
-        return [head + meta]
-    parts = [meta] + [b.raw() for b in oob]
+    """The buffers to write for one frame (header, message, out-of-band parts)."""
+    extra: list = []
+    try:
+        meta = _MARSHAL + marshal.dumps(_lift_payloads(message, extra))
+    except ValueError:  # something marshal cannot encode: pickle the message
+        extra = []
+        meta = _PICKLE + pickle.dumps(message, protocol=5,
+                                      buffer_callback=lambda b: extra.append(b.raw()))
+    if not extra:
+        return [struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta]
+    parts = [meta] + extra
     lengths = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
     n = len(parts)
     head = struct.pack(f"<QI{n}Q", 4 + 8 * n + sum(lengths), n, *lengths)
     return [head] + parts
+
+
+def _lift_payloads(message: tuple, extra: list):
+    """``(message with payloads as None, payload descriptions)`` for marshal.
+
+    A description is ``(index, sub_index or -1, blob, buffers)``; a buffer is
+    the number of its out-of-band part, or ``(path, size, handoff)`` for a
+    shared-memory file.
+    """
+    found = None
+    i = 0
+    for item in message:
+        kind = type(item)
+        if kind in _ATOMS:
+            pass
+        elif kind is Payload:
+            if found is None:
+                found = []
+            found.append((i, -1, item))
+        elif kind is tuple:
+            j = 0
+            for sub in item:
+                if type(sub) in _ATOMS:
+                    pass
+                elif type(sub) is Payload:
+                    if found is None:
+                        found = []
+                    found.append((i, j, sub))
+                elif not _plain(sub):
+                    raise ValueError("not for marshal")
+                j += 1
+        elif not _plain(item):
+            # marshal would write any buffer (a numpy scalar, a bytearray) as bytes
+            raise ValueError("not for marshal")
+        i += 1
+    if found is None:
+        return message, None
+    items = list(message)
+    described = []
+    for i, j, payload in found:
+        if j < 0:
+            items[i] = None
+        else:
+            item = items[i]
+            items[i] = item[:j] + (None,) + item[j + 1:]
+        if payload.buffers:
+            buffers = []
+            for b in payload.buffers:
+                if type(b) is ShmBuffer:
+                    buffers.append(b.describe())
+                else:
+                    extra.append(memoryview(b).cast("B"))
+                    buffers.append(len(extra))  # its part number (part 0 is the message)
+            described.append((i, j, payload.blob, tuple(buffers)))
+        else:
+            described.append((i, j, payload.blob, ()))
+    return tuple(items), tuple(described)
+
+
+def _decode_marshal(meta, parts) -> tuple:
+    items, described = marshal.loads(meta)
+    if described is None:
+        return items
+    items = list(items)
+    for i, j, blob, buffers in described:
+        if buffers:
+            payload = Payload(blob, tuple([parts[b] if type(b) is int else _rebuild_shm(*b)
+                                           for b in buffers]))
+        else:
+            payload = Payload(blob)
+        if j < 0:
+            items[i] = payload
+        else:
+            item = items[i]
+            items[i] = item[:j] + (payload,) + item[j + 1:]
+    return tuple(items)
+
+
+_ATOMS = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """Whether marshal carries ``value`` unchanged (exact builtin types only)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    if depth > 4:
+        return False
+    if kind is tuple or kind is list:
+        return all(_plain(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 class FrameDecoder:
@@ -135,8 +245,9 @@ def _decode_body(buf: bytearray, start: int, end: int):
     (n,) = _COUNT.unpack_from(buf, start)
     pos = start + 4 + 8 * n
     if n == 1:
-        with memoryview(buf) as view:
-            return pickle.loads(view[pos:end])
+        if buf[pos] == _M:
+            return _decode_marshal(buf[pos + 1:end], ())
+        return pickle.loads(buf[pos + 1:end])
     lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
     # Out-of-band parts are copied out once, into writable memory, so the
     # receive buffer can be reused and arrays built on them are writable.
@@ -147,4 +258,7 @@ def _decode_body(buf: bytearray, start: int, end: int):
     for length in lengths:
         parts.append(view[p:p + length])
         p += length
-    return pickle.loads(parts[0], buffers=parts[1:])
+    meta = parts[0]
+    if meta[0] == _M:
+        return _decode_marshal(meta[1:], parts)
+    return pickle.loads(meta[1:], buffers=parts[1:])

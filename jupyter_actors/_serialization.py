@@ -5,13 +5,19 @@ numpy array or a large ``bytes`` is never copied into the blob. Buffers of
 ``SHM_THRESHOLD`` bytes or more go through a file in shared memory instead of
 the channel: the sender writes it once, the receiver maps it without copying.
 
-Who removes a shared-memory file:
-- a file made for a call's arguments or by ``put`` belongs to the driver and is
-  removed when the driver's payload is garbage-collected (the driver keeps it
-  until the call that carried it has finished, so the worker has mapped it);
-- a file made by a worker for a result is handed over: the worker forgets it
-  and the driver's copy of the payload owns it from then on.
-Whatever is left when the runtime stops is removed with its session folder.
+Who owns a shared-memory file:
+- the process that writes it, until it is sent;
+- sent with ``handoff`` (a call's arguments, a result), the receiver from
+  then on: the sender forgets it (if the sender has it mapped itself, it is
+  sent as shared instead);
+- sent without handoff (a ``put`` value, a result forwarded to another call),
+  it stays with its owner and may now be mapped elsewhere, so it is only ever
+  removed, never written again.
+The owner removes a file, or keeps it in a small per-process pool for reuse,
+once no payload and no mapping in the process refers to it. Writing into a
+file whose pages already exist costs one copy; a new file must first get
+(and zero) every page, which takes longer than the copy itself. Whatever is
+left when the runtime stops is removed with its session folder.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import mmap
 import os
 import pickle
 import tempfile
+import threading
 import types
 import uuid
 import weakref
@@ -45,39 +52,152 @@ def session_dir_root() -> str:
 
 def set_session_dir(path: str | None) -> None:
     global _session_dir
+    if path != _session_dir:
+        _pool.clear()
     _session_dir = path
+
+
+# -- shared-memory files ----------------------------------------------------
+
+POOL_FILES = 4              # files a process keeps for reuse...
+POOL_BYTES = 512 << 20      # ...holding at most this many bytes
+
+
+class _Pool:
+    """Shared-memory files this process owns and nothing maps any more."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.files: list = []   # (capacity, path), oldest first
+
+    def take(self, size: int):
+        """The path of the smallest pooled file of at least ``size`` bytes, or None."""
+        with self.lock:
+            best = None
+            for entry in self.files:
+                if entry[0] >= size and (best is None or entry[0] < best[0]):
+                    best = entry
+            if best is None:
+                return None
+            self.files.remove(best)
+            return best[1]
+
+    def give(self, path: str) -> None:
+        try:
+            capacity = os.stat(path).st_size
+        except OSError:
+            return
+        drop = []
+        with self.lock:
+            if _session_dir is None or os.path.dirname(path) != _session_dir:
+                drop.append(path)
+            else:
+                self.files.append((capacity, path))
+                while (len(self.files) > POOL_FILES
+                       or sum(c for c, _ in self.files) > POOL_BYTES):
+                    drop.append(self.files.pop(0)[1])
+        for p in drop:
+            _unlink_quietly(p)
+
+    def clear(self) -> None:
+        with self.lock:
+            files, self.files = self.files, []
+        for _, p in files:
+            _unlink_quietly(p)
+
+
+_pool = _Pool()
+_owned_lock = threading.Lock()
+
+
+class _Owned:
+    """A file this process owns, and how many things here still use it."""
+
+    __slots__ = ("path", "users", "shared")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.users = 0
+        self.shared = False   # sent without handoff: may be mapped elsewhere
+
+
+def _use(owned: _Owned) -> None:
+    with _owned_lock:
+        owned.users += 1
+
+
+def _unuse(owned: _Owned) -> None:
+    with _owned_lock:
+        owned.users -= 1
+        last = owned.users == 0
+    if last:
+        if owned.shared:
+            _unlink_quietly(owned.path)
+        else:
+            _pool.give(owned.path)
 
 
 class ShmBuffer:
     """A buffer that lives in a shared-memory file (only its name travels)."""
 
-    __slots__ = ("path", "size", "handoff", "_finalizer", "__weakref__")
+    __slots__ = ("path", "size", "handoff", "_owned", "_finalizer", "__weakref__")
 
     def __init__(self, path: str, size: int, handoff: bool):
         self.path = path
         self.size = size
-        # handoff: the receiver becomes the owner and removes the file.
+        # handoff: the receiver becomes the owner (see the module docstring).
         self.handoff = handoff
+        self._owned = None
         self._finalizer = None
 
     @classmethod
     def create(cls, data: memoryview, handoff: bool) -> "ShmBuffer":
-        path = os.path.join(_session_dir or tempfile.gettempdir(), uuid.uuid4().hex)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        size = len(view)
+        path = _pool.take(size)
+        fd = None
+        if path is not None:
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            except OSError:
+                fd = None
+        if fd is None:
+            path = os.path.join(_session_dir or tempfile.gettempdir(), uuid.uuid4().hex)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
-            view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
             written = 0
-            while written < len(view):
+            while written < size:
                 written += os.write(fd, view[written:])
-        finally:
+        except BaseException:
             os.close(fd)
-        buf = cls(path, len(view), handoff)
-        if not handoff:
-            buf._own()
+            _unlink_quietly(path)
+            raise
+        os.close(fd)
+        buf = cls(path, size, handoff)
+        buf._own()
         return buf
 
     def _own(self) -> None:
-        self._finalizer = weakref.finalize(self, _unlink_quietly, self.path)
+        owned = self._owned = _Owned(self.path)
+        _use(owned)
+        self._finalizer = weakref.finalize(self, _unuse, owned)
+
+    def describe(self) -> tuple:
+        """``(path, size, handoff)`` for a frame that carries this buffer.
+
+        Handed off, the file is the receiver's from now on; sent without
+        handoff, it may be mapped elsewhere, so this process never reuses it.
+        """
+        owned = self._owned
+        if owned is None:
+            return (self.path, self.size, self.handoff)
+        with _owned_lock:
+            if self.handoff and owned.users == 1:
+                self._finalizer.detach()
+                self._owned = None
+                return (self.path, self.size, True)
+            owned.shared = True   # also when mapped here: keep it, share it
+        return (self.path, self.size, False)
 
     def open(self) -> memoryview:
         """Map the file copy-on-write: zero copies, and writes stay private."""
@@ -86,10 +206,15 @@ class ShmBuffer:
             mapped = mmap.mmap(fd, self.size, access=mmap.ACCESS_COPY)
         finally:
             os.close(fd)
+        owned = self._owned
+        if owned is not None:
+            # The file is reused only once this mapping is gone too.
+            _use(owned)
+            weakref.finalize(mapped, _unuse, owned)
         return memoryview(mapped)
 
     def __reduce__(self):
-        return (_rebuild_shm, (self.path, self.size, self.handoff))
+        return (_rebuild_shm, self.describe())
 
 
 def _rebuild_shm(path: str, size: int, handoff: bool) -> ShmBuffer:
@@ -130,8 +255,39 @@ class Payload:
             b.size if isinstance(b, ShmBuffer) else memoryview(b).nbytes for b in self.buffers)
 
 
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def _builtin_only(value, depth: int = 0) -> bool:
+    """Whether ``value`` holds only builtin scalars in small tuples, lists and dicts:
+    then the C pickler writes exactly what cloudpickle would, several times faster."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth > 3:
+        return False
+    if kind is tuple or kind is list:
+        if len(value) > 16:
+            return False
+        for item in value:
+            if type(item) not in _SCALARS and not _builtin_only(item, depth + 1):
+                return False
+        return True
+    if kind is dict:
+        if len(value) > 16:
+            return False
+        for key, item in value.items():
+            if type(key) not in _SCALARS or (type(item) not in _SCALARS
+                                              and not _builtin_only(item, depth + 1)):
+                return False
+        return True
+    return False
+
+
 def serialize(value: Any, handoff: bool = False) -> Payload:
     """Pickle ``value``; raises whatever pickling raises, in the caller's thread."""
+    if _builtin_only(value):
+        return Payload(pickle.dumps(value, protocol=PROTOCOL))
     buffers: list = []
     blob = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=buffers.append)
     if not buffers:

@@ -1,0 +1,152 @@
+"""The benchmark's workloads, written once against Ray's API.
+
+``run(ray, rows, cfg)`` runs them with ``ray`` being either ``jupyter_actors``
+or Ray itself, so both columns measure exactly the same code. Each row returns
+a list of samples (one per repetition); ``bench.py`` reports their median.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+
+def _define(ray):
+    @ray.remote
+    class Threaded:
+        def f(self, x=None):
+            return x
+
+    @ray.remote
+    class Async:
+        async def f(self, x=None):
+            return x
+
+        async def sleep(self, seconds):
+            await asyncio.sleep(seconds)
+
+    @ray.remote
+    def task(x=None):
+        return x
+
+    return Threaded, Async, task
+
+
+def _rate(n, seconds):
+    return n / seconds
+
+
+def run(ray, rows, cfg, init_kwargs=None):
+    """Measure ``rows`` (names from ``bench.ROWS``); returns {row: [samples]}."""
+    reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
+    out: dict = {}
+    t0 = time.perf_counter()
+    ray.init(**(init_kwargs or {}))
+    t1 = time.perf_counter()
+    if "init" in rows:
+        out["init"] = [t1 - t0]
+    Threaded, Async, task = _define(ray)
+    first = Threaded.remote()
+    ray.get(first.f.remote(1))
+    if "cold" in rows:
+        out["cold"] = [time.perf_counter() - t0]
+
+    if "create" in rows:
+        samples = []
+        for _ in range(reps):
+            # Let pre-started workers (both runtimes keep some) come back up,
+            # so each sample is one creation on a warmed-up runtime.
+            time.sleep(cfg["create_pause"])
+            t = time.perf_counter()
+            h = Threaded.remote()
+            ray.get(h.f.remote(1))
+            samples.append(time.perf_counter() - t)
+            ray.kill(h)
+            del h
+        out["create"] = samples
+
+    actors = {}
+
+    def actor(kind):
+        if kind not in actors:
+            if kind == "threaded":
+                actors[kind] = first
+            elif kind == "mc16":
+                actors[kind] = Threaded.options(max_concurrency=16).remote()
+            else:
+                actors[kind] = Async.remote()
+            ray.get(actors[kind].f.remote(1))
+        return actors[kind]
+
+    def sync_calls(call):
+        samples = []
+        for _ in range(reps + 1):  # the first repetition warms up
+            t = time.perf_counter()
+            for _ in range(sync_n):
+                ray.get(call(1))
+            samples.append(_rate(sync_n, time.perf_counter() - t))
+        return samples[1:]
+
+    def pipelined(call):
+        samples = []
+        for _ in range(reps + 1):
+            t = time.perf_counter()
+            ray.get([call(1) for _ in range(pipe_n)])
+            samples.append(_rate(pipe_n, time.perf_counter() - t))
+        return samples[1:]
+
+    for kind in ("threaded", "mc16", "async"):
+        if f"sync_{kind}" in rows:
+            out[f"sync_{kind}"] = sync_calls(actor(kind).f.remote)
+        if f"pipe_{kind}" in rows:
+            out[f"pipe_{kind}"] = pipelined(actor(kind).f.remote)
+
+    if "task_sync" in rows:
+        out["task_sync"] = sync_calls(task.remote)
+    if "task_pipe" in rows:
+        out["task_pipe"] = pipelined(task.remote)
+
+    if "await_one" in rows or "await_gather" in rows:
+        h = actor("threaded")
+
+        async def one_by_one():
+            t = time.perf_counter()
+            for _ in range(sync_n):
+                await h.f.remote(1)
+            return _rate(sync_n, time.perf_counter() - t)
+
+        async def gathered():
+            t = time.perf_counter()
+            await asyncio.gather(*[h.f.remote(1) for _ in range(pipe_n)])
+            return _rate(pipe_n, time.perf_counter() - t)
+
+        for row, coro in (("await_one", one_by_one), ("await_gather", gathered)):
+            if row in rows:
+                out[row] = [asyncio.run(coro()) for _ in range(reps + 1)][1:]
+
+    if "sleep" in rows:
+        h = actor("async")
+        samples = []
+        for _ in range(reps + 1):
+            t = time.perf_counter()
+            ray.get([h.sleep.remote(0.05) for _ in range(1000)])
+            samples.append(time.perf_counter() - t)
+        out["sleep"] = samples[1:]
+
+    if "array" in rows:
+        h = actor("threaded")
+        arr = np.random.default_rng(0).integers(0, 255, cfg["array_bytes"], dtype=np.uint8)
+        samples = []
+        for i in range(reps + 1):
+            t = time.perf_counter()
+            back = ray.get(h.f.remote(arr))
+            dt = time.perf_counter() - t
+            samples.append((arr.nbytes + back.nbytes) / dt / 1e9)
+            if i == 0 and not np.array_equal(back, arr):
+                raise AssertionError("the array came back different")
+            del back
+        out["array"] = samples[1:]
+
+    ray.shutdown()
+    return out

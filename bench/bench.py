@@ -1,0 +1,298 @@
+"""Benchmark: jupyter_actors against Ray and against a bare two-process floor.
+
+    python bench/bench.py                     # every row, every column
+    python bench/bench.py --quick             # fewer calls and repetitions
+    python bench/bench.py --only sync_threaded,array --libs ours,floor
+    python bench/bench.py --json out.json
+
+Each column runs in its own fresh interpreter, one after the other, so the
+runtimes never share a process or compete for the CPU. Every row is repeated
+and its median reported (init and cold start: one sample per run). See
+bench/README.md for what each row measures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# name: (label, unit, higher_is_better)
+ROWS = {
+    "init": ("init()", "ms", False),
+    "cold": ("cold start: init + actor + 1st call", "ms", False),
+    "create": ("actor creation (+ 1st call)", "ms", False),
+    "sync_threaded": ("1:1 sync calls, threaded actor", "calls/s", True),
+    "sync_mc16": ("1:1 sync calls, threaded mc=16", "calls/s", True),
+    "sync_async": ("1:1 sync calls, async actor", "calls/s", True),
+    "pipe_threaded": ("pipelined x1000, threaded actor", "calls/s", True),
+    "pipe_mc16": ("pipelined x1000, threaded mc=16", "calls/s", True),
+    "pipe_async": ("pipelined x1000, async actor", "calls/s", True),
+    "task_sync": ("remote tasks, sync", "calls/s", True),
+    "task_pipe": ("remote tasks, pipelined x1000", "calls/s", True),
+    "await_one": ("await ref, one by one", "calls/s", True),
+    "await_gather": ("asyncio.gather of 1000 refs", "calls/s", True),
+    "sleep": ("1000 x await sleep(0.05), 1 actor", "s wall", False),
+    "array": ("100 MiB numpy round trip", "GB/s", True),
+}
+
+# Targets (same machine, same run): ("ratio", x) = at least x times better
+# than Ray; ("max", v) / ("min", v) = an absolute bound on our figure.
+TARGETS = {
+    "init": ("ratio", 30),
+    "sync_threaded": ("ratio", 5), "sync_mc16": ("ratio", 5), "sync_async": ("ratio", 5),
+    "pipe_threaded": ("ratio", 10), "pipe_mc16": ("ratio", 10), "pipe_async": ("ratio", 10),
+    "sleep": ("max", 0.12),
+    "array": ("min", 2.5),
+}
+
+# What the floor column runs for rows where a socketpair echo is not the floor.
+FLOOR_NOTES = {
+    "create": "spawn python + echo",
+    "task_sync": "ProcessPoolExecutor",
+    "task_pipe": "ProcessPoolExecutor",
+    "await_one": "asyncio socket echo",
+    "await_gather": "asyncio socket echo",
+    "sleep": "asyncio, 1 process",
+    "array": "socketpair echo",
+}
+
+LIBS = ("ours", "ray", "floor")
+LIB_TITLES = {"ours": "jupyter_actors", "ray": "Ray", "floor": "floor"}
+
+
+def config(quick: bool, reps: int | None) -> dict:
+    return {
+        "reps": reps or (2 if quick else 5),
+        "sync_n": 200 if quick else 1000,
+        "pipe_n": 1000,
+        "array_bytes": 100 * 1024 * 1024,
+        "create_pause": 0.3 if quick else 0.5,
+    }
+
+
+# -- one column, in its own interpreter ----------------------------------------
+
+def run_column(lib: str, rows: list, cfg: dict) -> dict:
+    sys.path.insert(0, HERE)
+    if lib == "floor":
+        import _floor
+        return _floor.run(rows, cfg)
+    import _workloads
+    if lib == "ours":
+        import jupyter_actors as ray
+        return _workloads.run(ray, rows, cfg)
+    import ray
+    return _workloads.run(ray, rows, cfg,
+                          init_kwargs={"include_dashboard": False, "log_to_driver": False})
+
+
+def spawn_column(lib: str, rows: list, cfg: dict, timeout: float) -> dict:
+    """Run one column in a fresh interpreter; {"rows": {...}} or {"error": text}."""
+    if lib == "ray":
+        probe = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True)
+        if probe.returncode != 0:
+            return {"error": "Ray is not installed (pip install 'ray[default]' to compare)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path = os.path.join(tmp, "out.json")
+        log_path = os.path.join(tmp, "log.txt")
+        cmd = [sys.executable, os.path.abspath(__file__), "--column", lib,
+               "--column-out", out_path, "--column-config", json.dumps(cfg),
+               "--only", ",".join(rows)]
+        with open(log_path, "w") as log:
+            try:
+                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                      timeout=timeout, cwd=tmp)
+                code = proc.returncode
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+        if code == 0 and os.path.exists(out_path):
+            with open(out_path) as f:
+                return {"rows": json.load(f)}
+        with open(log_path) as f:
+            tail = f.read()[-2000:]
+        return {"error": f"exited with {code}:\n{tail}"}
+
+
+# -- the table -------------------------------------------------------------------
+
+def machine() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        try:
+            model = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
+                                   capture_output=True, text=True).stdout.strip() or model
+        except OSError:
+            pass
+    return {"cores": os.cpu_count(), "cpu": model,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def summarize(samples) -> dict:
+    if not samples:
+        return None
+    return {"median": statistics.median(samples), "samples": samples}
+
+
+def fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{value * 1000:,.1f} ms" if value < 10 else f"{value:,.1f} s"
+    if unit == "calls/s":
+        return f"{value:,.0f}/s"
+    if unit == "s wall":
+        return f"{value:.3f} s"
+    return f"{value:.2f} GB/s"
+
+
+def advantage(ours, ray, higher_is_better: bool):
+    """How many times better our figure is than Ray's (>1: we are faster)."""
+    if ours is None or ray is None or ours <= 0 or ray <= 0:
+        return None
+    return ours / ray if higher_is_better else ray / ours
+
+
+def verdict(row: str, ours, ratio):
+    target = TARGETS.get(row)
+    if target is None:
+        return "", None
+    kind, bound = target
+    if kind == "ratio":
+        text = f">={bound}x Ray"
+        ok = None if ratio is None else ratio >= bound
+    elif kind == "max":
+        text = f"<={bound} s"
+        ok = None if ours is None else ours <= bound
+    else:
+        text = f">={bound} GB/s"
+        ok = None if ours is None else ours >= bound
+    return text, ok
+
+
+def render(results: dict, rows: list, info: dict, versions: dict) -> str:
+    lines = []
+    load = info.get("loadavg")
+    lines.append(f"machine: {info['cores']} cores, {info['cpu']}; Python {info['python']}; "
+                 f"{info['platform']}")
+    if load:
+        lines.append(f"load average before / after: {info['loadavg_before'][0]:.2f} / "
+                     f"{load[0]:.2f} (1 min)")
+    lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    header = ["row", "jupyter_actors", "Ray", "floor", "ours vs Ray", "target", ""]
+    table = [header]
+    for row in rows:
+        label, unit, higher = ROWS[row]
+        med = {lib: (results.get(lib, {}).get("rows") or {}).get(row) for lib in LIBS}
+        med = {lib: (m["median"] if m else None) for lib, m in med.items()}
+        ratio = advantage(med["ours"], med["ray"], higher)
+        target, ok = verdict(row, med["ours"], ratio)
+        floor = fmt(med["floor"], unit)
+        if row in FLOOR_NOTES and med["floor"] is not None:
+            floor += f" ({FLOOR_NOTES[row]})"
+        table.append([label, fmt(med["ours"], unit), fmt(med["ray"], unit), floor,
+                      "-" if ratio is None else f"{ratio:,.1f}x " + ("faster" if ratio >= 1
+                                                                   else "slower"),
+                      target, {True: "met", False: "NOT MET", None: ""}[ok]])
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if j == 0 or j >= 5 else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    for lib in LIBS:
+        err = results.get(lib, {}).get("error")
+        if err:
+            lines.append(f"{LIB_TITLES[lib]} column skipped: {err.strip()}")
+    lines.append("")
+    lines.append("Medians of the repetitions. 'ours vs Ray' is how many times faster "
+                 "jupyter_actors is (Ray's time / ours, or our rate / Ray's).")
+    lines.append("Array row: GB/s = (bytes sent + bytes received) / wall time of one "
+                 "get(actor.echo.remote(array)), 1 GB = 1e9 bytes; measured the same way "
+                 "for Ray and for the floor.")
+    lines.append("Floor: a fresh Python process echoing pickled frames over a socketpair "
+                 "(no runtime at all), except where noted in brackets.")
+    return "\n".join(lines)
+
+
+def versions(libs) -> dict:
+    out = {}
+    for lib, module in (("ours", "jupyter_actors"), ("ray", "ray"), ("numpy", "numpy")):
+        if lib in ("ours", "ray") and lib not in libs:
+            continue
+        proc = subprocess.run([sys.executable, "-c",
+                               f"import {module}; print(getattr({module}, '__version__', '?'))"],
+                              capture_output=True, text=True)
+        if proc.returncode == 0:
+            out[module] = proc.stdout.strip()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
+    parser.add_argument("--only", help="comma-separated rows: " + ",".join(ROWS))
+    parser.add_argument("--libs", default=",".join(LIBS),
+                        help="comma-separated columns (ours, ray, floor)")
+    parser.add_argument("--reps", type=int, help="repetitions per row (median reported)")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per column")
+    parser.add_argument("--column", help=argparse.SUPPRESS)
+    parser.add_argument("--column-out", help=argparse.SUPPRESS)
+    parser.add_argument("--column-config", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    chosen = list(ROWS) if not args.only else [r.strip() for r in args.only.split(",") if r]
+    unknown = [r for r in chosen if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    rows = [r for r in ROWS if r in chosen]
+
+    if args.column:  # inside a column's own interpreter
+        data = run_column(args.column, rows, json.loads(args.column_config))
+        with open(args.column_out, "w") as f:
+            json.dump(data, f)
+        return 0
+
+    libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
+    for lib in libs:
+        if lib not in LIBS:
+            parser.error(f"unknown column {lib!r}; choose from {', '.join(LIBS)}")
+    cfg = config(args.quick, args.reps)
+    info = machine()
+    info["loadavg_before"] = info["loadavg"]
+    results = {}
+    for lib in libs:
+        print(f"running {LIB_TITLES[lib]} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        res = spawn_column(lib, rows, cfg, args.timeout)
+        if "rows" in res:
+            res["rows"] = {k: summarize(v) for k, v in res["rows"].items()}
+        res["seconds"] = time.perf_counter() - t
+        results[lib] = res
+    info["loadavg"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    vers = versions(libs)
+    print(render(results, rows, info, vers))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "versions": vers, "config": cfg, "rows": rows,
+                       "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

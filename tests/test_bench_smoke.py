@@ -1,0 +1,31 @@
+"""The benchmark runs: its jupyter_actors column prints the table (no timing is checked)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.helpers import GUARD
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_quick_prints_the_table(tmp_path):
+    """`bench/bench.py --quick --only ...` with our column alone prints every chosen row."""
+    out_json = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "1",
+         "--only", "init,sync_threaded,pipe_async", "--libs", "ours",
+         "--json", str(out_json)],
+        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "machine:" in out and "jupyter_actors" in out
+    for label in ("init()", "1:1 sync calls, threaded actor", "pipelined x1000, async actor"):
+        assert label in out
+    assert "column skipped" not in out
+    data = json.loads(out_json.read_text())
+    rows = data["results"]["ours"]["rows"]
+    assert set(rows) == {"init", "sync_threaded", "pipe_async"}
+    assert all(r["median"] > 0 for r in rows.values())
