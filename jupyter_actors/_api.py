@@ -9,33 +9,32 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import difflib
-import functools
 import inspect
 import os
 import threading
 import time
-import weakref
 from typing import Any
 
 from . import _driver, _refs
-from ._refs import DepArg, ObjectRef
-from ._serialization import EMPTY_ARGS_PAYLOAD, deserialize, serialize, serialize_definition
+from ._refs import ObjectRef
+from ._serialization import deserialize, serialize
 from .exceptions import GetTimeoutError
+
+# The pieces of the API live in their own modules; their names are re-exported
+# here for the package namespace and for the Jupyter integration.
+from ._actors import ActorClass, ActorHandle, ActorMethod  # noqa: E402
+from ._functions import RemoteFunction  # noqa: E402
+from ._options import (ACTOR_OPTIONS, METHOD_OPTIONS, TASK_OPTIONS,  # noqa: E402
+                       _RESOURCE_OPTIONS, _check_options)
+
+__all__ = ["ACTOR_OPTIONS", "METHOD_OPTIONS", "TASK_OPTIONS", "_RESOURCE_OPTIONS", "ActorClass",
+           "ActorHandle", "ActorMethod", "RemoteFunction", "available_resources", "cancel",
+           "cluster_resources", "get", "get_actor", "init", "is_initialized", "kill", "method",
+           "put", "remote", "runtime", "shutdown", "wait"]
 
 _runtime: _driver.Runtime | None = None
 _runtime_lock = threading.Lock()
 
-# Options Ray accepts that mean nothing on one machine: accepted and ignored.
-_RESOURCE_OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "scheduling_strategy",
-                     "accelerator_type", "label_selector", "placement_group",
-                     "placement_group_bundle_index", "_metadata", "enable_task_events"}
-ACTOR_OPTIONS = {"max_concurrency", "name", "namespace", "get_if_exists", "lifetime",
-                 "max_restarts", "max_task_retries", "runtime_env", "concurrency_groups",
-                 "max_pending_calls"} | _RESOURCE_OPTIONS
-TASK_OPTIONS = {"num_returns", "max_retries", "retry_exceptions", "name", "runtime_env",
-                "max_calls"} | _RESOURCE_OPTIONS
-METHOD_OPTIONS = {"num_returns", "name", "concurrency_group"}
 
 _INIT_IGNORED = {"include_dashboard", "dashboard_host", "dashboard_port", "logging_level",
                  "logging_format", "configure_logging", "local_mode", "object_store_memory",
@@ -131,39 +130,6 @@ cluster_resources = available_resources
 
 # -- options ---------------------------------------------------------------------
 
-def _check_options(options: dict, allowed: set, what: str) -> dict:
-    unknown = set(options) - allowed
-    if unknown:
-        raise TypeError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
-                        f"valid options are {', '.join(sorted(allowed - _RESOURCE_OPTIONS))}")
-    if "max_concurrency" in options:
-        mc = options["max_concurrency"]
-        if not isinstance(mc, int) or isinstance(mc, bool) or mc < 1:
-            raise ValueError(f"max_concurrency must be an int >= 1, got {mc!r}")
-    if "num_returns" in options:
-        n = options["num_returns"]
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"num_returns must be an int >= 0, got {n!r}")
-    if "max_retries" in options:
-        n = options["max_retries"]
-        if not isinstance(n, int) or isinstance(n, bool) or n < -1:
-            raise ValueError(f"max_retries must be an int >= -1, got {n!r}")
-    for key in ("max_restarts", "max_task_retries"):
-        if options.get(key, 0) not in (0, None):
-            raise NotImplementedError(f"{key} is not supported yet: a dead actor stays dead")
-    if options.get("runtime_env"):
-        raise NotImplementedError("runtime_env is not supported: workers share the driver's "
-                                  "environment")
-    if options.get("concurrency_groups"):
-        raise NotImplementedError("concurrency_groups are not supported yet")
-    if options.get("retry_exceptions"):
-        raise NotImplementedError("retry_exceptions is not supported yet")
-    if options.get("lifetime") not in (None, "non_detached"):
-        raise ValueError("lifetime='detached' is not possible here: actors end with the driver")
-    if "name" in options and options["name"] is not None and not isinstance(options["name"], str):
-        raise TypeError(f"name must be a string, got {type(options['name']).__name__}")
-    return options
-
 
 def remote(*args, **options):
     """Make a class an actor class, or a function a remote function.
@@ -212,421 +178,11 @@ def method(*, num_returns: int | None = None, concurrency_group: str | None = No
 
 # -- arguments -------------------------------------------------------------------
 
-class Signature:
-    """Checks call arguments against a callable's signature, caching what passed."""
-
-    __slots__ = ("sig", "label", "_ok")
-
-    def __init__(self, sig: inspect.Signature | None, label: str):
-        self.sig = sig
-        self.label = label
-        self._ok: set = set()
-
-    def check(self, args: tuple, kwargs: dict) -> None:
-        if self.sig is None:
-            return
-        key = (len(args), tuple(kwargs))
-        if key in self._ok:
-            return
-        try:
-            self.sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.label}(): {exc}") from None
-        self._ok.add(key)
-
-
-def _signature(fn, drop_first: bool, label: str) -> Signature:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return Signature(None, label)
-    if drop_first:
-        params = list(sig.parameters.values())
-        if params and params[0].kind in (params[0].POSITIONAL_ONLY,
-                                         params[0].POSITIONAL_OR_KEYWORD):
-            sig = sig.replace(parameters=params[1:])
-        elif not params or params[0].kind is not params[0].VAR_POSITIONAL:
-            return Signature(None, label)
-    return Signature(sig, label)
-
-
-_export_capture = threading.local()
-
-
-def _export(ref: ObjectRef) -> None:
-    """A ref nested in arguments: remember it so its worker can look it up."""
-    bucket = getattr(_export_capture, "refs", None)
-    if bucket is None:
-        raise TypeError("an ObjectRef can only be pickled as an argument of a remote call")
-    bucket.append(ref)
-
-
-def _resolve_returned_ref(ref_id: int):
-    """A worker returned a ref the driver passed it: find the driver's own future."""
-    rt = _runtime
-    for conn in list(rt.conns) if rt is not None else ():
-        ref = conn.pins.get(ref_id)
-        if ref is not None:
-            return ref._future
-    raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
-
-
-_refs.set_exporter(_export)
-if not _refs.IN_WORKER:
-    _refs.set_resolver(_resolve_returned_ref)
-
-
-def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
-    """(payload, top-level ref deps, nested refs) for a call; raises at the caller on bad input."""
-    signature.check(args, kwargs)
-    if not args and not kwargs:
-        return EMPTY_ARGS_PAYLOAD, (), None
-    deps: list = []
-    if any(type(a) is ObjectRef for a in args) or any(type(v) is ObjectRef
-                                                       for v in kwargs.values()):
-        def swap(value):
-            if type(value) is ObjectRef:
-                deps.append(value)
-                return DepArg(len(deps) - 1)
-            return value
-        args = tuple(swap(a) for a in args)
-        kwargs = {k: swap(v) for k, v in kwargs.items()}
-    _export_capture.refs = exported = []
-    try:
-        # handoff: the worker owns the shared-memory files of big arguments
-        # once it has them, and reuses them (see _serialization).
-        payload = serialize((args, kwargs), handoff=True)
-    except Exception as exc:
-        raise _argument_error(signature, args, kwargs, exc) from exc
-    finally:
-        _export_capture.refs = None
-    return payload, tuple(deps), exported or None
-
-
-def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeError:
-    names: list = []
-    try:
-        bound = signature.sig.bind(*args, **kwargs) if signature.sig else None
-        items = list(bound.arguments.items()) if bound else None
-    except TypeError:
-        items = None
-    if items is None:
-        items = [(f"#{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
-    _export_capture.refs = []
-    try:
-        for name, value in items:
-            try:
-                serialize(value)
-            except Exception:
-                names.append(name)
-    finally:
-        _export_capture.refs = None
-    which = ", ".join(repr(n) for n in names) if names else "the arguments"
-    return TypeError(f"Could not pickle argument {which} of {signature.label}(): "
-                     f"{type(exc).__name__}: {exc}")
-
 
 # -- actors ------------------------------------------------------------------------
 
-class MethodInfo:
-    __slots__ = ("name", "signature", "is_async", "num_returns")
-
-    def __init__(self, name, signature, is_async, num_returns):
-        self.name = name
-        self.signature = signature
-        self.is_async = is_async
-        self.num_returns = num_returns
-
-
-def _inspect_methods(cls) -> dict:
-    methods = {}
-    for name in dir(cls):
-        if name.startswith("__") and name.endswith("__") and name != "__call__":
-            continue
-        raw = inspect.getattr_static(cls, name)
-        if isinstance(raw, staticmethod):
-            fn, drop = raw.__func__, False
-        elif isinstance(raw, classmethod):
-            fn, drop = raw.__func__, True
-        elif inspect.isfunction(raw):
-            fn, drop = raw, True
-        else:
-            continue
-        label = f"{cls.__name__}.{name}"
-        is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-        num_returns = getattr(fn, "__jupyter_actors_num_returns__",
-                              getattr(fn, "__ray_num_returns__", 1))
-        methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, num_returns)
-    return methods
-
-
-class ActorClass:
-    """What ``@remote`` makes of a class: ``Cls.remote(...)`` starts an actor."""
-
-    def __init__(self, cls: type, options: dict):
-        self._cls = cls
-        self._options = options
-        self._methods = _inspect_methods(cls)
-        self._is_async = any(m.is_async for m in self._methods.values())
-        init = inspect.getattr_static(cls, "__init__", None)
-        self._init_signature = (_signature(init, True, f"{cls.__name__}.__init__")
-                                if inspect.isfunction(init)
-                                else Signature(None, f"{cls.__name__}.__init__"))
-        self._payload = None
-        self._payload_lock = threading.Lock()
-        functools.update_wrapper(self, cls, updated=())
-
-    def __call__(self, *args, **kwargs):
-        raise TypeError(f"Actors cannot be instantiated directly. Instead of "
-                        f"'{self._cls.__name__}()', use '{self._cls.__name__}.remote()'.")
-
-    def remote(self, *args, **kwargs) -> "ActorHandle":
-        return _create_actor(self, self._options, args, kwargs)
-
-    def options(self, **options) -> "_ActorClassWithOptions":
-        merged = dict(self._options)
-        merged.update(_check_options(dict(options), ACTOR_OPTIONS, "an actor class"))
-        return _ActorClassWithOptions(self, merged)
-
-    @property
-    def is_async(self) -> bool:
-        return self._is_async
-
-    def class_payload(self):
-        with self._payload_lock:
-            if self._payload is None:
-                self._payload = serialize_definition(self._cls)
-            return self._payload
-
-    def __repr__(self) -> str:
-        kind = "async actor" if self._is_async else "threaded actor"
-        return f"<ActorClass {self._cls.__qualname__} ({kind})>"
-
-
-class _ActorClassWithOptions:
-    def __init__(self, actor_class: ActorClass, options: dict):
-        self._actor_class = actor_class
-        self._options = options
-
-    def remote(self, *args, **kwargs) -> "ActorHandle":
-        return _create_actor(self._actor_class, self._options, args, kwargs)
-
-
-def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "ActorHandle":
-    rt = runtime()
-    cls = actor_class._cls
-    payload, deps, exported = prepare_arguments(actor_class._init_signature, args, kwargs)
-    is_async = actor_class._is_async
-    max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
-    name = options.get("name")
-    key = None
-    if name is not None:
-        key = (options.get("namespace", _default_namespace), name)
-        with rt.lock:
-            existing = rt.named.get(key)
-            if existing is not None and existing[0].alive:
-                if options.get("get_if_exists"):
-                    return ActorHandle(existing[0], existing[1])
-                raise ValueError(f"The name {name!r} is already taken by another actor; "
-                                 f"pass get_if_exists=True to get that one instead.")
-    state = _driver.ActorState(rt, cls.__name__, name, is_async, max_concurrency, key)
-    worker_options = rt.worker_options()
-    worker_options.update(class_name=cls.__name__, max_concurrency=max_concurrency,
-                          is_async=is_async)
-    record = _driver.CallRecord("init", f"{cls.__name__}.__init__",
-                                (actor_class.class_payload(), worker_options), state, payload,
-                                deps, 1, rt.router.capture(), exported)
-    ready = ObjectRef(record.call_id, concurrent.futures.Future())
-    record.refs = [ready]
-    state.ready_ref = ready
-    handle = ActorHandle(state, actor_class)
-    rt.actors.add(state)
-    if key is not None:
-        with rt.lock:
-            rt.named[key] = (state, actor_class)
-    state.submit(record)
-    rt.acquire_worker(state.attach)
-    return handle
-
-
-class ActorHandle:
-    """A reference to a running actor; ``handle.method.remote(...)`` calls it."""
-
-    def __init__(self, state: _driver.ActorState, actor_class: ActorClass):
-        self._state = state
-        self._actor_class = actor_class
-        if state.named_key is None:
-            _HandleCount.add(state)
-            weakref.finalize(self, _HandleCount.drop, state)
-
-    def __getattr__(self, name: str) -> "ActorMethod":
-        if name.startswith("__") and name.endswith("__") and name != "__call__":
-            raise AttributeError(name)
-        info = self._actor_class._methods.get(name)
-        if info is None:
-            close = difflib.get_close_matches(name, list(self._actor_class._methods), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise AttributeError(f"The actor {self._state.class_name} has no method "
-                                 f"{name!r}{hint}")
-        return ActorMethod(self, info)
-
-    def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._actor_class._methods))
-
-    def __repr__(self) -> str:
-        s = self._state
-        status = "alive" if s.alive else "dead"
-        return f"Actor({s.class_name}, pid={s.pid}, {status})"
-
-    # Notebook display (a snapshot of the state): see _display.
-    def _repr_html_(self) -> str:
-        from ._display import actor_html
-        return actor_html(self)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        from ._display import actor_text
-        p.text(actor_text(self))
-
-    def __reduce__(self):
-        raise TypeError("Actor handles cannot be passed to other actors or remote functions "
-                        "yet; call the actor from the driver and pass the results instead.")
-
-    def __hash__(self) -> int:
-        return id(self._state)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, ActorHandle) and other._state is self._state
-
-
-class _HandleCount:
-    """Counts live handles per actor; the last one dropped lets the actor exit."""
-
-    _counts: dict = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def add(cls, state) -> None:
-        with cls._lock:
-            cls._counts[id(state)] = cls._counts.get(id(state), 0) + 1
-
-    @classmethod
-    def drop(cls, state) -> None:
-        with cls._lock:
-            n = cls._counts.get(id(state), 1) - 1
-            if n:
-                cls._counts[id(state)] = n
-                return
-            cls._counts.pop(id(state), None)
-        state.release()
-
-
-class ActorMethod:
-    """``handle.method``: call it with ``.remote(...)``."""
-
-    __slots__ = ("_handle", "_info", "_num_returns")
-
-    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None):
-        self._handle = handle
-        self._info = info
-        self._num_returns = info.num_returns if num_returns is None else num_returns
-
-    def remote(self, *args, **kwargs):
-        info = self._info
-        state = self._handle._state
-        payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
-        record = _driver.CallRecord("call", info.signature.label, info.name, state, payload,
-                                    deps, self._num_returns, state.runtime.router.capture(),
-                                    exported)
-        refs = _new_refs(record)
-        state.submit(record)
-        return refs
-
-    def options(self, **options) -> "ActorMethod":
-        _check_options(dict(options), METHOD_OPTIONS, "a method")
-        return ActorMethod(self._handle, self._info, options.get("num_returns"))
-
-    def __call__(self, *args, **kwargs):
-        raise TypeError(f"Actor methods cannot be called directly. Instead of "
-                        f"'{self._info.name}()', use '{self._info.name}.remote()'.")
-
-    def __repr__(self) -> str:
-        return f"<ActorMethod {self._info.signature.label}>"
-
-
-def _new_refs(record: _driver.CallRecord):
-    n = record.num_returns
-    refs = [ObjectRef(record.call_id if i == 0 else _refs.next_ref_id(),
-                      concurrent.futures.Future()) for i in range(max(n, 1))]
-    for ref in refs:
-        ref._owner = record
-    if n == 0:
-        record.refs = refs
-        record.num_returns = 0
-        return None
-    record.refs = refs
-    return refs[0] if n == 1 else refs
-
 
 # -- remote functions --------------------------------------------------------------
-
-class RemoteFunction:
-    """What ``@remote`` makes of a function: ``f.remote(...)`` runs it in a worker."""
-
-    def __init__(self, fn, options: dict):
-        self._function = fn
-        self._options = options
-        name = getattr(fn, "__name__", "function")
-        self._signature = _signature(fn, False, name)
-        self._id = f"{name}-{id(self):x}-{time.monotonic_ns():x}"
-        self._payload = None
-        self._payload_lock = threading.Lock()
-        functools.update_wrapper(self, fn, updated=())
-
-    def __call__(self, *args, **kwargs):
-        name = self._signature.label
-        raise TypeError(f"Remote functions cannot be called directly. Instead of running "
-                        f"'{name}()', try '{name}.remote()'.")
-
-    def remote(self, *args, **kwargs):
-        return _submit_task(self, self._options, args, kwargs)
-
-    def options(self, **options) -> "_RemoteFunctionWithOptions":
-        merged = dict(self._options)
-        merged.update(_check_options(dict(options), TASK_OPTIONS, "a remote function"))
-        return _RemoteFunctionWithOptions(self, merged)
-
-    def function_payload(self):
-        with self._payload_lock:
-            if self._payload is None:
-                self._payload = serialize_definition(self._function)
-            return self._payload
-
-    def __repr__(self) -> str:
-        return f"<RemoteFunction {self._signature.label}>"
-
-
-class _RemoteFunctionWithOptions:
-    def __init__(self, fn: RemoteFunction, options: dict):
-        self._fn = fn
-        self._options = options
-
-    def remote(self, *args, **kwargs):
-        return _submit_task(self._fn, self._options, args, kwargs)
-
-
-def _submit_task(fn: RemoteFunction, options: dict, args, kwargs):
-    rt = runtime()
-    payload, deps, exported = prepare_arguments(fn._signature, args, kwargs)
-    pool = rt.task_pool
-    if fn._id not in pool.functions:
-        pool.define(fn._id, fn.function_payload())
-    retries = options.get("max_retries", 3)
-    record = _driver.CallRecord("task", fn._signature.label, fn._id, pool, payload, deps,
-                                options.get("num_returns", 1), rt.router.capture(), exported,
-                                retries=10**9 if retries == -1 else retries)
-    refs = _new_refs(record)
-    pool.submit(record)
-    return refs
 
 
 # -- get / wait / put / kill / cancel -----------------------------------------------

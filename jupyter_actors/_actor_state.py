@@ -1,0 +1,182 @@
+"""One actor as the driver sees it: its worker, its queue of calls, how it ended."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+from . import _errors
+from ._connection import Connection
+from ._records import (CANCELLED, FAILED, FINISHED, PENDING, RUNNING, CallRecord, fail_record,
+                       send_record)
+from ._trace import tracer
+from .exceptions import ActorDiedError
+
+class ActorState:
+    """One actor: its worker, the calls waiting to be sent, and how it ended."""
+
+    def __init__(self, runtime, class_name: str, name, is_async: bool,
+                 max_concurrency: int, named_key=None):
+        self.runtime = runtime
+        self.class_name = class_name
+        self.name = name
+        self.named_key = named_key
+        self.is_async = is_async
+        self.max_concurrency = max_concurrency
+        self.lock = threading.RLock()
+        self.conn: Connection | None = None
+        self.queue: collections.deque = collections.deque()
+        self.alive = True
+        self.ready = False
+        self.death: ActorDiedError | None = None
+        self.death_cause: BaseException | None = None
+        self.killed = False
+        self.releasing = False
+        self.counts = collections.Counter()
+        self.created = time.monotonic()
+
+    @property
+    def pid(self):
+        return self.conn.pid if self.conn else None
+
+    def submit(self, record: CallRecord) -> None:
+        tracer.record_submitted(record)
+        with self.lock:
+            if not self.alive:
+                fail_record(record, self.death)
+                return
+            if self.killed:
+                fail_record(record, ActorDiedError(
+                    f"The actor {self.class_name} (pid={self.pid}) was killed by "
+                    f"jupyter_actors.kill()."))
+                return
+            self.queue.append(record)
+            self._pump()
+
+    def attach(self, conn: Connection | None, error: BaseException | None = None) -> None:
+        with self.lock:
+            if conn is None:
+                self._die(ActorDiedError(
+                    f"{self.class_name} could not start a worker process: {error}"), [])
+                return
+            if not self.alive:
+                self.runtime.kill_process(conn)
+                return
+            conn.owner = self
+            self.conn = conn
+            self._pump()
+
+    def _pump(self) -> None:
+        """Send queued calls in submission order while the head is ready (caller holds lock)."""
+        queue = self.queue
+        conn = self.conn
+        while queue and conn is not None:
+            record = queue[0]
+            if record is _EXIT_MARKER:
+                queue.popleft()
+                conn.send(("exit",))
+                continue
+            if record.status == CANCELLED:
+                queue.popleft()
+                continue
+            if not record.deps_ready():
+                if not record.waiting:
+                    record.waiting = True
+                    for dep in record.deps:
+                        dep._future.add_done_callback(self._dep_done)
+                return
+            queue.popleft()
+            error = record.failed_dep()
+            if error is not None:
+                fail_record(record, error)
+                continue
+            send_record(conn, record)
+
+    def _dep_done(self, _future) -> None:
+        with self.lock:
+            if self.alive:
+                self._pump()
+
+    def release(self) -> None:
+        """The last handle is gone: finish what is queued, then exit."""
+        with self.lock:
+            if not self.alive or self.releasing:
+                return
+            self.releasing = True
+            # The marker rides the same queue, so "exit" leaves after every call.
+            self.queue.append(_EXIT_MARKER)
+            self._pump()
+
+    def on_exit(self, conn: Connection) -> None:
+        """The worker process ended (I/O thread)."""
+        with self.lock:
+            lost = list(conn.pending.values()) + [r for r in self.queue if r is not _EXIT_MARKER]
+            conn.pending.clear()
+            self.queue.clear()
+            if not self.alive:
+                error = self.death
+            else:
+                how = ("was killed by jupyter_actors.kill()" if self.killed
+                       else _errors.describe_exit(conn.returncode))
+                if self.death_cause is not None:
+                    what = f"{self.class_name}.__init__ raised {type(self.death_cause).__name__}"
+                    error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) died: "
+                                           f"{what}; {len(lost)} pending call(s) failed.")
+                elif self.releasing and not lost:
+                    error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) exited "
+                                           f"after its last handle was dropped.")
+                else:
+                    error = ActorDiedError(
+                        f"The actor {self.class_name} (pid={conn.pid}) {how}; "
+                        f"{len(lost)} pending call(s) failed.")
+                error.__cause__ = self.death_cause
+                self._die(error, lost)
+                return
+        for record in lost:
+            fail_record(record, error)
+
+    def _die(self, error: ActorDiedError, lost: list) -> None:
+        self.alive = False
+        self.death = error
+        self.runtime.forget_name(self)
+        for record in lost:
+            fail_record(record, error)
+
+    def kill(self) -> None:
+        with self.lock:
+            if not self.alive:
+                return
+            self.killed = True
+            self.runtime.forget_name(self)
+            conn = self.conn
+            if conn is None:
+                lost = [r for r in self.queue if r is not _EXIT_MARKER]
+                self.queue.clear()
+                self._die(ActorDiedError(
+                    f"The actor {self.class_name} was killed by jupyter_actors.kill() before it "
+                    f"started; {len(lost)} pending call(s) failed."), lost)
+                return
+        self.runtime.kill_process(conn)
+
+    def describe(self) -> dict:
+        conn = self.conn
+        running = queued = 0
+        if conn is not None:
+            for record in list(conn.pending.values()):
+                if record.status == RUNNING:
+                    running += 1
+                elif record.status == PENDING:
+                    queued += 1
+        queued += sum(1 for r in list(self.queue) if r is not _EXIT_MARKER)
+        return {"class_name": self.class_name, "name": self.name, "pid": self.pid,
+                "kind": "async" if self.is_async else "threaded",
+                "max_concurrency": self.max_concurrency, "running": running,
+                "queued": queued, "done": self.counts[FINISHED],
+                "failed": self.counts[FAILED] + self.counts[CANCELLED],
+                # Killed counts as dead at once, before the I/O thread sees the exit.
+                "alive": self.alive and not self.killed,
+                "death": (str(self.death) if self.death else
+                          "killed by jupyter_actors.kill()" if self.killed else None)}
+
+
+_EXIT_MARKER = object()

@@ -1,0 +1,126 @@
+"""Call arguments: checked against the signature and pickled in the caller's thread.
+
+Top-level ObjectRef arguments become placeholders that the worker fills with
+their values; refs nested deeper travel as refs the worker can look up.
+"""
+from __future__ import annotations
+
+import inspect
+import threading
+
+from . import _api, _refs
+from ._refs import DepArg, ObjectRef
+from ._serialization import EMPTY_ARGS_PAYLOAD, serialize
+
+class Signature:
+    """Checks call arguments against a callable's signature, caching what passed."""
+
+    __slots__ = ("sig", "label", "_ok")
+
+    def __init__(self, sig: inspect.Signature | None, label: str):
+        self.sig = sig
+        self.label = label
+        self._ok: set = set()
+
+    def check(self, args: tuple, kwargs: dict) -> None:
+        if self.sig is None:
+            return
+        key = (len(args), tuple(kwargs))
+        if key in self._ok:
+            return
+        try:
+            self.sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.label}(): {exc}") from None
+        self._ok.add(key)
+
+
+def _signature(fn, drop_first: bool, label: str) -> Signature:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return Signature(None, label)
+    if drop_first:
+        params = list(sig.parameters.values())
+        if params and params[0].kind in (params[0].POSITIONAL_ONLY,
+                                         params[0].POSITIONAL_OR_KEYWORD):
+            sig = sig.replace(parameters=params[1:])
+        elif not params or params[0].kind is not params[0].VAR_POSITIONAL:
+            return Signature(None, label)
+    return Signature(sig, label)
+
+
+_export_capture = threading.local()
+
+
+def _export(ref: ObjectRef) -> None:
+    """A ref nested in arguments: remember it so its worker can look it up."""
+    bucket = getattr(_export_capture, "refs", None)
+    if bucket is None:
+        raise TypeError("an ObjectRef can only be pickled as an argument of a remote call")
+    bucket.append(ref)
+
+
+def _resolve_returned_ref(ref_id: int):
+    """A worker returned a ref the driver passed it: find the driver's own future."""
+    rt = _api._runtime
+    for conn in list(rt.conns) if rt is not None else ():
+        ref = conn.pins.get(ref_id)
+        if ref is not None:
+            return ref._future
+    raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
+
+
+def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
+    """(payload, top-level ref deps, nested refs) for a call; raises at the caller on bad input."""
+    signature.check(args, kwargs)
+    if not args and not kwargs:
+        return EMPTY_ARGS_PAYLOAD, (), None
+    deps: list = []
+    if any(type(a) is ObjectRef for a in args) or any(type(v) is ObjectRef
+                                                       for v in kwargs.values()):
+        def swap(value):
+            if type(value) is ObjectRef:
+                deps.append(value)
+                return DepArg(len(deps) - 1)
+            return value
+        args = tuple(swap(a) for a in args)
+        kwargs = {k: swap(v) for k, v in kwargs.items()}
+    _export_capture.refs = exported = []
+    try:
+        # handoff: the worker owns the shared-memory files of big arguments
+        # once it has them, and reuses them (see _serialization).
+        payload = serialize((args, kwargs), handoff=True)
+    except Exception as exc:
+        raise _argument_error(signature, args, kwargs, exc) from exc
+    finally:
+        _export_capture.refs = None
+    return payload, tuple(deps), exported or None
+
+
+def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeError:
+    names: list = []
+    try:
+        bound = signature.sig.bind(*args, **kwargs) if signature.sig else None
+        items = list(bound.arguments.items()) if bound else None
+    except TypeError:
+        items = None
+    if items is None:
+        items = [(f"#{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    _export_capture.refs = []
+    try:
+        for name, value in items:
+            try:
+                serialize(value)
+            except Exception:
+                names.append(name)
+    finally:
+        _export_capture.refs = None
+    which = ", ".join(repr(n) for n in names) if names else "the arguments"
+    return TypeError(f"Could not pickle argument {which} of {signature.label}(): "
+                     f"{type(exc).__name__}: {exc}")
+
+
+_refs.set_exporter(_export)
+if not _refs.IN_WORKER:
+    _refs.set_resolver(_resolve_returned_ref)

@@ -1,0 +1,52 @@
+"""A worker's sys.stdout and sys.stderr: complete lines go to the driver, tagged with their call."""
+from __future__ import annotations
+
+import contextvars
+import io
+import threading
+
+current_call: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_call", default=None)
+
+
+class CapturedStream(io.TextIOBase):
+    """Replaces sys.stdout / sys.stderr: complete lines go to the driver, tagged with their call."""
+
+    def __init__(self, name: str, channel, original):
+        self.name = name
+        self._channel = channel
+        self._original = original
+        self._partial: dict = {}
+        self._lock = threading.Lock()
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        call_id = current_call.get()
+        with self._lock:
+            pending = self._partial.pop(call_id, "") + text
+            head, newline, tail = pending.rpartition("\n")
+            if tail:
+                self._partial[call_id] = tail
+            if newline:
+                self._channel.send(("out", call_id, self.name, head + "\n"))
+        return len(text)
+
+    def flush_call(self, call_id) -> None:
+        """Send what is left of a call's last line, before the call's result."""
+        with self._lock:
+            tail = self._partial.pop(call_id, None)
+            if tail:
+                self._channel.send(("out", call_id, self.name, tail + "\n"))

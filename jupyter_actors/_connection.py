@@ -1,0 +1,106 @@
+"""The driver's end of one worker's socket: framed, thread-safe, non-blocking writes."""
+from __future__ import annotations
+
+import collections
+import itertools
+import socket
+import subprocess
+import threading
+import time
+
+from . import _protocol
+
+# Frames to one worker closer together than this are written in batches (Connection.send).
+BURST = 50e-6
+
+
+class Connection:
+    """The driver's end of one worker's socket, plus the process behind it."""
+
+    def __init__(self, runtime, proc: subprocess.Popen, sock: socket.socket):
+        self.runtime = runtime
+        self.proc = proc
+        self.pid = proc.pid
+        self.sock = sock
+        self.decoder = _protocol.FrameDecoder()
+        self.lock = threading.Lock()
+        self.outbox: collections.deque = collections.deque()
+        self.pending: dict = {}          # call_id -> CallRecord sent to this worker
+        self.pins: dict = {}             # ref_id -> ObjectRef the worker may look up
+        self.defined: set = set()        # function ids a task worker has
+        self.owner = None
+        self.exited = False
+        self.returncode = None
+        self.pidfd = None
+        self.writing = False
+        self.last_send = 0.0
+
+    def send(self, message: tuple) -> None:
+        """Write a frame now if the socket takes it; queue the rest for the I/O thread.
+
+        A frame that follows the previous one within ``BURST`` seconds (calls
+        submitted in a loop) is queued too: the I/O thread then writes the
+        whole run at once, one write and one wake-up of the worker for many
+        calls. A lone call (e.g. ``get(h.m.remote())`` in a loop) goes at once.
+        """
+        parts = _protocol.encode(message)
+        with self.lock:
+            if self.exited:
+                return
+            now = time.monotonic()
+            burst = now - self.last_send < BURST
+            self.last_send = now
+            if self.outbox or burst:
+                self.outbox.extend(bytes(memoryview(p).cast("B")) for p in parts)
+                if not self.writing:
+                    self.writing = True
+                    self.runtime.call_in_io(self.runtime.watch_writable, self)
+                return
+            try:
+                sent = self.sock.sendmsg(parts)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the worker is gone; its exit fails the pending calls
+            rest = _remainder(parts, sent)
+            if rest:
+                self.outbox.extend(rest)
+                if not self.writing:
+                    self.writing = True
+                    self.runtime.call_in_io(self.runtime.watch_writable, self)
+
+    def flush(self) -> bool:
+        """Write queued bytes (I/O thread). True when the outbox is empty."""
+        with self.lock:
+            while self.outbox:
+                batch = list(itertools.islice(self.outbox, 64))
+                try:
+                    sent = self.sock.sendmsg(batch)
+                except (BlockingIOError, InterruptedError):
+                    return False
+                except OSError:
+                    self.outbox.clear()
+                    break
+                for _ in range(len(batch)):
+                    head = self.outbox[0]
+                    if sent >= len(head):
+                        sent -= len(head)
+                        self.outbox.popleft()
+                    else:
+                        self.outbox[0] = head[sent:]
+                        break
+            self.writing = False
+            return True
+
+
+def _remainder(parts: list, sent: int) -> list:
+    """Copies of what sendmsg did not write (the caller may reuse its buffers)."""
+    rest = []
+    for p in parts:
+        view = memoryview(p).cast("B")
+        if sent >= view.nbytes:
+            sent -= view.nbytes
+            continue
+        rest.append(bytes(view[sent:]))
+        sent = 0
+    return rest

@@ -1,0 +1,107 @@
+"""Call records: what one actor call, actor creation or task is, and how it ends.
+
+A record is created in the caller's thread, sent by its owner (an actor or the
+task pool) and finished by the I/O thread; finished records stay in the trace.
+"""
+from __future__ import annotations
+
+import time
+
+from . import _refs
+from ._trace import tracer
+from .exceptions import TaskCancelledError
+
+PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
+
+
+class CallRecord:
+    """One actor call, actor creation or task: what to send, where it ran, how it ended."""
+
+    __slots__ = ("call_id", "kind", "label", "target", "owner", "refs", "context",
+                 "args_payload", "deps", "num_returns", "retries_left", "submitted",
+                 "started", "finished", "slot", "status", "pid", "conn", "waiting",
+                 "exported", "error", "cancel_requested", "__weakref__")
+
+    def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
+                 context, exported=None, retries=0):
+        self.call_id = _refs.next_ref_id()
+        self.kind = kind                  # "call", "init" or "task"
+        self.label = label                # "Class.method" or "function"
+        self.target = target              # method name or function id
+        self.owner = owner                # ActorState or TaskPool
+        self.args_payload = args_payload
+        self.deps = deps                  # top-level ObjectRef arguments
+        self.num_returns = num_returns
+        self.context = context            # output router context of the submitter
+        self.exported = exported          # refs nested in the arguments
+        self.retries_left = retries
+        self.refs: list = []
+        self.submitted = time.monotonic()
+        self.started = None
+        self.finished = None
+        self.slot = None
+        self.status = PENDING
+        self.pid = None
+        self.conn = None
+        self.waiting = False
+        self.error = None
+        self.cancel_requested = False
+
+    def deps_ready(self) -> bool:
+        return all(d._future.done() for d in self.deps)
+
+    def failed_dep(self):
+        for d in self.deps:
+            if d._future.exception() is not None:
+                return d._future.exception()
+        return None
+
+    def dep_payloads(self) -> tuple:
+        return tuple(d._payload for d in self.deps)
+
+
+def send_record(conn, record: CallRecord) -> None:
+    record.conn = conn
+    record.pid = conn.pid
+    if record.exported:
+        for ref in record.exported:
+            conn.pins[ref._id] = ref
+    conn.pending[record.call_id] = record
+    if record.kind == "call":
+        message = ("call", record.call_id, record.target, record.args_payload,
+                   record.dep_payloads(), record.num_returns)
+    elif record.kind == "task":
+        message = ("task", record.call_id, record.target, record.args_payload,
+                   record.dep_payloads(), record.num_returns, record.label)
+    else:  # "init": the args of the creation message were prepared by the API
+        cls_payload, options = record.target
+        message = ("actor", record.call_id, cls_payload, record.args_payload,
+                   record.dep_payloads(), options)
+    conn.send(message)
+
+
+def fail_record(record, error: BaseException) -> None:
+    if not isinstance(record, CallRecord) or record.status in (FINISHED, FAILED, CANCELLED):
+        return
+    record.status = CANCELLED if isinstance(error, TaskCancelledError) else FAILED
+    record.error = error
+    record.finished = record.finished or time.monotonic()
+    _count(record)
+    refs, record.refs = record.refs, ()
+    for ref in refs:
+        if not ref._future.done():
+            ref._future.set_exception(error)
+    release_inputs(record)
+    tracer.record_finished(record)
+
+
+def release_inputs(record: CallRecord) -> None:
+    """A finished call keeps only its timings: drop what it held for sending."""
+    record.args_payload = record.deps = record.exported = None
+    record.target = record.target if record.kind != "init" else None
+
+
+def _count(record: CallRecord) -> None:
+    counts = getattr(record.owner, "counts", None)  # actors keep per-status counts
+    if counts is not None:
+        counts[record.status] += 1
