@@ -180,3 +180,17 @@ class Kernel:
 def ansi_free(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
+
+# What every kernel test module runs first.
+PRELUDE = ("%load_ext jupyter_actors\n"
+           "import asyncio, sys\n"
+           "import jupyter_actors as ray\n"
+           "from tests.helpers import FileEvent, GUARD")
+
+
+def kernel_with_extension(*cells: str) -> Kernel:
+    """A new kernel with the extension loaded and ``cells`` run in it."""
+    kernel = Kernel()
+    for cell in (PRELUDE,) + cells:
+        kernel.run(cell)
+    return kernel

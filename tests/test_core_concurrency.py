@@ -155,7 +155,6 @@ def test_remote_functions_run_in_parallel_workers():
     @ray.remote
     def meet(path_prefix, i):
         import os
-        import time
         from tests.helpers import FileEvent
         FileEvent(f"{path_prefix}-{i}").set()
         other = FileEvent(f"{path_prefix}-{1 - i}")

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from tests.helpers import GUARD
-from tests.kernel_utils import Kernel
+from tests.kernel_utils import kernel_with_extension
 
 pytestmark = pytest.mark.kernel
 
@@ -26,11 +26,7 @@ SEED_ACTOR = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel()
-    k.run("%load_ext jupyter_actors\n"
-          "import asyncio\n"
-          "import jupyter_actors as ray\n"
-          "from tests.helpers import FileEvent, GUARD")
+    k = kernel_with_extension()
     k.run(SEED_ACTOR)
     k.run("actor = AsyncActor.remote()\n"
           "@ray.remote\n"

@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from tests.helpers import FileEvent, pid_gone
-from tests.kernel_utils import Kernel
+from tests.kernel_utils import Kernel, kernel_with_extension
 
 pytestmark = pytest.mark.kernel
 
@@ -38,11 +38,7 @@ GATE_ACTOR = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel()
-    k.run("%load_ext jupyter_actors\n"
-          "import asyncio\n"
-          "import jupyter_actors as ray\n"
-          "from tests.helpers import FileEvent, GUARD")
+    k = kernel_with_extension()
     k.run(GATE_ACTOR)
     yield k
     k.shutdown()

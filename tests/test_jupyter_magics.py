@@ -7,18 +7,14 @@ import textwrap
 
 import pytest
 
-from tests.kernel_utils import Kernel, ansi_free
+from tests.kernel_utils import Kernel, ansi_free, kernel_with_extension
 
 pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel()
-    k.run("%load_ext jupyter_actors\n"
-          "import asyncio\n"
-          "import jupyter_actors as ray\n"
-          "from tests.helpers import FileEvent, GUARD")
+    k = kernel_with_extension()
     yield k
     k.shutdown()
 

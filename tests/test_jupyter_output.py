@@ -6,18 +6,14 @@ import textwrap
 import pytest
 
 from tests.helpers import FileEvent
-from tests.kernel_utils import Kernel
+from tests.kernel_utils import kernel_with_extension
 
 pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    k = Kernel()
-    k.run("%load_ext jupyter_actors\n"
-          "import asyncio, sys\n"
-          "import jupyter_actors as ray\n"
-          "from tests.helpers import FileEvent, GUARD")
+    k = kernel_with_extension()
     k.run(textwrap.dedent("""\
         %%remote
         class Talker:
