@@ -52,7 +52,9 @@ class Runtime:
         self.idle_target = min(2, self.num_cpus) if idle_workers is None else idle_workers
         self.log_to_driver = log_to_driver
         self.router = default_router
-        self.session_dir = tempfile.mkdtemp(prefix="jupyter_actors-", dir=session_dir_root())
+        _sweep_abandoned_sessions(session_dir_root())
+        self.session_dir = tempfile.mkdtemp(prefix=f"jupyter_actors-{os.getpid()}-",
+                                            dir=session_dir_root())
         set_session_dir(self.session_dir)
         self.stopping = False
         self.lock = threading.Lock()
@@ -496,6 +498,31 @@ class Runtime:
         self._wake_w.close()
         shutil.rmtree(self.session_dir, ignore_errors=True)
         set_session_dir(None)
+
+
+def _sweep_abandoned_sessions(root: str) -> None:
+    """Remove shared-memory folders of drivers that died without cleaning up.
+
+    A driver killed with SIGKILL takes its workers with it (parent-death
+    signal) before anyone can remove its folder; the folder name carries the
+    driver's pid, so the next runtime on this machine removes it.
+    """
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) < 3 or parts[0] != "jupyter_actors" or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        try:
+            os.kill(pid, 0)
+            continue  # its driver still runs (or the pid was reused: leave it)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        except OSError:
+            continue  # another user's process: not ours to judge
 
 
 default_router = OutputRouter()

@@ -312,11 +312,18 @@ def _start_driver(tail: str) -> tuple:
 
 
 def test_killing_the_driver_with_sigkill_leaves_no_worker_behind():
+    """Workers die with the driver; the next runtime removes the dead driver's shared memory."""
+    from jupyter_actors._serialization import session_dir_root
     proc, pids = _start_driver("time.sleep(60)")
+    root = session_dir_root()
+    left = [n for n in os.listdir(root) if n.startswith(f"jupyter_actors-{proc.pid}-")]
+    assert len(left) == 1
     proc.kill()
     proc.wait(GUARD)
     for pid in pids:
         assert pid_gone(pid), f"worker {pid} outlived its driver"
+    ray.init()
+    assert not os.path.exists(os.path.join(root, left[0]))
 
 
 def test_a_script_that_just_ends_leaves_no_worker_behind():
