@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -24,17 +25,10 @@ import time
 import jupyter_actors as ray
 from jupyter_actors import _trace
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _workloads import _define  # noqa: E402  (the benchmark's own actor classes)
 
-@ray.remote
-class Threaded:
-    def f(self, x=None):
-        return x
-
-
-@ray.remote
-class Async:
-    async def f(self, x=None):
-        return x
+Threaded, Async, _ = _define(ray)
 
 
 def pipelined(actor, n: int) -> tuple:

@@ -44,7 +44,7 @@ import marshal
 import pickle
 import struct
 
-from ._serialization import Payload, ShmBuffer, _rebuild_shm
+from ._serialization import Payload, ShmBuffer, _rebuild_shm, builtin_only
 
 _LEN = struct.Struct("<Q")
 _COUNT = struct.Struct("<I")
@@ -150,18 +150,9 @@ def _decode_marshal(meta, parts) -> tuple:
 _ATOMS = frozenset({type(None), bool, int, float, str, bytes})
 
 
-def _plain(value, depth: int = 0) -> bool:
+def _plain(value) -> bool:
     """Whether marshal carries ``value`` unchanged (exact builtin types only)."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return True
-    if depth > 4:
-        return False
-    if kind is tuple or kind is list:
-        return all(_plain(v, depth + 1) for v in value)
-    if kind is dict:
-        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
-    return False
+    return builtin_only(value, _ATOMS, max_depth=4, max_len=None)
 
 
 class FrameDecoder:

@@ -258,27 +258,30 @@ class Payload:
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
-def _builtin_only(value, depth: int = 0) -> bool:
-    """Whether ``value`` holds only builtin scalars in small tuples, lists and dicts:
-    then the C pickler writes exactly what cloudpickle would, several times faster."""
+def builtin_only(value, scalars=_SCALARS, max_depth: int = 3, max_len: int | None = 16,
+                 depth: int = 0) -> bool:
+    """Whether ``value`` holds only ``scalars`` in tuples, lists and dicts (at most
+    ``max_depth`` deep and ``max_len`` long): then the C pickler writes exactly
+    what cloudpickle would, several times faster, and marshal carries it unchanged."""
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in scalars:
         return True
-    if depth > 3:
+    if depth > max_depth:
         return False
     if kind is tuple or kind is list:
-        if len(value) > 16:
+        if max_len is not None and len(value) > max_len:
             return False
         for item in value:
-            if type(item) not in _SCALARS and not _builtin_only(item, depth + 1):
+            if type(item) not in scalars and not builtin_only(item, scalars, max_depth,
+                                                              max_len, depth + 1):
                 return False
         return True
     if kind is dict:
-        if len(value) > 16:
+        if max_len is not None and len(value) > max_len:
             return False
         for key, item in value.items():
-            if type(key) not in _SCALARS or (type(item) not in _SCALARS
-                                              and not _builtin_only(item, depth + 1)):
+            if type(key) not in scalars or (type(item) not in scalars and not builtin_only(
+                    item, scalars, max_depth, max_len, depth + 1)):
                 return False
         return True
     return False
@@ -286,7 +289,7 @@ def _builtin_only(value, depth: int = 0) -> bool:
 
 def serialize(value: Any, handoff: bool = False) -> Payload:
     """Pickle ``value``; raises whatever pickling raises, in the caller's thread."""
-    if _builtin_only(value):
+    if builtin_only(value):
         return Payload(pickle.dumps(value, protocol=PROTOCOL))
     buffers: list = []
     blob = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=buffers.append)
