@@ -12,7 +12,7 @@ from . import _api, _driver, _refs
 from ._arguments import Signature, _signature, prepare_arguments
 from ._options import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options
 from ._refs import ObjectRef
-from ._serialization import serialize_definition
+from ._serialization import LazyDefinition
 
 class MethodInfo:
     __slots__ = ("name", "signature", "is_async", "num_returns")
@@ -58,8 +58,7 @@ class ActorClass:
         self._init_signature = (_signature(init, True, f"{cls.__name__}.__init__")
                                 if inspect.isfunction(init)
                                 else Signature(None, f"{cls.__name__}.__init__"))
-        self._payload = None
-        self._payload_lock = threading.Lock()
+        self._definition = LazyDefinition(self._cls)
         functools.update_wrapper(self, cls, updated=())
 
     def __call__(self, *args, **kwargs):
@@ -79,10 +78,7 @@ class ActorClass:
         return self._is_async
 
     def class_payload(self):
-        with self._payload_lock:
-            if self._payload is None:
-                self._payload = serialize_definition(self._cls)
-            return self._payload
+        return self._definition.payload()
 
     def __repr__(self) -> str:
         kind = "async actor" if self._is_async else "threaded actor"

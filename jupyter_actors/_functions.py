@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import functools
-import threading
 import time
 
 from . import _api, _driver
 from ._actors import _new_refs
 from ._arguments import _signature, prepare_arguments
 from ._options import TASK_OPTIONS, _check_options
-from ._serialization import serialize_definition
+from ._serialization import LazyDefinition
 
 class RemoteFunction:
     """What ``@remote`` makes of a function: ``f.remote(...)`` runs it in a worker."""
@@ -20,8 +19,7 @@ class RemoteFunction:
         name = getattr(fn, "__name__", "function")
         self._signature = _signature(fn, False, name)
         self._id = f"{name}-{id(self):x}-{time.monotonic_ns():x}"
-        self._payload = None
-        self._payload_lock = threading.Lock()
+        self._definition = LazyDefinition(self._function)
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args, **kwargs):
@@ -38,10 +36,7 @@ class RemoteFunction:
         return _RemoteFunctionWithOptions(self, merged)
 
     def function_payload(self):
-        with self._payload_lock:
-            if self._payload is None:
-                self._payload = serialize_definition(self._function)
-            return self._payload
+        return self._definition.payload()
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {self._signature.label}>"

@@ -353,6 +353,21 @@ def serialize_definition(obj) -> Payload:
     return Payload(out.getvalue())
 
 
+class LazyDefinition:
+    """A class's or function's payload, pickled once, on first use (thread-safe)."""
+
+    def __init__(self, obj):
+        self._obj = obj
+        self._payload = None
+        self._lock = threading.Lock()
+
+    def payload(self) -> Payload:
+        with self._lock:
+            if self._payload is None:
+                self._payload = serialize_definition(self._obj)
+            return self._payload
+
+
 def deserialize_definition(payload: Payload):
     obj, sources = deserialize(payload)
     for filename, lines in sources.items():
