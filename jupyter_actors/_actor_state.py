@@ -27,7 +27,6 @@ class ActorState:
         self.conn: Connection | None = None
         self.queue: collections.deque = collections.deque()
         self.alive = True
-        self.ready = False
         self.death: ActorDiedError | None = None
         self.death_cause: BaseException | None = None
         self.killed = False

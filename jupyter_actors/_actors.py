@@ -118,9 +118,6 @@ def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "Acto
     record = _driver.CallRecord("init", f"{cls.__name__}.__init__",
                                 (actor_class.class_payload(), worker_options), state, payload,
                                 deps, 1, rt.router.capture(), exported)
-    ready = ObjectRef(record.call_id, concurrent.futures.Future())
-    record.refs = [ready]
-    state.ready_ref = ready
     handle = ActorHandle(state, actor_class)
     rt.actors.add(state)
     if key is not None:

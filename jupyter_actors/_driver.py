@@ -74,7 +74,7 @@ class Runtime:
         self._spawn_requests: "collections.deque" = collections.deque()
         self._spawn_cv = threading.Condition()
         self._handlers = {
-            "ready": self._on_ready, "start": self._on_start, "ok": self._on_ok,
+            "start": self._on_start, "ok": self._on_ok,
             "err": self._on_err, "cancelled": self._on_cancelled, "out": self._on_out,
             "init_ok": self._on_init_ok, "init_err": self._on_init_err,
             "lookup": self._on_lookup,
@@ -277,9 +277,6 @@ class Runtime:
             conn.owner.on_exit(conn)
 
     # -- messages from workers (I/O thread) ----------------------------------
-    def _on_ready(self, conn, message) -> None:
-        pass
-
     def _on_start(self, conn, message) -> None:
         record = conn.pending.get(message[1])
         if record is None:
@@ -377,7 +374,6 @@ class Runtime:
 
     def _on_init_ok(self, conn, message) -> None:
         record = conn.pending.pop(message[1], None)
-        conn.owner.ready = True
         if record is not None:
             record.status = FINISHED
             record.finished = time.monotonic()

@@ -25,7 +25,6 @@ Messages are tuples whose first item names them. Driver -> worker:
 
 Worker -> driver:
 
-    ("ready", pid)
     ("init_ok",) / ("init_err", error)
     ("start", call_id, t, slot)
     ("ok", call_id, payloads, t_start, t_end, slot)   payloads: tuple, one per return
@@ -191,10 +190,6 @@ class FrameDecoder:
         self._buf[self._end:self._end + data.nbytes] = data
         self._end += data.nbytes
         return self._parse()
-
-    @property
-    def pending_bytes(self) -> int:
-        return self._end - self._start
 
     def _make_room(self, at_least: int = 0) -> None:
         buf, start, end = self._buf, self._start, self._end

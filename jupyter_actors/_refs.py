@@ -31,9 +31,9 @@ class ObjectRef:
     the same result.
     """
 
-    __slots__ = ("_id", "_future", "_payload", "_owner", "_label", "_relays", "__weakref__")
+    __slots__ = ("_id", "_future", "_payload", "_owner", "_relays", "__weakref__")
 
-    def __init__(self, ref_id: int, future: concurrent.futures.Future, label: str = ""):
+    def __init__(self, ref_id: int, future: concurrent.futures.Future):
         self._id = ref_id
         self._future = future
         # The serialized value once known, so forwarding it to another worker
@@ -41,7 +41,6 @@ class ObjectRef:
         self._payload = None
         # Keeps whatever the result depends on alive (e.g. the call record).
         self._owner = None
-        self._label = label
         self._relays = None
 
     # -- Ray's ObjectRef surface ---------------------------------------

@@ -330,7 +330,6 @@ def main() -> None:
     sys.stderr = worker.stderr
     _refs.IN_WORKER = True
     _refs.set_resolver(worker.lookup)
-    channel.send(("ready", worker.pid))
     decoder = _protocol.FrameDecoder()
     for batch in read_messages(sock, decoder):
         first, early = batch[0], batch[1:]
