@@ -57,6 +57,14 @@ class Worker:
         return "ran"
 
 
+def start_blocked_call(actor, gate):
+    """A call of `actor` that has started and now waits until `gate` (a FileEvent) is set."""
+    started = FileEvent(gate.path + ".started")
+    ref = actor.wait_for.remote(gate.path, started.path)
+    assert started.wait()
+    return ref
+
+
 def test_remote_exception_is_its_own_class_and_a_task_error_with_the_remote_traceback():
     actor = Worker.remote()
     pid = ray.get(actor.pid.remote(), timeout=GUARD)
@@ -109,9 +117,7 @@ def test_a_dying_actor_fails_every_pending_call_and_every_later_one(how, detail)
 
 def test_external_kill_fails_pending_calls_within_a_second(events):
     actor = Worker.remote()
-    started = events("started")
-    ref = actor.wait_for.remote(events("never").path, started.path)
-    assert started.wait()
+    ref = start_blocked_call(actor, events("never"))
     t0 = time.monotonic()
     os.kill(actor._state.pid, signal.SIGKILL)
     with pytest.raises(exceptions.ActorDiedError, match="SIGKILL"):
@@ -144,9 +150,8 @@ def test_get_timeout_raises_and_the_call_keeps_running(events):
 
 def test_cancel_a_queued_call_it_never_runs(events):
     actor = Worker.remote()
-    started, gate, ran = events("started"), events("gate"), events("ran")
-    running = actor.wait_for.remote(gate.path, started.path)
-    assert started.wait()
+    gate, ran = events("gate"), events("ran")
+    running = start_blocked_call(actor, gate)
     queued = actor.touch.remote(ran.path)
     ray.cancel(queued)
     with pytest.raises(exceptions.TaskCancelledError, match="before it started"):
@@ -192,9 +197,8 @@ def test_cancel_a_running_async_call_cancels_it_with_asyncio(capfd):
 
 def test_cancel_a_running_threaded_call_is_not_interrupted(events):
     actor = Worker.remote()
-    started, gate = events("started"), events("gate")
-    ref = actor.wait_for.remote(gate.path, started.path)
-    assert started.wait()
+    gate = events("gate")
+    ref = start_blocked_call(actor, gate)
     ray.cancel(ref)
     with pytest.raises(exceptions.TaskCancelledError, match="not interrupted"):
         ray.get(ref, timeout=GUARD)
@@ -242,9 +246,7 @@ def test_a_crashing_remote_function_fails_with_worker_crashed_and_the_pool_recov
 
 def test_kill_stops_the_process_and_fails_pending_calls(events):
     actor = Worker.remote()
-    started = events("started")
-    ref = actor.wait_for.remote(events("never").path, started.path)
-    assert started.wait()
+    ref = start_blocked_call(actor, events("never"))
     pid = actor._state.pid
     ray.kill(actor)
     with pytest.raises(exceptions.ActorDiedError, match="kill"):
@@ -256,9 +258,7 @@ def test_kill_stops_the_process_and_fails_pending_calls(events):
 
 def test_shutdown_fails_pending_calls_and_stops_every_worker(events):
     actor = Worker.remote()
-    started = events("started")
-    ref = actor.wait_for.remote(events("never").path, started.path)
-    assert started.wait()
+    ref = start_blocked_call(actor, events("never"))
     pid = actor._state.pid
     ray.shutdown()
     with pytest.raises(exceptions.ActorDiedError):
