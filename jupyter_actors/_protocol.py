@@ -170,13 +170,14 @@ class FrameDecoder:
         self._start = 0       # first unparsed byte
         self._end = 0         # end of received bytes
 
-    def read(self, sock) -> list | None:
+    def read(self, sock, flags: int = 0) -> list | None:
         """Receive once from ``sock``: the complete messages, or None at end of file.
 
-        Raises what ``recv_into`` raises (BlockingIOError on a non-blocking socket).
+        Raises what ``recv_into`` raises (BlockingIOError on a non-blocking
+        socket, or with ``flags=socket.MSG_DONTWAIT`` when nothing is there).
         """
         self._make_room()
-        n = sock.recv_into(memoryview(self._buf)[self._end:])
+        n = sock.recv_into(memoryview(self._buf)[self._end:], 0, flags)
         if not n:
             return None
         self._end += n

@@ -5,10 +5,15 @@ end of a socketpair inherited as FD. Threads:
 
     reader thread            main thread (executor)         other threads
     ─────────────            ──────────────────────         ─────────────
-    recv frames  ──calls──▶  async actor: event loop,       threaded actor with
-    EOF → exit               FIFO gate of max_concurrency   max_concurrency N:
-    cancel / ref answers     threaded actor / tasks: a      N-1 more executors
-                             queue served in order          on the same queue
+    recv frames  ──calls──▶  tasks, threaded actor with     threaded actor with
+    EOF → exit               max_concurrency N > 1: a       N > 1: N-1 more
+    cancel / ref answers     queue served in order          executors on the queue
+
+Handing a call from one thread to another costs a thread wake-up, so the
+common actors skip it (see Reading): an async actor's event loop reads the
+socket itself once the constructor has run, and a threaded actor with
+max_concurrency 1 has two threads that both read and run what they read
+(InlineExecutor).
 
 Results, output lines and look-ups go back on the same socket under a lock;
 each call's output lines are sent before its result.
@@ -29,31 +34,32 @@ import time
 
 from . import _protocol, _refs
 from ._capture import CapturedStream, current_call
-from ._executors import AsyncExecutor, Call, SyncExecutor, describe_error, load_arguments
+from ._executors import (AsyncExecutor, Call, InlineExecutor, SyncExecutor, describe_error,
+                         load_arguments)
 from ._serialization import deserialize, deserialize_definition, set_session_dir
 
 
 # -- channel ----------------------------------------------------------------
 
 class Channel:
-    """The worker's end of the socket: thread-safe sends, one reader.
+    """The worker's end of the socket: thread-safe sends; reading threads wait through it.
 
     ``send_soon`` holds a frame back so that it travels with the next one (a
     short call's "start" and its result then cost one write, and wake the
-    driver once). Held frames always go out before any later frame, and the
-    reader thread sends them when nothing else did within ``HOLD``: it waits
-    for input in polls that end by then (``wait_readable``).
+    driver once). Held frames always go out before any later frame, and a
+    reading thread sends them when nothing else did within ``HOLD``: it waits
+    for input in polls that end by then (``wait_readable``). A frame is held
+    only while some reading thread's poll ends within ``HOLD``.
     """
 
     HOLD = 0.002              # longest a frame is held back, in seconds
-    MAX_POLL = 1.0            # the reader's poll when the worker is quiet
+    MAX_POLL = 1.0            # a reading thread's poll when the worker is quiet
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.lock = threading.Lock()
         self.held = bytearray()
-        self.poll = self.HOLD
-        self.flush_by = float("inf")   # when the reader's current poll ends
+        self.poll_ends: dict = {}   # Poller -> when its current poll ends
 
     def send(self, message: tuple) -> None:
         parts = _protocol.encode(message)
@@ -67,11 +73,12 @@ class Channel:
         """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
         parts = _protocol.encode(message)
         with self.lock:
-            if self.flush_by - time.monotonic() <= self.HOLD:
+            ends = self.poll_ends
+            if ends and min(ends.values()) - time.monotonic() <= self.HOLD:
                 for p in parts:   # copied: the frame must not change while held
                     self.held += p
                 return
-        self.send(message)  # the reader is in a long poll: do not hold anything back
+        self.send(message)  # no poll ends soon enough: do not hold anything back
 
     def flush(self) -> None:
         with self.lock:
@@ -80,27 +87,46 @@ class Channel:
                 self.held.clear()
                 _sendmsg_all(self.sock, [data])
 
-    def wait_readable(self, wait) -> bool:
-        """Reader thread: wait for input; send held frames when their time is up.
+    def wait_readable(self, poller: "Poller") -> bool:
+        """Wait for input; send held frames when their time is up.
 
-        ``wait(timeout)`` returns true when the socket is readable. The poll
-        grows while the worker is quiet and shrinks again on any activity.
+        True when the socket is readable. A thread's poll grows while the
+        worker is quiet and shrinks again on any activity.
         """
         with self.lock:
-            self.flush_by = time.monotonic() + self.poll
-        if wait(self.poll):
-            self.poll = self.HOLD
-            return True
+            self.poll_ends[poller] = time.monotonic() + poller.timeout
+        ready = poller.wait(poller.timeout)
         with self.lock:
-            self.flush_by = float("inf")
+            del self.poll_ends[poller]
+            if ready:
+                poller.timeout = self.HOLD
+                return True
             if self.held:
                 data = bytes(self.held)
                 self.held.clear()
                 _sendmsg_all(self.sock, [data])
-                self.poll = self.HOLD
+                poller.timeout = self.HOLD
             else:
-                self.poll = min(self.poll * 2, self.MAX_POLL)
+                poller.timeout = min(poller.timeout * 2, self.MAX_POLL)
         return False
+
+
+class Poller:
+    """One reading thread's wait for input on the worker's socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.timeout = Channel.HOLD
+        if hasattr(select, "EPOLLEXCLUSIVE"):
+            # Linux: input wakes one of the threads waiting, not all of them.
+            epoll = select.epoll()
+            epoll.register(sock, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.wait = lambda timeout: epoll.poll(timeout)
+        elif hasattr(select, "poll"):
+            poll = select.poll()
+            poll.register(sock, select.POLLIN)
+            self.wait = lambda timeout: poll.poll(timeout * 1000)
+        else:
+            self.wait = lambda timeout: select.select([sock], [], [], timeout)[0]
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:
@@ -166,59 +192,94 @@ class Worker:
 
 # -- reader -----------------------------------------------------------------
 
-def read_messages(sock: socket.socket, decoder: _protocol.FrameDecoder, early=(),
-                  channel: Channel | None = None):
-    """Blocking generator of message batches; returns at end of file.
-
-    With ``channel``, waits in polls that let the channel send held frames.
-    """
-    if early:
-        yield list(early)
-    wait = None
-    if channel is not None:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            wait = lambda timeout: poller.poll(timeout * 1000)  # noqa: E731
-        else:
-            wait = lambda timeout: select.select([sock], [], [], timeout)[0]  # noqa: E731
+def first_messages(sock: socket.socket, decoder: _protocol.FrameDecoder) -> list:
+    """Block until the driver's first frames arrive (the role, maybe calls); [] at EOF."""
     while True:
-        if wait is not None and not channel.wait_readable(wait):
-            continue
         try:
             batch = decoder.read(sock)
         except OSError:
-            return
+            return []
         if batch is None:
-            return
+            return []
         if batch:
-            yield batch
+            return batch
 
 
-def reader_loop(worker: Worker, sock: socket.socket, decoder: _protocol.FrameDecoder,
-                make_call, early) -> None:
+def dispatch(worker: Worker, batch: list, make_call) -> None:
+    """Hand one batch of messages, in order, to the executor and the look-ups."""
     executor = worker.executor
-    for batch in read_messages(sock, decoder, early, worker.channel):
-        calls = []
-        for msg in batch:
-            kind = msg[0]
-            if kind in ("call", "task"):
-                calls.append(make_call(msg))
-                continue
-            if calls:
-                executor.submit(calls)
-                calls = []
-            if kind == "cancel":
-                executor.cancel(msg[1])
-            elif kind == "ref":
-                worker.on_ref_answer(msg[1], msg[2], msg[3])
-            elif kind == "define":
-                worker.functions_pending[msg[1]] = msg[2]
-            elif kind == "exit":
-                executor.stop()
+    calls = []
+    for msg in batch:
+        kind = msg[0]
+        if kind in ("call", "task"):
+            calls.append(make_call(msg))
+            continue
         if calls:
             executor.submit(calls)
-    driver_gone()
+            calls = []
+        if kind == "cancel":
+            executor.cancel(msg[1])
+        elif kind == "ref":
+            worker.on_ref_answer(msg[1], msg[2], msg[3])
+        elif kind == "define":
+            worker.functions_pending[msg[1]] = msg[2]
+        elif kind == "exit":
+            executor.stop()
+    if calls:
+        executor.submit(calls)
+
+
+class Reading:
+    """Who reads the worker's socket: one or two threads, or an async actor's loop.
+
+    A lock keeps each batch whole and the batches in order, and reads never
+    block, so a reader that lost the race to the input just waits again.
+    """
+
+    def __init__(self, worker: Worker, sock: socket.socket, decoder: _protocol.FrameDecoder,
+                 make_call):
+        self.worker = worker
+        self.sock = sock
+        self.decoder = decoder
+        self.make_call = make_call
+        self.lock = threading.Lock()
+        self.loop_reads = False
+
+    def read_once(self) -> None:
+        with self.lock:
+            try:
+                batch = self.decoder.read(self.sock, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                batch = None
+            if batch is None:
+                driver_gone()
+            dispatch(self.worker, batch, self.make_call)
+
+    def start_thread(self) -> None:
+        threading.Thread(target=self.thread_loop, daemon=True, name="reader").start()
+
+    def thread_loop(self) -> None:
+        """Wait and read (and run calls, for an InlineExecutor) until a loop takes over."""
+        run_pending = getattr(self.worker.executor, "run_pending", None)
+        poller = Poller(self.sock)
+        while not self.loop_reads:
+            if self.worker.channel.wait_readable(poller):
+                self.read_once()
+                if run_pending is not None:
+                    run_pending()
+
+    def hand_to_loop(self, loop) -> None:
+        """An async actor's loop reads from now on: one thread wake-up less per call.
+
+        The reading thread stops after its current wait. While the loop runs
+        a blocking method nothing reads, but nothing could be served then
+        anyway; on Linux the parent-death signal still ends the worker with
+        the driver.
+        """
+        self.loop_reads = True
+        loop.add_reader(self.sock.fileno(), self.read_once)
 
 
 def driver_gone() -> None:
@@ -250,6 +311,8 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     max_concurrency = options["max_concurrency"]
     if options["is_async"]:
         executor = AsyncExecutor(worker, max_concurrency)
+    elif max_concurrency == 1:
+        executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
     else:
         executor = SyncExecutor(worker, max_concurrency, None)
     worker.executor = executor
@@ -258,8 +321,8 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         _, call_id, method, args_payload, deps, num_returns = msg
         return Call(call_id, method, args_payload, deps, num_returns, f"{name}.{method}")
 
-    threading.Thread(target=reader_loop, args=(worker, sock, decoder, make_call, early),
-                     daemon=True, name="reader").start()
+    # A thread reads while the constructor runs (it may get() a ref argument).
+    reading = start_reading(worker, sock, decoder, make_call, early)
     token = current_call.set(init_id)
     try:
         cls = deserialize_definition(cls_payload)
@@ -273,11 +336,16 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     worker.finish(("init_ok", init_id))
     if options["is_async"]:
         executor.instance = instance
+        reading.hand_to_loop(executor.loop)
+        executor.run()
+    elif isinstance(executor, InlineExecutor):
+        executor.start(lambda method: getattr(instance, method))
+        # This thread now reads and runs calls too, until "exit" or the driver's EOF.
+        reading.thread_loop()
     else:
         executor.resolve_target = lambda method: getattr(instance, method)
-    executor.run()
-    worker.channel.flush()
-    os._exit(0)
+        executor.run()
+    exit_after_calls(worker)
 
 
 def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
@@ -291,6 +359,7 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
             fn = functions[func_id] = deserialize_definition(worker.functions_pending.pop(func_id))
         return fn
 
+    # Remote functions run in the main thread, where a cancel can interrupt them.
     executor = SyncExecutor(worker, 1, resolve)
     executor.interruptible = True
     signal.signal(signal.SIGINT, executor.on_sigint)
@@ -300,9 +369,21 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         _, call_id, func_id, args_payload, deps, num_returns, label = msg
         return Call(call_id, func_id, args_payload, deps, num_returns, label)
 
-    threading.Thread(target=reader_loop, args=(worker, sock, decoder, make_call, early),
-                     daemon=True, name="reader").start()
+    start_reading(worker, sock, decoder, make_call, early)
     executor.run()
+    exit_after_calls(worker)
+
+
+def start_reading(worker: Worker, sock, decoder, make_call, early: list) -> Reading:
+    """Dispatch what came with the role, then read on in a thread."""
+    dispatch(worker, early, make_call)
+    reading = Reading(worker, sock, decoder, make_call)
+    reading.start_thread()
+    return reading
+
+
+def exit_after_calls(worker: Worker) -> None:
+    """The driver's "exit" came after the last call: send what is held back and leave."""
     worker.channel.flush()
     os._exit(0)
 
@@ -331,11 +412,10 @@ def main() -> None:
     _refs.IN_WORKER = True
     _refs.set_resolver(worker.lookup)
     decoder = _protocol.FrameDecoder()
-    for batch in read_messages(sock, decoder):
-        first, early = batch[0], batch[1:]
-        break
-    else:
+    batch = first_messages(sock, decoder)
+    if not batch:
         driver_gone()
+    first, early = batch[0], batch[1:]
     if first[0] == "actor":
         run_actor(worker, sock, decoder, first, early)
     elif first[0] == "tasks":

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 import jupyter_actors as ray
-from tests.helpers import GUARD
+from tests.helpers import GUARD, FileEvent
 
 
 @ray.remote
@@ -123,6 +124,49 @@ def test_threaded_actor_default_runs_calls_one_at_a_time_in_submission_order():
     ray.get([actor.step.remote(i) for i in range(100)], timeout=GUARD)
     order, most = ray.get(actor.report.remote(), timeout=GUARD)
     assert order == list(range(100)) and most == 1
+
+
+def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tmp_path):
+    """max_concurrency=1: the thread that reads a call runs it, so another must read meanwhile.
+
+    While the first call runs, the driver hears that it started, the ref it
+    waits for is answered (the answer arrives only after the call began), and
+    calls sent meanwhile wait their turn and run after it, in order.
+    """
+    gate = FileEvent(tmp_path / "gate")
+
+    @ray.remote
+    def when(path, value):
+        from tests.helpers import FileEvent
+        FileEvent(path).wait(30)
+        return value
+
+    @ray.remote
+    class Waiter:
+        def __init__(self):
+            self.log = []
+
+        def wait_for(self, refs):
+            self.log.append("first")
+            self.log.append(ray.get(refs[0]))
+            return self.log[-1]
+
+        def then(self, i):
+            self.log.append(i)
+            return list(self.log)
+
+    actor = Waiter.remote()
+    assert ray.get(actor.then.remote("ready"), timeout=GUARD) == ["ready"]  # constructor done
+    first = actor.wait_for.remote([when.remote(gate.path, "late value")])
+    later = [actor.then.remote(i) for i in range(3)]
+    deadline = time.monotonic() + GUARD
+    while first._owner.started is None:  # set when the worker's "start" reaches the driver
+        assert time.monotonic() < deadline, "the driver never heard that the call started"
+        time.sleep(0.002)
+    assert not first.done() and not any(ref.done() for ref in later)
+    gate.set()
+    assert ray.get(first, timeout=GUARD) == "late value"
+    assert ray.get(later, timeout=GUARD)[-1] == ["ready", "first", "late value", 0, 1, 2]
 
 
 @pytest.mark.parametrize("n", [2, 4])
