@@ -77,8 +77,8 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
     if not args and not kwargs:
         return EMPTY_ARGS_PAYLOAD, (), None
     deps: list = []
-    if any(type(a) is ObjectRef for a in args) or any(type(v) is ObjectRef
-                                                       for v in kwargs.values()):
+    # (A C-level scan: this runs on every call.)
+    if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
         def swap(value):
             if type(value) is ObjectRef:
                 deps.append(value)

@@ -51,7 +51,9 @@ class Connection:
             burst = now - self.last_send < BURST
             self.last_send = now
             if self.outbox or burst:
-                self.outbox.extend(bytes(memoryview(p).cast("B")) for p in parts)
+                # Kept as they are: bytes, or byte views of the payload's own
+                # copies of its buffers (made when the call was submitted).
+                self.outbox.extend(parts)
                 if not self.writing:
                     self.writing = True
                     self.runtime.call_in_io(self.runtime.watch_writable, self)

@@ -144,8 +144,8 @@ class SyncExecutor:
                 return
             self._execute(call, slot)
 
-    def _execute(self, call: Call, slot: int) -> None:
-        """Run one call unless it was cancelled while queued."""
+    def _execute(self, call: Call, slot: int, more: bool = False) -> None:
+        """Run one call unless it was cancelled while queued (``more``: others wait behind it)."""
         with self.lock:
             if call.call_id in self.cancelled:
                 self.cancelled.discard(call.call_id)
@@ -157,7 +157,7 @@ class SyncExecutor:
             self.worker.channel.send(("cancelled", call.call_id, time.monotonic()))
             return
         try:
-            self._run(call, slot)
+            self._run(call, slot, more)
         except KeyboardInterrupt:
             pass  # a cancel that landed just after the call ended
         finally:
@@ -166,7 +166,7 @@ class SyncExecutor:
                 if self.interrupt_target == call.call_id:
                     self.interrupt_target = None
 
-    def _run(self, call: Call, slot: int) -> None:
+    def _run(self, call: Call, slot: int, more: bool = False) -> None:
         worker = self.worker
         token = current_call.set(call.call_id)
         start = time.monotonic()
@@ -181,7 +181,9 @@ class SyncExecutor:
             message = ("ok", call.call_id, payloads, start, time.monotonic(), slot)
         finally:
             current_call.reset(token)
-        worker.finish(message)
+        # With calls waiting behind this one, its result may ride with theirs
+        # (held HOLD seconds at most): one write and one driver wake-up for a run.
+        worker.finish(message, soon=more)
 
 
 class InlineExecutor(SyncExecutor):
@@ -230,10 +232,11 @@ class InlineExecutor(SyncExecutor):
                     self.busy = False
                     return
                 call = self.pending.popleft()
+                more = bool(self.pending)
             if call is _EXIT:
                 self.on_exit()
                 return
-            self._execute(call, 0)
+            self._execute(call, 0, more)
 
 
 class FifoGate:

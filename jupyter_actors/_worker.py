@@ -60,6 +60,7 @@ class Channel:
         self.lock = threading.Lock()
         self.held = bytearray()
         self.poll_ends: dict = {}   # Poller -> when its current poll ends
+        self.writes = 0             # counts writes, so a waiting thread sees activity
 
     def send(self, message: tuple) -> None:
         parts = _protocol.encode(message)
@@ -68,6 +69,7 @@ class Channel:
                 parts = [bytes(self.held)] + parts
                 self.held.clear()
             _sendmsg_all(self.sock, parts)
+            self.writes += 1
 
     def send_soon(self, message: tuple) -> None:
         """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
@@ -91,10 +93,12 @@ class Channel:
         """Wait for input; send held frames when their time is up.
 
         True when the socket is readable. A thread's poll grows while the
-        worker is quiet and shrinks again on any activity.
+        worker is quiet (no input, nothing written) and shrinks again on any
+        activity.
         """
         with self.lock:
             self.poll_ends[poller] = time.monotonic() + poller.timeout
+            writes = self.writes
         ready = poller.wait(poller.timeout)
         with self.lock:
             del self.poll_ends[poller]
@@ -106,17 +110,21 @@ class Channel:
                 self.held.clear()
                 _sendmsg_all(self.sock, [data])
                 poller.timeout = self.HOLD
+            elif self.writes != writes:
+                poller.timeout = self.HOLD
             else:
                 poller.timeout = min(poller.timeout * 2, self.MAX_POLL)
         return False
 
 
 class Poller:
-    """One reading thread's wait for input on the worker's socket."""
+    """One thread's wait for input on the worker's socket (``sock=None``: only a timed wait)."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket | None):
         self.timeout = Channel.HOLD
-        if hasattr(select, "EPOLLEXCLUSIVE"):
+        if sock is None:
+            self.wait = lambda timeout: time.sleep(timeout)  # never "readable"
+        elif hasattr(select, "EPOLLEXCLUSIVE"):
             # Linux: input wakes one of the threads waiting, not all of them.
             epoll = select.epoll()
             epoll.register(sock, select.EPOLLIN | select.EPOLLEXCLUSIVE)
@@ -160,11 +168,14 @@ class Worker:
         self._lookup_lock = threading.Lock()
 
     # Output of a call is flushed before its result.
-    def finish(self, message: tuple) -> None:
+    def finish(self, message: tuple, soon: bool = False) -> None:
         call_id = message[1]
         self.stdout.flush_call(call_id)
         self.stderr.flush_call(call_id)
-        self.channel.send(message)
+        if soon:
+            self.channel.send_soon(message)
+        else:
+            self.channel.send(message)
 
     def lookup(self, ref_id: int) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -261,22 +272,31 @@ class Reading:
         threading.Thread(target=self.thread_loop, daemon=True, name="reader").start()
 
     def thread_loop(self) -> None:
-        """Wait and read (and run calls, for an InlineExecutor) until a loop takes over."""
+        """Wait and read (and run calls, for an InlineExecutor).
+
+        Once an event loop reads instead, this thread only wakes to send
+        frames held back too long: a method that blocks the loop must not
+        keep its "start" from the driver.
+        """
         run_pending = getattr(self.worker.executor, "run_pending", None)
+        channel = self.worker.channel
         poller = Poller(self.sock)
         while not self.loop_reads:
-            if self.worker.channel.wait_readable(poller):
+            if channel.wait_readable(poller):
                 self.read_once()
                 if run_pending is not None:
                     run_pending()
+        poller = Poller(None)
+        while True:
+            channel.wait_readable(poller)
 
     def hand_to_loop(self, loop) -> None:
         """An async actor's loop reads from now on: one thread wake-up less per call.
 
-        The reading thread stops after its current wait. While the loop runs
-        a blocking method nothing reads, but nothing could be served then
-        anyway; on Linux the parent-death signal still ends the worker with
-        the driver.
+        The reading thread stops reading after its current wait. While the
+        loop runs a blocking method nothing reads, but nothing could be
+        served then anyway; on Linux the parent-death signal still ends the
+        worker with the driver.
         """
         self.loop_reads = True
         loop.add_reader(self.sock.fileno(), self.read_once)

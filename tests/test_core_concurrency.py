@@ -169,6 +169,34 @@ def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tm
     assert ray.get(later, timeout=GUARD)[-1] == ["ready", "first", "late value", 0, 1, 2]
 
 
+def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_path):
+    """The loop reads the socket itself, so a method that blocks it blocks reading too;
+    the call's "start" must still reach the driver while it blocks (the live timeline)."""
+    gate = FileEvent(tmp_path / "gate")
+
+    @ray.remote
+    class Blocker:
+        async def block(self, path):
+            from tests.helpers import FileEvent
+            FileEvent(path).wait(30)   # a blocking wait inside async def: the loop stops
+            return "unblocked"
+
+        async def after(self):
+            return "after"
+
+    actor = Blocker.remote()
+    assert ray.get(actor.after.remote(), timeout=GUARD) == "after"  # constructor done
+    blocked = actor.block.remote(gate.path)
+    later = actor.after.remote()
+    deadline = time.monotonic() + GUARD
+    while blocked._owner.started is None:
+        assert time.monotonic() < deadline, "the driver never heard that the call started"
+        time.sleep(0.002)
+    assert not blocked.done() and not later.done()
+    gate.set()
+    assert ray.get([blocked, later], timeout=GUARD) == ["unblocked", "after"]
+
+
 @pytest.mark.parametrize("n", [2, 4])
 def test_threaded_actor_with_max_concurrency_runs_n_calls_in_parallel_threads(n):
     """A barrier of n parties inside the method passes only if n calls run at once."""
