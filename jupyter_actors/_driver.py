@@ -319,12 +319,14 @@ class Runtime:
         record.status = FINISHED
         _count(record)
         refs, record.refs = record.refs, ()
+        release_inputs(record)
+        tracer.record_finished(record)
+        # Last: a caller blocked in get() wakes here, and should find this
+        # thread about to let go of the interpreter, not still busy.
         for ref, payload, value in zip(refs, payloads, values):
             ref._payload = payload
             if not ref._future.done():
                 ref._future.set_result(value)
-        release_inputs(record)
-        tracer.record_finished(record)
 
     def _on_err(self, conn, message) -> None:
         _, call_id, error, start, end, slot = message

@@ -3,17 +3,20 @@
 Started by the driver as ``python -m jupyter_actors._worker FD PPID`` with its
 end of a socketpair inherited as FD. Threads:
 
-    reader thread            main thread (executor)         other threads
-    ─────────────            ──────────────────────         ─────────────
-    recv frames  ──calls──▶  tasks, threaded actor with     threaded actor with
-    EOF → exit               max_concurrency N > 1: a       N > 1: N-1 more
-    cancel / ref answers     queue served in order          executors on the queue
+    remote functions,        async actor                    threaded actor,
+    threaded actor, N > 1    ───────────                    max_concurrency 1
+    ─────────────────────    main thread: the event loop    ─────────────────
+    reader thread: frames    reads the socket and runs      two threads that each
+    → queue → main thread    every method                   read and run what they
+    (+ N-1 threads on it)                                   read, one at a time
 
-Handing a call from one thread to another costs a thread wake-up, so the
-common actors skip it (see Reading): an async actor's event loop reads the
-socket itself once the constructor has run, and a threaded actor with
-max_concurrency 1 has two threads that both read and run what they read
-(InlineExecutor).
+Handing each call from a reading thread to a running one costs a thread
+wake-up, about a fifth of a short call's round trip, so the two common
+actors skip it (see Reading and InlineExecutor). Before an actor's
+constructor has run, a reader thread reads for it (the constructor may
+get() a ref argument), and in actors a timer thread sends frames held back
+too long (Channel.send_soon). A threaded actor with max_concurrency N > 1
+keeps the queue: N threads taking calls from one queue pipeline best.
 
 Results, output lines and look-ups go back on the same socket under a lock;
 each call's output lines are sent before its result.
@@ -92,10 +95,12 @@ class Channel:
     def wait_readable(self, poller: "Poller") -> bool:
         """Wait for input; send held frames when their time is up.
 
-        True when the socket is readable. A thread's poll grows while the
-        worker is quiet (no input, nothing written) and shrinks again on any
-        activity.
+        True when the socket is readable. The flushing thread's poll grows
+        while the worker is quiet (no input, nothing written) and shrinks
+        again on any activity; the other threads' polls stay long.
         """
+        if not poller.flushes:
+            return bool(poller.wait(self.MAX_POLL))
         with self.lock:
             self.poll_ends[poller] = time.monotonic() + poller.timeout
             writes = self.writes
@@ -118,9 +123,15 @@ class Channel:
 
 
 class Poller:
-    """One thread's wait for input on the worker's socket (``sock=None``: only a timed wait)."""
+    """One thread's wait for input on the worker's socket (``sock=None``: only a timed wait).
 
-    def __init__(self, sock: socket.socket | None):
+    Only a ``flushes`` poller wakes on time to send held-back frames: one
+    is enough, and a threaded actor with many threads must not have them
+    all waking every HOLD seconds while it is busy.
+    """
+
+    def __init__(self, sock: socket.socket | None, flushes: bool):
+        self.flushes = flushes
         self.timeout = Channel.HOLD
         if sock is None:
             self.wait = lambda timeout: time.sleep(timeout)  # never "readable"
@@ -241,10 +252,13 @@ def dispatch(worker: Worker, batch: list, make_call) -> None:
 
 
 class Reading:
-    """Who reads the worker's socket: one or two threads, or an async actor's loop.
+    """Who reads the worker's socket: threads, or an async actor's loop.
 
     A lock keeps each batch whole and the batches in order, and reads never
     block, so a reader that lost the race to the input just waits again.
+    Held-back frames are sent on time by one thread: the reader of a task
+    worker (it never runs calls), a timer thread in an actor (its readers
+    run calls, and its loop may be blocked by one).
     """
 
     def __init__(self, worker: Worker, sock: socket.socket, decoder: _protocol.FrameDecoder,
@@ -268,27 +282,32 @@ class Reading:
                 driver_gone()
             dispatch(self.worker, batch, self.make_call)
 
-    def start_thread(self) -> None:
-        threading.Thread(target=self.thread_loop, daemon=True, name="reader").start()
+    def start_thread(self, flushes: bool = False) -> None:
+        threading.Thread(target=self.thread_loop, args=(flushes,), daemon=True,
+                         name="reader").start()
 
-    def thread_loop(self) -> None:
-        """Wait and read (and run calls, for an InlineExecutor).
+    def start_flusher(self) -> None:
+        threading.Thread(target=self.flush_loop, daemon=True, name="flusher").start()
 
-        Once an event loop reads instead, this thread only wakes to send
-        frames held back too long: a method that blocks the loop must not
-        keep its "start" from the driver.
-        """
+    def thread_loop(self, flushes: bool = False) -> None:
+        """Wait and read (and run calls, for an InlineExecutor) until a loop reads instead."""
         run_pending = getattr(self.worker.executor, "run_pending", None)
+        if run_pending is not None:
+            run_pending()  # calls that queued while the constructor ran
         channel = self.worker.channel
-        poller = Poller(self.sock)
+        poller = Poller(self.sock, flushes)
         while not self.loop_reads:
             if channel.wait_readable(poller):
                 self.read_once()
                 if run_pending is not None:
                     run_pending()
-        poller = Poller(None)
+
+    def flush_loop(self) -> None:
+        """Only wake to send frames held back too long: a call that runs long (or
+        blocks an async actor's loop) must not keep its "start" from the driver."""
+        poller = Poller(None, flushes=True)
         while True:
-            channel.wait_readable(poller)
+            self.worker.channel.wait_readable(poller)
 
     def hand_to_loop(self, loop) -> None:
         """An async actor's loop reads from now on: one thread wake-up less per call.
@@ -342,7 +361,7 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         return Call(call_id, method, args_payload, deps, num_returns, f"{name}.{method}")
 
     # A thread reads while the constructor runs (it may get() a ref argument).
-    reading = start_reading(worker, sock, decoder, make_call, early)
+    reading = start_reading(worker, sock, decoder, make_call, early, actor=True)
     token = current_call.set(init_id)
     try:
         cls = deserialize_definition(cls_payload)
@@ -358,6 +377,7 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         executor.instance = instance
         reading.hand_to_loop(executor.loop)
         executor.run()
+        exit_after_calls(worker)
     elif isinstance(executor, InlineExecutor):
         executor.start(lambda method: getattr(instance, method))
         # This thread now reads and runs calls too, until "exit" or the driver's EOF.
@@ -365,7 +385,7 @@ def run_actor(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
     else:
         executor.resolve_target = lambda method: getattr(instance, method)
         executor.run()
-    exit_after_calls(worker)
+        exit_after_calls(worker)
 
 
 def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
@@ -389,16 +409,19 @@ def run_tasks(worker: Worker, sock, decoder, first: tuple, early: list) -> None:
         _, call_id, func_id, args_payload, deps, num_returns, label = msg
         return Call(call_id, func_id, args_payload, deps, num_returns, label)
 
-    start_reading(worker, sock, decoder, make_call, early)
+    start_reading(worker, sock, decoder, make_call, early, actor=False)
     executor.run()
     exit_after_calls(worker)
 
 
-def start_reading(worker: Worker, sock, decoder, make_call, early: list) -> Reading:
-    """Dispatch what came with the role, then read on in a thread."""
+def start_reading(worker: Worker, sock, decoder, make_call, early: list,
+                  actor: bool) -> Reading:
+    """Dispatch what came with the role, then read on in a thread (and flush in another)."""
     dispatch(worker, early, make_call)
     reading = Reading(worker, sock, decoder, make_call)
-    reading.start_thread()
+    reading.start_thread(flushes=not actor)
+    if actor:
+        reading.start_flusher()
     return reading
 
 

@@ -201,6 +201,8 @@ def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_pa
 def test_threaded_actor_with_max_concurrency_runs_n_calls_in_parallel_threads(n):
     """A barrier of n parties inside the method passes only if n calls run at once."""
     actor = Recorder.options(max_concurrency=n).remote(n)
+    # Once the constructor has run, so the calls arrive together at a waiting actor.
+    assert ray.get(actor.report.remote(), timeout=GUARD) == ([], 0)
     threads = ray.get([actor.step.remote(i) for i in range(2 * n)], timeout=GUARD)
     assert len(set(threads)) == n
     assert ray.get(actor.report.remote(), timeout=GUARD)[1] == n
