@@ -49,14 +49,14 @@ class Channel:
 
     ``send_soon`` holds a frame back so that it travels with the next one (a
     short call's "start" and its result then cost one write, and wake the
-    driver once). Held frames always go out before any later frame, and a
-    reading thread sends them when nothing else did within ``HOLD``: it waits
-    for input in polls that end by then (``wait_readable``). A frame is held
-    only while some reading thread's poll ends within ``HOLD``.
+    driver once). Held frames always go out before any later frame, and the
+    flushing thread (see Reading) sends them when nothing else did within
+    ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
+    while that thread's current wait ends within ``HOLD``.
     """
 
     HOLD = 0.002              # longest a frame is held back, in seconds
-    MAX_POLL = 1.0            # a reading thread's poll when the worker is quiet
+    MAX_POLL = 1.0            # the longest wait of a thread watching the socket
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
