@@ -87,10 +87,16 @@ class Channel:
 
     def flush(self) -> None:
         with self.lock:
-            if self.held:
-                data = bytes(self.held)
-                self.held.clear()
-                _sendmsg_all(self.sock, [data])
+            self._send_held()
+
+    def _send_held(self) -> bool:
+        """Write the held frames, if any (lock held); whether there were some."""
+        if not self.held:
+            return False
+        data = bytes(self.held)
+        self.held.clear()
+        _sendmsg_all(self.sock, [data])
+        return True
 
     def wait_readable(self, poller: "Poller") -> bool:
         """Wait for input; send held frames when their time is up.
@@ -110,10 +116,7 @@ class Channel:
             if ready:
                 poller.timeout = self.HOLD
                 return True
-            if self.held:
-                data = bytes(self.held)
-                self.held.clear()
-                _sendmsg_all(self.sock, [data])
+            if self._send_held():
                 poller.timeout = self.HOLD
             elif self.writes != writes:
                 poller.timeout = self.HOLD
