@@ -42,3 +42,18 @@ def pid_gone(pid: int, timeout: float = GUARD) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def wait_until_started(ref, timeout: float = GUARD) -> None:
+    """Wait until the driver has heard from the worker that ``ref``'s call started."""
+    deadline = time.monotonic() + timeout
+    while ref._owner.started is None:  # the I/O thread sets it on the worker's "start"
+        assert time.monotonic() < deadline, "the driver never heard that the call started"
+        time.sleep(0.002)
+
+
+def value_when_set(path, value):
+    """Body of a remote function whose result is ready only once FileEvent(path) is set:
+    ``ray.remote(value_when_set)`` gives a ref to hand out before it can resolve."""
+    FileEvent(path).wait(GUARD)
+    return value

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 import jupyter_actors as ray
-from tests.helpers import GUARD, FileEvent
+from tests.helpers import GUARD, FileEvent, value_when_set, wait_until_started
 
 
 @ray.remote
@@ -134,12 +133,7 @@ def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tm
     calls sent meanwhile wait their turn and run after it, in order.
     """
     gate = FileEvent(tmp_path / "gate")
-
-    @ray.remote
-    def when(path, value):
-        from tests.helpers import FileEvent
-        FileEvent(path).wait(30)
-        return value
+    when = ray.remote(value_when_set)
 
     @ray.remote
     class Waiter:
@@ -159,10 +153,7 @@ def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tm
     assert ray.get(actor.then.remote("ready"), timeout=GUARD) == ["ready"]  # constructor done
     first = actor.wait_for.remote([when.remote(gate.path, "late value")])
     later = [actor.then.remote(i) for i in range(3)]
-    deadline = time.monotonic() + GUARD
-    while first._owner.started is None:  # set when the worker's "start" reaches the driver
-        assert time.monotonic() < deadline, "the driver never heard that the call started"
-        time.sleep(0.002)
+    wait_until_started(first)
     assert not first.done() and not any(ref.done() for ref in later)
     gate.set()
     assert ray.get(first, timeout=GUARD) == "late value"
@@ -188,10 +179,7 @@ def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_pa
     assert ray.get(actor.after.remote(), timeout=GUARD) == "after"  # constructor done
     blocked = actor.block.remote(gate.path)
     later = actor.after.remote()
-    deadline = time.monotonic() + GUARD
-    while blocked._owner.started is None:
-        assert time.monotonic() < deadline, "the driver never heard that the call started"
-        time.sleep(0.002)
+    wait_until_started(blocked)
     assert not blocked.done() and not later.done()
     gate.set()
     assert ray.get([blocked, later], timeout=GUARD) == ["unblocked", "after"]

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import jupyter_actors as ray
-from tests.helpers import GUARD
+from tests.helpers import GUARD, value_when_set
 
 
 @ray.remote
@@ -150,11 +150,7 @@ def test_a_failed_ref_argument_fails_the_call_with_that_error():
 
 def test_calls_waiting_for_ref_arguments_keep_submission_order(events):
     """A call whose argument is not ready holds back later calls to the same actor."""
-    @ray.remote
-    def when(path, value):
-        from tests.helpers import FileEvent
-        FileEvent(path).wait(30)
-        return value
+    when = ray.remote(value_when_set)
 
     @ray.remote
     class Log:

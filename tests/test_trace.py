@@ -16,7 +16,7 @@ import pytest
 import jupyter_actors as ray
 from jupyter_actors import tracing
 from jupyter_actors._trace import tracer
-from tests.helpers import GUARD
+from tests.helpers import GUARD, wait_until_started
 
 
 @ray.remote
@@ -169,10 +169,7 @@ def test_cancelled_running_async_call_is_marked_and_kept_once():
     actor = Meeting.remote()
     ref = actor.wait_forever.remote()
     record = ref._owner
-    deadline = time.monotonic() + GUARD
-    while record.started is None:  # the I/O thread sets it when the worker says "start"
-        assert time.monotonic() < deadline, "the call never started"
-        time.sleep(0.005)
+    wait_until_started(ref)
     ray.cancel(ref)
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(ref, timeout=GUARD)
