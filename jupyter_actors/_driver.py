@@ -75,7 +75,8 @@ class Runtime:
         self._spawn_cv = threading.Condition()
         self._handlers = {
             "start": self._on_start, "ok": self._on_ok,
-            "err": self._on_err, "cancelled": self._on_cancelled, "out": self._on_out,
+            "err": self._on_err, "cancelled": self._on_cancelled,
+            "not_interrupted": self._on_not_interrupted, "out": self._on_out,
             "init_ok": self._on_init_ok, "init_err": self._on_init_err,
             "lookup": self._on_lookup,
         }
@@ -338,7 +339,8 @@ class Runtime:
             tracer.record_finished(record)
             return
         remote = _errors.remote_exception(error, record.label, conn.pid)
-        if record.cancel_requested:  # the interrupt surfaced as an exception
+        if record.cancel_requested and _interruptible(record):
+            # The interrupt surfaced as an exception.
             cancelled = TaskCancelledError(f"{record.label} was interrupted while running.")
             cancelled.__cause__ = remote
             fail_record(record, cancelled)
@@ -358,6 +360,12 @@ class Runtime:
         else:
             fail_record(record, TaskCancelledError(
                 f"{record.label} was interrupted while running."))
+
+    def _on_not_interrupted(self, conn, message) -> None:
+        """A threaded actor's call was running when cancelled: it runs on, its ref fails now."""
+        record = conn.pending.get(message[1])
+        if record is not None:
+            fail_record(record, _not_interrupted(record))
 
     def _on_out(self, conn, message) -> None:
         if not self.log_to_driver:
@@ -436,18 +444,15 @@ class Runtime:
                 f"{record.label} was cancelled: its worker was killed (force=True)."))
             self.kill_process(conn)
             return
-        if isinstance(record.owner, ActorState) and not record.owner.is_async:
-            # A threaded actor's call cannot be interrupted, and one queued in
-            # the worker would only be skipped after the running ones: fail it now.
-            detail = ("was running; a threaded actor's call is not interrupted and runs "
-                      "to its end" if record.status == RUNNING else
-                      "was cancelled before it started")
-            fail_record(record, TaskCancelledError(f"{record.label} {detail}."))
-            conn.send(("cancel", record.call_id))
+        if record.status == RUNNING and not _interruptible(record):
+            fail_record(record, _not_interrupted(record))
             return
-        # Async calls and remote functions are interrupted in the worker; the
-        # ref fails when the worker reports it, so whatever the call printed
-        # while being cancelled (a finally: block) still comes first.
+        # Only the worker knows whether a call it was sent has started (its
+        # "start" may still be on the way): it answers "cancelled" for a call
+        # it skips, "not_interrupted" for a running threaded call, and ends an
+        # async call or remote function by interrupting it; the ref fails on
+        # that answer, so whatever the call printed while being cancelled (a
+        # finally: block) still comes first.
         record.cancel_requested = True
         conn.send(("cancel", record.call_id))
 
@@ -496,6 +501,17 @@ class Runtime:
         self._wake_w.close()
         shutil.rmtree(self.session_dir, ignore_errors=True)
         set_session_dir(None)
+
+
+def _interruptible(record: CallRecord) -> bool:
+    """Async actor calls and remote functions can be interrupted; threaded actor calls cannot."""
+    owner = record.owner
+    return not isinstance(owner, ActorState) or owner.is_async
+
+
+def _not_interrupted(record: CallRecord) -> TaskCancelledError:
+    return TaskCancelledError(f"{record.label} was running; a threaded actor's call is not "
+                              "interrupted and runs to its end.")
 
 
 def _sweep_abandoned_sessions(root: str) -> None:

@@ -95,7 +95,8 @@ class SyncExecutor:
         self.max_concurrency = max_concurrency
         self.resolve_target = resolve_target
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.cancelled: set = set()
+        self.queued: set = set()      # received, not started
+        self.cancelled: set = set()   # received, then cancelled: skipped when reached
         self.running: set = set()
         self.lock = threading.Lock()
         # Remote functions run in the main thread and can be interrupted there;
@@ -104,16 +105,32 @@ class SyncExecutor:
         self.interrupt_target = None
 
     def submit(self, calls) -> None:
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
         for call in calls:
             self.queue.put(call)
 
     def cancel(self, call_id) -> None:
+        """Answer at once whether the call was skipped or is running on (or interrupted).
+
+        Only this worker knows whether a call has started, so it tells the
+        driver, which then fails the ref with the right reason; a call that
+        already ended needs no answer (its result is on its way).
+        """
         with self.lock:
-            if call_id not in self.running:
+            if call_id in self.queued:
+                self.queued.discard(call_id)
                 self.cancelled.add(call_id)
+                answer = ("cancelled", call_id, time.monotonic())
+            elif call_id not in self.running:
+                return
             elif self.interruptible:
                 self.interrupt_target = call_id
                 _thread.interrupt_main(signal.SIGINT)
+                return
+            else:
+                answer = ("not_interrupted", call_id)
+        self.worker.channel.send(answer)
 
     def on_sigint(self, signum, frame) -> None:
         """Raise KeyboardInterrupt in the running call only if that call was cancelled."""
@@ -147,15 +164,11 @@ class SyncExecutor:
     def _execute(self, call: Call, slot: int, more: bool = False) -> None:
         """Run one call unless it was cancelled while queued (``more``: others wait behind it)."""
         with self.lock:
-            if call.call_id in self.cancelled:
+            if call.call_id in self.cancelled:  # already answered by cancel()
                 self.cancelled.discard(call.call_id)
-                skip = True
-            else:
-                self.running.add(call.call_id)
-                skip = False
-        if skip:
-            self.worker.channel.send(("cancelled", call.call_id, time.monotonic()))
-            return
+                return
+            self.queued.discard(call.call_id)
+            self.running.add(call.call_id)
         try:
             self._run(call, slot, more)
         except KeyboardInterrupt:
@@ -206,6 +219,7 @@ class InlineExecutor(SyncExecutor):
     def submit(self, calls) -> None:
         # Called under the read lock, so calls queue in arrival order.
         with self.lock:
+            self.queued.update(call.call_id for call in calls)
             self.pending.extend(calls)
 
     def stop(self) -> None:
