@@ -162,6 +162,29 @@ def test_cancel_a_queued_call_it_never_runs(events):
     assert not ran.is_set()  # calls run in order, so it would have run before "after"
 
 
+def test_cancel_in_a_threaded_pool_skips_a_queued_call_and_leaves_running_ones(events):
+    """max_concurrency=2 with both threads busy: one call waits in the worker's queue."""
+    actor = Worker.options(max_concurrency=2).remote()
+    gate, ran = events("gate"), events("ran")
+    first = start_blocked_call(actor, gate)
+    second_started = events("second started")
+    second = actor.wait_for.remote(gate.path, second_started.path)
+    assert second_started.wait()
+    queued = actor.touch.remote(ran.path)
+    ray.cancel(queued)
+    ray.cancel(second)
+    with pytest.raises(exceptions.TaskCancelledError, match="before it started"):
+        ray.get(queued, timeout=GUARD)
+    with pytest.raises(exceptions.TaskCancelledError, match="not interrupted"):
+        ray.get(second, timeout=GUARD)
+    gate.set()
+    assert ray.get(first, timeout=GUARD) is True
+    # Both threads are free again; the cancelled call was skipped, not run late.
+    assert ray.get(actor.touch.remote(events("after").path), timeout=GUARD) == "ran"
+    assert ray.get(actor.touch.remote(events("after2").path), timeout=GUARD) == "ran"
+    assert not ran.is_set()
+
+
 def test_cancel_a_running_async_call_cancels_it_with_asyncio(capfd):
     """The coroutine sees CancelledError, and what it prints then comes before get() raises."""
     @ray.remote
