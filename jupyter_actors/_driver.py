@@ -355,8 +355,7 @@ class Runtime:
         if record.status == CANCELLED:
             tracer.record_finished(record)
         elif record.started is None:
-            fail_record(record, TaskCancelledError(
-                f"{record.label} was cancelled before it started."))
+            fail_record(record, _not_started(record))
         else:
             fail_record(record, TaskCancelledError(
                 f"{record.label} was interrupted while running."))
@@ -436,8 +435,7 @@ class Runtime:
             return
         conn = record.conn
         if conn is None:  # still queued in the driver: its owner skips it
-            fail_record(record, TaskCancelledError(
-                f"{record.label} was cancelled before it started."))
+            fail_record(record, _not_started(record))
             return
         if force and isinstance(record.owner, TaskPool):
             fail_record(record, TaskCancelledError(
@@ -507,6 +505,10 @@ def _interruptible(record: CallRecord) -> bool:
     """Async actor calls and remote functions can be interrupted; threaded actor calls cannot."""
     owner = record.owner
     return not isinstance(owner, ActorState) or owner.is_async
+
+
+def _not_started(record: CallRecord) -> TaskCancelledError:
+    return TaskCancelledError(f"{record.label} was cancelled before it started.")
 
 
 def _not_interrupted(record: CallRecord) -> TaskCancelledError:

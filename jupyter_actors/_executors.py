@@ -95,8 +95,7 @@ class SyncExecutor:
         self.max_concurrency = max_concurrency
         self.resolve_target = resolve_target
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.queued: set = set()      # received, not started
-        self.cancelled: set = set()   # received, then cancelled: skipped when reached
+        self.queued: set = set()   # received, not started, not cancelled
         self.running: set = set()
         self.lock = threading.Lock()
         # Remote functions run in the main thread and can be interrupted there;
@@ -119,8 +118,7 @@ class SyncExecutor:
         """
         with self.lock:
             if call_id in self.queued:
-                self.queued.discard(call_id)
-                self.cancelled.add(call_id)
+                self.queued.discard(call_id)  # so it is skipped when reached
                 answer = ("cancelled", call_id, time.monotonic())
             elif call_id not in self.running:
                 return
@@ -164,9 +162,8 @@ class SyncExecutor:
     def _execute(self, call: Call, slot: int, more: bool = False) -> None:
         """Run one call unless it was cancelled while queued (``more``: others wait behind it)."""
         with self.lock:
-            if call.call_id in self.cancelled:  # already answered by cancel()
-                self.cancelled.discard(call.call_id)
-                return
+            if call.call_id not in self.queued:
+                return  # cancelled while queued (cancel() has answered)
             self.queued.discard(call.call_id)
             self.running.add(call.call_id)
         try:
