@@ -60,9 +60,10 @@ class Hooks:
 
 def hook_cost_ns(loops: int = 200_000) -> float:
     """ns for submitted + started + finished of one call, with nobody listening."""
-    from jupyter_actors._driver import CallRecord
+    from jupyter_actors._backend.local.records import CallRecord
+    from jupyter_actors._backend.local.tasks import TaskPool
     tracer = _trace.Tracer(capacity=1000)
-    record = CallRecord("call", "A.f", "f", None, b"", (), 1, None)
+    record = CallRecord("call", "A.f", "f", TaskPool(None, 1), b"", (), 1, None)
     t0 = time.perf_counter()
     for _ in range(loops):
         tracer.record_submitted(record)

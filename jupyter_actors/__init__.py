@@ -9,10 +9,9 @@ adds the ``%%remote`` magic and routes actor output to the cell that made the ca
 from __future__ import annotations
 
 from . import exceptions
-from ._api import (ActorClass, ActorHandle, ActorMethod, RemoteFunction, available_resources,
-                   cancel, cluster_resources, get, get_actor, init, is_initialized, kill,
-                   method, put, remote, shutdown, wait)
-from ._refs import ObjectRef
+from ._api import (ActorClass, ActorHandle, ActorMethod, ObjectRef, RemoteFunction,
+                   available_resources, cancel, cluster_resources, get, get_actor, init,
+                   is_initialized, kill, method, put, remote, shutdown, wait)
 from .tracing import timeline
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ __all__ = [
     "ActorError",
     "Error",
     "GetTimeoutError",
+    "PendingCallsLimitExceeded",
     "RayActorError",
     "RayError",
     "RayTaskError",
@@ -66,6 +67,10 @@ class ActorDiedError(ActorError):
 
 class WorkerCrashedError(Error):
     """The process running a remote function died before returning."""
+
+
+class PendingCallsLimitExceeded(Error):
+    """An actor created with ``max_pending_calls=N`` already has N calls that have not finished."""
 
 
 class GetTimeoutError(Error, TimeoutError):

@@ -21,14 +21,17 @@ import sys
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from . import _api, _driver, progress
-from ._display import ActorTable
+from . import _api, progress
+from ._api import session
+from ._jupyter.display import ActorTable
 from ._jupyter import asyncio_run, interrupts
 from ._jupyter.cell_output import CellOutputRouter, _parent_of
 from ._jupyter.remote_cell import (CellUsageError, check_options_for, find_definition,
                                    parse_options)
 
-__all__ = ["ActorMagics", "load_ipython_extension", "unload_ipython_extension"]
+# load_ipython_extension / unload_ipython_extension are reached through the package
+# (``%load_ext jupyter_actors``), whose namespace exports them.
+__all__ = ["ActorMagics"]
 
 
 @magics_class
@@ -78,7 +81,8 @@ class ActorMagics(Magics):
         """Show the runtime's actors: class, name, pid, kind, concurrency, call counts, status."""
         if line.strip():
             raise UsageError(f"%actors takes no arguments, got {line.strip()!r}")
-        return ActorTable.snapshot(_api._runtime)
+        backend = session.current_backend()
+        return ActorTable(backend.describe_actors() if backend is not None else [])
 
 
 def _cache_cell(shell, cell: str) -> tuple:
@@ -144,10 +148,8 @@ class _Extension:
         self.shell = shell
         shell.register_magics(ActorMagics)
         router = CellOutputRouter()
-        self.previous_router = _driver.default_router
-        _driver.set_default_router(router)
-        if _api._runtime is not None:
-            _api._runtime.router = router
+        self.previous_router = session.output_router()
+        session.set_output_router(router)
         asyncio_run.install()
         if not progress.is_enabled():
             progress.enable()
@@ -168,9 +170,7 @@ class _Extension:
         for kind, name in (("cell", "remote"), ("line", "actors")):
             magics[kind].pop(name, None)
         shell.magics_manager.registry.pop(ActorMagics.__name__, None)
-        _driver.set_default_router(self.previous_router)
-        if _api._runtime is not None:
-            _api._runtime.router = self.previous_router
+        session.set_output_router(self.previous_router)
         asyncio_run.uninstall()
         if self.enabled_progress:
             progress.disable()

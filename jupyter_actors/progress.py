@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 
-from . import _api
+from ._api import ops
 
 __all__ = ["enable", "disable", "is_enabled"]
 
@@ -31,15 +31,15 @@ def enable(delay: float = DEFAULT_DELAY) -> None:
     """Show a progress bar when ``get(list_of_refs)`` waits longer than ``delay`` seconds."""
     if delay < 0:
         raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
-    _api._get_progress = _ProgressGet(delay)
+    ops.get_progress = _ProgressGet(delay)
 
 
 def disable() -> None:
-    _api._get_progress = None
+    ops.get_progress = None
 
 
 def is_enabled() -> bool:
-    return isinstance(_api._get_progress, _ProgressGet)
+    return isinstance(ops.get_progress, _ProgressGet)
 
 
 class _ProgressGet:

@@ -29,13 +29,13 @@ _US = 1e6
 LIFECYCLE_TID = 1_000_000  # the track of an actor's creation, below its slots
 
 
-def _states(actors) -> set | None:
-    """The set of owner objects (ActorState) for handles given in any form, or None for all."""
+def actor_ids(actors) -> set | None:
+    """The ids of the actors given as a handle or a list of handles (or ids), or None for all."""
     if actors is None:
         return None
     if not isinstance(actors, (list, tuple, set, frozenset)):
         actors = [actors]
-    return {getattr(a, "_state", a) for a in actors}
+    return {getattr(a, "_actor_id", a) for a in actors}
 
 
 def select(actors=None, *, since: float | None = None, until: float | None = None,
@@ -47,14 +47,14 @@ def select(actors=None, *, since: float | None = None, until: float | None = Non
     lifetime (submitted to finished, or now) overlaps them. ``last``: seconds
     before now, a shortcut for ``since``.
     """
-    owners = _states(actors)
+    wanted = actor_ids(actors)
     now = time.monotonic()
     if last is not None:
         since = now - last if since is None else max(since, now - last)
     kinds = frozenset(kinds)
     out = []
     for r in tracer.snapshot():
-        if r.kind not in kinds or (owners is not None and r.owner not in owners):
+        if r.kind not in kinds or (wanted is not None and r.actor_id not in wanted):
             continue
         end = r.finished if r.finished is not None else now
         if since is not None and end < since:

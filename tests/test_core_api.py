@@ -97,8 +97,8 @@ def test_remote_with_and_without_options():
 
     handle = WithOptions.remote()
     assert ray.get(handle.ping.remote(), timeout=GUARD) == "pong"
-    assert handle._state.max_concurrency == 3
-    assert WithOptions.options(max_concurrency=5).remote()._state.max_concurrency == 5
+    assert handle._describe()["max_concurrency"] == 3
+    assert WithOptions.options(max_concurrency=5).remote()._describe()["max_concurrency"] == 5
     a, b = two.remote()
     assert ray.get([a, b], timeout=GUARD) == [1, 2]
     assert ray.get(double.options(num_returns=1).remote(21), timeout=GUARD) == 42
@@ -111,8 +111,8 @@ def test_default_max_concurrency_depends_on_the_kind_of_actor():
             return 1
 
     assert Async.is_async and not Counter.is_async
-    assert Async.remote()._state.max_concurrency == 1000
-    assert Counter.remote()._state.max_concurrency == 1
+    assert Async.remote()._describe()["max_concurrency"] == 1000
+    assert Counter.remote()._describe()["max_concurrency"] == 1
 
 
 @pytest.mark.parametrize("options, error", [

@@ -50,7 +50,7 @@ def test_four_calls_all_start_before_any_finishes(capfd):
     assert ray.get([actor.run.remote() for _ in range(4)], timeout=GUARD) == [0, 0, 0, 0]
     lines = capfd.readouterr().out.splitlines()
     assert [line.split(") ", 1)[1] for line in lines] == ["started"] * 4 + ["ended"] * 4
-    pid = actor._state.pid
+    pid = actor._describe()["pid"]
     assert all(line.startswith(f"(Rendezvous pid={pid}) ") for line in lines)
     assert ray.get(actor.stats.remote(), timeout=GUARD) == 4
 

@@ -119,7 +119,7 @@ def test_external_kill_fails_pending_calls_within_a_second(events):
     actor = Worker.remote()
     ref = start_blocked_call(actor, events("never"))
     t0 = time.monotonic()
-    os.kill(actor._state.pid, signal.SIGKILL)
+    os.kill(actor._describe()["pid"], signal.SIGKILL)
     with pytest.raises(exceptions.ActorDiedError, match="SIGKILL"):
         ray.get(ref, timeout=GUARD)
     assert time.monotonic() - t0 < 1.0
@@ -270,7 +270,7 @@ def test_a_crashing_remote_function_fails_with_worker_crashed_and_the_pool_recov
 def test_kill_stops_the_process_and_fails_pending_calls(events):
     actor = Worker.remote()
     ref = start_blocked_call(actor, events("never"))
-    pid = actor._state.pid
+    pid = actor._describe()["pid"]
     ray.kill(actor)
     with pytest.raises(exceptions.ActorDiedError, match="kill"):
         ray.get(ref, timeout=GUARD)
@@ -282,7 +282,7 @@ def test_kill_stops_the_process_and_fails_pending_calls(events):
 def test_shutdown_fails_pending_calls_and_stops_every_worker(events):
     actor = Worker.remote()
     ref = start_blocked_call(actor, events("never"))
-    pid = actor._state.pid
+    pid = actor._describe()["pid"]
     ray.shutdown()
     with pytest.raises(exceptions.ActorDiedError):
         ray.get(ref, timeout=GUARD)
@@ -297,7 +297,7 @@ def test_dropping_the_last_handle_ends_the_actor_after_its_queued_calls(events):
     first = actor.wait_for.remote(gate.path, started.path)
     queued = actor.touch.remote(events("queued").path)
     assert started.wait()
-    pid = actor._state.pid
+    pid = actor._describe()["pid"]
     del actor
     gc.collect()
     gate.set()
@@ -336,7 +336,7 @@ def _start_driver(tail: str) -> tuple:
 
 def test_killing_the_driver_with_sigkill_leaves_no_worker_behind():
     """Workers die with the driver; the next runtime removes the dead driver's shared memory."""
-    from jupyter_actors._serialization import session_dir_root
+    from jupyter_actors._wire.payloads import session_dir_root
     proc, pids = _start_driver("time.sleep(60)")
     root = session_dir_root()
     left = [n for n in os.listdir(root) if n.startswith(f"jupyter_actors-{proc.pid}-")]

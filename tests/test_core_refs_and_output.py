@@ -207,7 +207,7 @@ def test_output_is_prefixed_and_arrives_before_the_result(capfd):
     actor = Echo.remote()
     assert ray.get(actor.talk.remote(3), timeout=GUARD) == 3
     captured = capfd.readouterr()
-    prefix = f"(Echo pid={actor._state.pid}) "
+    prefix = f"(Echo pid={actor._describe()['pid']}) "
     assert captured.out.splitlines() == [prefix + "line 0", prefix + "line 1", prefix + "line 2",
                                          prefix + "partial line without newline"]
     assert captured.err.splitlines() == [prefix + "to stderr"]
@@ -236,7 +236,7 @@ def test_constructor_output_is_shown_too(capfd):
 
     actor = Loud.remote()
     assert ray.get(actor.ping.remote(), timeout=GUARD) == "pong"
-    assert capfd.readouterr().out == f"(Loud pid={actor._state.pid}) constructed\n"
+    assert capfd.readouterr().out == f"(Loud pid={actor._describe()['pid']}) constructed\n"
 
 
 def test_numpy_arrays_round_trip_and_are_copied_at_call_time():

@@ -61,7 +61,7 @@ def test_remote_cell_defines_actor_class_with_options(kernel):
         m = Meeting.remote()
         print(type(Meeting).__name__, Meeting.is_async)
         print(ray.get([m.arrive.remote(), m.arrive.remote()], timeout=GUARD))
-        print(ray.get_actor("meeting") == m, m._state.max_concurrency)
+        print(ray.get_actor("meeting") == m, m._describe()["max_concurrency"])
         """))
     assert cell.stdout.splitlines() == ["ActorClass True", "[2, 2]", "True 2"]
 

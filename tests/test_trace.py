@@ -101,7 +101,7 @@ def test_five_tasks_of_a_default_async_actor_all_run_at_once():
     assert tracing.max_overlap(records) == 5
     assert sorted(r.slot for r in records) == [0, 1, 2, 3, 4]
     assert lanes_never_overlap(records)
-    pid = actor._state.pid
+    pid = actor._describe()["pid"]
     assert {r.pid for r in records} == {pid}
 
 
@@ -196,7 +196,7 @@ def test_timeline_tracks_metadata_window_and_file(tmp_path):
     complete = [e for e in events if e["ph"] == "X" and e["cat"] == "call"]
     assert len(complete) == 6
     assert all(isinstance(e["ts"], float) and e["dur"] >= 0 for e in complete)
-    pa, pb = a._state.pid, b._state.pid
+    pa, pb = a._describe()["pid"], b._describe()["pid"]
     assert {e["tid"] for e in complete if e["pid"] == pa} == {0, 1}
     thread_names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
                     if e["ph"] == "M" and e["name"] == "thread_name"}
@@ -254,5 +254,5 @@ def test_listeners_see_submit_start_finish_and_nothing_stays_active():
     assert [e for e, i in seen if i == ref._id] == ["submit", "start", "finish"]
     assert listener not in tracer.listeners
     ray.get(actor.step.remote(8), timeout=GUARD)
-    leftovers = [r for r in tracer.active.values() if r.owner is actor._state]
+    leftovers = [r for r in tracer.active.values() if r.actor_id == actor._actor_id]
     assert leftovers == []

@@ -82,7 +82,7 @@ def test_live_timeline_state_after_a_run_shows_two_lanes_and_every_call():
         assert state["methods"] == ["Pairs.run_task"]
         assert [lane[1] for lane in state["lanes"]] in (["slot 0", "slot 1"], ["slot 1", "slot 0"])
         assert state["groups"][0]["detail"] == "async · max_concurrency=2"
-        assert f"pid {actor._state.pid}" in state["groups"][0]["label"]
+        assert f"pid {actor._describe()['pid']}" in state["groups"][0]["label"]
         assert lanes_never_overlap(state)
         for row in state["bars"]:
             assert row[QUEUED] <= row[STARTED] <= row[ENDED]
@@ -113,9 +113,9 @@ def test_model_sends_only_what_changed_and_everything_after_eviction():
     """Deltas carry changed bars only (layout when it changes); eviction forces a full state."""
     actor = Pairs.options(max_concurrency=2).remote()
     ray.get([actor.run_task.remote() for _ in range(6)], timeout=GUARD)
-    records = [r for r in tracer.snapshot() if r.owner is actor._state and r.kind == "call"]
+    records = [r for r in tracer.snapshot() if r.actor_id == actor._actor_id and r.kind == "call"]
     model = TimelineModel(max_bars=10)
-    model.add_section("", {actor._state}, None, None)
+    model.add_section("", {actor._actor_id}, None, None)
     model.ingest(records[:4])
     first = model.delta()
     assert first["kind"] == "full" and len(first["bars"]) == 4
@@ -129,7 +129,7 @@ def test_model_sends_only_what_changed_and_everything_after_eviction():
     # 6 + 6 more than max_bars=10: the oldest finished go, and the browser gets everything.
     more = ray.get([actor.run_task.remote() for _ in range(6)], timeout=GUARD)
     assert more == [None] * 6
-    model.ingest([r for r in tracer.snapshot() if r.owner is actor._state and r.kind == "call"])
+    model.ingest([r for r in tracer.snapshot() if r.actor_id == actor._actor_id and r.kind == "call"])
     after = model.delta()
     assert after["kind"] == "full" and len(after["bars"]) <= 10 and after["evicted"] >= 2
 

@@ -18,7 +18,8 @@ import asyncio
 import signal
 import threading
 
-from .. import _api, _driver
+from .._api import session
+from .._trace import tracer
 from .cell_output import CellContext
 
 
@@ -79,34 +80,18 @@ def was_interrupted(result) -> bool:
 
 
 def cancel_queued_calls(cell_msg_id: str | None) -> int:
-    """Cancel the calls of that cell that have not started; how many were cancelled."""
-    if not cell_msg_id or not _api.is_initialized():
+    """Cancel the calls of that cell that have not started; how many were cancelled.
+
+    The trace knows every call that has not ended, whichever backend runs it.
+    """
+    backend = session.current_backend()
+    if not cell_msg_id or backend is None:
         return 0
-    rt = _api.runtime()
     count = 0
-    for record in _pending_records(rt):
+    for record in list(tracer.active.copy().values()):
         context = record.context
         if (isinstance(context, CellContext) and context.msg_id == cell_msg_id
-                and record.status == _driver.PENDING and record.kind != "init"):
-            rt.cancel(record, False)
+                and record.status == "pending" and record.kind != "init"):
+            backend.cancel_call(record, False)
             count += 1
     return count
-
-
-def _pending_records(rt) -> list:
-    """Every call the runtime holds that has not ended, queued in the driver or sent."""
-    records = []
-    for actor in list(rt.actors):
-        with actor.lock:
-            records.extend(r for r in actor.queue if isinstance(r, _driver.CallRecord))
-            if actor.conn is not None:
-                # The I/O thread changes this dict without the actor's lock:
-                # copy it in one step.
-                records.extend(list(actor.conn.pending.values()))
-    pool = rt.task_pool
-    with pool.lock:
-        records.extend(pool.queue)
-        for conn in pool.workers:
-            records.extend(list(conn.pending.values()))
-    return records
-

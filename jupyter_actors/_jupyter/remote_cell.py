@@ -10,21 +10,20 @@ from __future__ import annotations
 import ast
 import shlex
 
-from .. import _api
+from .._api.options import ACTOR, OPTIONS, TASK, check_options, names_for, shown_names
 
 
 class CellUsageError(ValueError):
     """A ``%%remote`` line or cell that cannot be used, explained in one line."""
 
 
-# How each option's value is read; anything not listed is a Python literal.
-_INT = {"max_concurrency", "num_returns", "max_retries", "max_restarts", "max_task_retries",
-        "max_pending_calls", "max_calls"}
-_FLOAT = {"num_cpus", "num_gpus", "memory"}
-_FLAG = {"get_if_exists", "retry_exceptions", "enable_task_events"}
-_TEXT = {"name", "namespace", "lifetime", "scheduling_strategy", "accelerator_type"}
+# How each option's value is read (from the options table); any other is a Python literal.
+_INT = {n for n, o in OPTIONS.items() if o.kind is int}
+_FLOAT = {n for n, o in OPTIONS.items() if o.kind is float}
+_FLAG = {n for n, o in OPTIONS.items() if o.kind is bool}
+_TEXT = {n for n, o in OPTIONS.items() if o.kind is str}
 
-ALL_OPTIONS = _api.ACTOR_OPTIONS | _api.TASK_OPTIONS
+ALL_OPTIONS = names_for(ACTOR) | names_for(TASK)
 USAGE = "%%remote [--max-concurrency N] [--name NAME] [--OPTION VALUE ...]"
 
 
@@ -78,8 +77,7 @@ def _convert(key: str, flag: str, value: str):
 
 
 def _option_list(keys) -> str:
-    shown = sorted(k for k in keys if k not in _api._RESOURCE_OPTIONS)
-    return ", ".join("--" + k.replace("_", "-") for k in shown)
+    return ", ".join("--" + k.replace("_", "-") for k in shown_names(keys))
 
 
 def find_definition(tree: ast.Module) -> ast.stmt:
@@ -108,7 +106,8 @@ def find_definition(tree: ast.Module) -> ast.stmt:
 def check_options_for(definition: ast.stmt, options: dict) -> None:
     """Are these options right for an actor class (a class) or a remote function?"""
     is_class = isinstance(definition, ast.ClassDef)
-    allowed = _api.ACTOR_OPTIONS if is_class else _api.TASK_OPTIONS
+    target = ACTOR if is_class else TASK
+    allowed = names_for(target)
     what = "an actor class" if is_class else "a remote function"
     wrong = sorted(set(options) - allowed)
     if wrong:
@@ -116,6 +115,6 @@ def check_options_for(definition: ast.stmt, options: dict) -> None:
         raise CellUsageError(f"{flags} cannot be used for {what} ({definition.name}); valid "
                              f"options are {_option_list(allowed)}")
     try:
-        _api._check_options(dict(options), allowed, what)
+        check_options(dict(options), target)
     except (TypeError, ValueError, NotImplementedError) as exc:
         raise CellUsageError(str(exc).splitlines()[0]) from None

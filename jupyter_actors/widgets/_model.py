@@ -41,13 +41,13 @@ class Section:
 
     def __init__(self, title: str, owners, since, until):
         self.title = title
-        self.owners = owners      # set of ActorState / TaskPool, or None for all
+        self.owners = owners      # set of actor ids, or None for all
         self.since = since
         self.until = until
         self.t0 = since           # fixed once known, so sent times never shift
 
     def wants(self, record) -> bool:
-        if self.owners is not None and record.owner not in self.owners:
+        if self.owners is not None and record.actor_id not in self.owners:
             return False
         if self.since is not None and record.submitted < self.since:
             return False

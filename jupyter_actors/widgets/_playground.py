@@ -154,7 +154,7 @@ class ConcurrencyPlayground(w.VBox):
         options = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
         actor = actor_class.options(**options).remote()
         _api.get(actor.ready.remote(), timeout=GUARD)
-        effective = actor._state.max_concurrency
+        effective = actor._describe()["max_concurrency"]
         label = f"max_concurrency={effective}" + (" (default)" if max_concurrency is None else "")
         t0 = time.monotonic()
         self.timeline.add_section(label, [actor], since=t0)

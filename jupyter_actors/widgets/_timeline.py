@@ -19,7 +19,7 @@ import time
 import anywidget
 import traitlets
 
-from ..tracing import _states
+from ..tracing import actor_ids
 from . import _display, _static
 from ._model import TimelineModel
 from ._pump import pump
@@ -49,7 +49,10 @@ class Timeline(anywidget.AnyWidget):
         if last is not None:
             since = time.monotonic() - last
         self.model = TimelineModel(max_bars)
-        self._owners = _states(list(actors)) if actors else None
+        self._owners = actor_ids(list(actors)) if actors else None
+        # For the repr: class names of the actors shown (stable across runs).
+        self._names = (sorted(a._actor_class._cls.__name__ for a in actors
+                              if hasattr(a, "_actor_class")) if actors else None)
         self._live = False
         self._full_version = -1       # model version of the last full state sent
         self._sent_version = -1       # model version of the last state or delta sent
@@ -72,7 +75,7 @@ class Timeline(anywidget.AnyWidget):
     def add_section(self, title: str, actors=None, since: float | None = None,
                     until: float | None = None) -> int:
         """A new stacked panel for ``actors`` (None: all) with times from its own start."""
-        return self.model.add_section(title, _states(actors), since, until)
+        return self.model.add_section(title, actor_ids(actors), since, until)
 
     def clear(self) -> None:
         """Drop every bar and section."""
@@ -119,11 +122,7 @@ class Timeline(anywidget.AnyWidget):
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
         # Stable across runs (no times, pids or counts), so nbval compares it safely.
-        if self._owners is None:
-            what = "all calls"
-        else:
-            what = ", ".join(sorted(getattr(o, "class_name", None) or "remote functions"
-                                    for o in self._owners))
+        what = "all calls" if self._names is None else ", ".join(self._names)
         return f"Timeline({what})"
 
     def _repr_mimebundle_(self, **kwargs):

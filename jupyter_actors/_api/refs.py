@@ -8,20 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
-import threading
 from typing import Any, Callable
-
-_ids = itertools.count(1)
 
 # True inside a worker process, where refs resolve through the driver.
 IN_WORKER = False
-_id_lock = threading.Lock()
-
-
-def next_ref_id() -> int:
-    with _id_lock:
-        return next(_ids)
 
 
 class ObjectRef:
@@ -39,7 +29,8 @@ class ObjectRef:
         # The serialized value once known, so forwarding it to another worker
         # does not pickle it again.
         self._payload = None
-        # Keeps whatever the result depends on alive (e.g. the call record).
+        # The trace record of the call that makes this ref (None for put()):
+        # it keeps what the result depends on alive, and says how the call is doing.
         self._owner = None
         self._relays = None
 
@@ -111,13 +102,13 @@ class ObjectRef:
     def __repr__(self) -> str:
         return f"ObjectRef({self.hex()})"
 
-    # Notebook display (a snapshot of the state): see _display.
+    # Notebook display (a snapshot of the state): see _jupyter.display.
     def _repr_html_(self) -> str:
-        from ._display import ref_html
+        from .._jupyter.display import ref_html
         return ref_html(self)
 
     def _repr_pretty_(self, p, cycle) -> None:
-        from ._display import ref_text
+        from .._jupyter.display import ref_text
         p.text(ref_text(self))
 
     def __hash__(self) -> int:
@@ -199,14 +190,3 @@ def _rebuild_ref(ref_id: int) -> ObjectRef:
         raise RuntimeError("this ObjectRef belongs to another jupyter_actors session")
     return ObjectRef(ref_id, _resolver(ref_id))
 
-
-class DepArg:
-    """Placeholder for a top-level ObjectRef argument, filled in before the call runs."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int):
-        self.index = index
-
-    def __reduce__(self):
-        return (DepArg, (self.index,))

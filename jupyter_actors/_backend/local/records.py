@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
-from . import _refs
-from ._trace import tracer
-from .exceptions import TaskCancelledError
+from ... import _ids
+from ..._trace import tracer
+from ..._wire.messages import CallMethod, CreateActor, RunTask
+from ...exceptions import TaskCancelledError
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
 
@@ -17,18 +18,19 @@ PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished"
 class CallRecord:
     """One actor call, actor creation or task: what to send, where it ran, how it ended."""
 
-    __slots__ = ("call_id", "kind", "label", "target", "owner", "refs", "context",
+    __slots__ = ("call_id", "kind", "label", "target", "owner", "actor_id", "refs", "context",
                  "args_payload", "deps", "num_returns", "retries_left", "submitted",
                  "started", "finished", "slot", "status", "pid", "conn", "waiting",
-                 "exported", "error", "cancel_requested", "__weakref__")
+                 "exported", "error", "cancel_requested", "max_calls", "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
-                 context, exported=None, retries=0):
-        self.call_id = _refs.next_ref_id()
+                 context, exported=None, retries=0, max_calls=0):
+        self.call_id = _ids.next_id()
         self.kind = kind                  # "call", "init" or "task"
         self.label = label                # "Class.method" or "function"
         self.target = target              # method name or function id
         self.owner = owner                # ActorState or TaskPool
+        self.actor_id = owner.actor_id    # None for tasks
         self.args_payload = args_payload
         self.deps = deps                  # top-level ObjectRef arguments
         self.num_returns = num_returns
@@ -46,6 +48,7 @@ class CallRecord:
         self.waiting = False
         self.error = None
         self.cancel_requested = False
+        self.max_calls = max_calls        # tasks: runs of this function a worker may make
 
     def deps_ready(self) -> bool:
         return all(d._future.done() for d in self.deps)
@@ -68,15 +71,15 @@ def send_record(conn, record: CallRecord) -> None:
             conn.pins[ref._id] = ref
     conn.pending[record.call_id] = record
     if record.kind == "call":
-        message = ("call", record.call_id, record.target, record.args_payload,
-                   record.dep_payloads(), record.num_returns)
+        message = CallMethod(record.call_id, record.target, record.args_payload,
+                             record.dep_payloads(), record.num_returns)
     elif record.kind == "task":
-        message = ("task", record.call_id, record.target, record.args_payload,
-                   record.dep_payloads(), record.num_returns, record.label)
-    else:  # "init": the args of the creation message were prepared by the API
+        message = RunTask(record.call_id, record.target, record.args_payload,
+                          record.dep_payloads(), record.num_returns, record.label)
+    else:  # "init": the target is (class payload, worker options)
         cls_payload, options = record.target
-        message = ("actor", record.call_id, cls_payload, record.args_payload,
-                   record.dep_payloads(), options)
+        message = CreateActor(record.call_id, cls_payload, record.args_payload,
+                              record.dep_payloads(), options)
     conn.send(message)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import functools
 import time
 
-from . import _api, _driver
-from ._actors import _new_refs
-from ._arguments import _signature, prepare_arguments
-from ._options import TASK_OPTIONS, _check_options
-from ._serialization import LazyDefinition
+from .._backend.base import TaskSpec
+from .._wire.payloads import LazyDefinition
+from . import session
+from .arguments import _signature, prepare_arguments
+from .options import TASK, check_options
+
 
 class RemoteFunction:
     """What ``@remote`` makes of a function: ``f.remote(...)`` runs it in a worker."""
@@ -32,11 +33,8 @@ class RemoteFunction:
 
     def options(self, **options) -> "_RemoteFunctionWithOptions":
         merged = dict(self._options)
-        merged.update(_check_options(dict(options), TASK_OPTIONS, "a remote function"))
+        merged.update(check_options(dict(options), TASK))
         return _RemoteFunctionWithOptions(self, merged)
-
-    def function_payload(self):
-        return self._definition.payload()
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {self._signature.label}>"
@@ -52,15 +50,9 @@ class _RemoteFunctionWithOptions:
 
 
 def _submit_task(fn: RemoteFunction, options: dict, args, kwargs):
-    rt = _api.runtime()
+    backend = session.backend()
     payload, deps, exported = prepare_arguments(fn._signature, args, kwargs)
-    pool = rt.task_pool
-    if fn._id not in pool.functions:
-        pool.define(fn._id, fn.function_payload())
-    retries = options.get("max_retries", 3)
-    record = _driver.CallRecord("task", fn._signature.label, fn._id, pool, payload, deps,
-                                options.get("num_returns", 1), rt.router.capture(), exported,
-                                retries=10**9 if retries == -1 else retries)
-    refs = _new_refs(record)
-    pool.submit(record)
-    return refs
+    spec = TaskSpec(fn._signature.label, fn._id, fn._definition, payload, deps,
+                    options.get("num_returns", 1), session.output_router().capture(), exported,
+                    options.get("max_retries", 3), options.get("max_calls", 0))
+    return backend.submit_task(spec)

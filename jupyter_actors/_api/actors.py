@@ -1,18 +1,18 @@
 """Actor classes, handles and methods: what ``@remote`` makes of a class."""
 from __future__ import annotations
 
-import concurrent.futures
 import difflib
 import functools
 import inspect
-import threading
 import weakref
 
-from . import _api, _driver, _refs
-from ._arguments import Signature, _signature, prepare_arguments
-from ._options import ACTOR_OPTIONS, METHOD_OPTIONS, _check_options
-from ._refs import ObjectRef
-from ._serialization import LazyDefinition
+from .. import _ids
+from .._backend.base import ActorSpec, CallSpec
+from .._wire.payloads import LazyDefinition
+from . import session
+from .arguments import Signature, _signature, exporting, prepare_arguments
+from .options import ACTOR, METHOD, check_options
+
 
 class MethodInfo:
     __slots__ = ("name", "signature", "is_async", "num_returns")
@@ -70,15 +70,12 @@ class ActorClass:
 
     def options(self, **options) -> "_ActorClassWithOptions":
         merged = dict(self._options)
-        merged.update(_check_options(dict(options), ACTOR_OPTIONS, "an actor class"))
+        merged.update(check_options(dict(options), ACTOR))
         return _ActorClassWithOptions(self, merged)
 
     @property
     def is_async(self) -> bool:
         return self._is_async
-
-    def class_payload(self):
-        return self._definition.payload()
 
     def __repr__(self) -> str:
         kind = "async actor" if self._is_async else "threaded actor"
@@ -95,48 +92,41 @@ class _ActorClassWithOptions:
 
 
 def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "ActorHandle":
-    rt = _api.runtime()
-    cls = actor_class._cls
+    backend = session.backend()
     payload, deps, exported = prepare_arguments(actor_class._init_signature, args, kwargs)
-    is_async = actor_class._is_async
-    max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
     name = options.get("name")
-    key = None
-    if name is not None:
-        key = (options.get("namespace", _api._default_namespace), name)
-        with rt.lock:
-            existing = rt.named.get(key)
-            if existing is not None and existing[0].alive:
-                if options.get("get_if_exists"):
-                    return ActorHandle(existing[0], existing[1])
-                raise ValueError(f"The name {name!r} is already taken by another actor; "
-                                 f"pass get_if_exists=True to get that one instead.")
-    state = _driver.ActorState(rt, cls.__name__, name, is_async, max_concurrency, key)
-    worker_options = rt.worker_options()
-    worker_options.update(class_name=cls.__name__, max_concurrency=max_concurrency,
-                          is_async=is_async)
-    record = _driver.CallRecord("init", f"{cls.__name__}.__init__",
-                                (actor_class.class_payload(), worker_options), state, payload,
-                                deps, 1, rt.router.capture(), exported)
-    handle = ActorHandle(state, actor_class)
-    rt.actors.add(state)
-    if key is not None:
-        with rt.lock:
-            rt.named[key] = (state, actor_class)
-    state.submit(record)
-    rt.acquire_worker(state.attach)
-    return handle
+    namespace = options.get("namespace", session.default_namespace)
+    if name is not None and options.get("get_if_exists"):
+        found = backend.find_actor(name, namespace)
+        if found is not None:
+            return ActorHandle(found[0], found[1], backend)
+    is_async = actor_class._is_async
+    spec = ActorSpec(
+        actor_id=_ids.new_actor_id(), class_name=actor_class._cls.__name__,
+        actor_class=actor_class, definition=actor_class._definition, args=payload, deps=deps,
+        exported=exported, is_async=is_async,
+        max_concurrency=options.get("max_concurrency") or (1000 if is_async else 1),
+        name=name, namespace=namespace,
+        max_pending_calls=options.get("max_pending_calls", -1),
+        context=session.output_router().capture())
+    return ActorHandle(backend.create_actor(spec), actor_class, backend)
 
 
 class ActorHandle:
-    """A reference to a running actor; ``handle.method.remote(...)`` calls it."""
+    """A reference to a running actor; ``handle.method.remote(...)`` calls it.
 
-    def __init__(self, state: _driver.ActorState, actor_class: ActorClass):
-        self._state = state
+    It holds the backend's token for the actor (opaque here) and pickles to the
+    actor's id, which the session's backend maps back to the actor.
+    """
+
+    def __init__(self, actor, actor_class: ActorClass, backend):
+        self._actor = actor                  # the backend's token
+        self._actor_id = actor.actor_id
         self._actor_class = actor_class
-        if state.named_key is None:
-            _HandleCount.add(state)
-            weakref.finalize(self, _HandleCount.drop, state)
+        self._backend = backend
+        # Unnamed actors live while a handle does (the backend counts them).
+        backend.add_handle(actor)
+        weakref.finalize(self, backend.drop_handle, actor)
 
     def __getattr__(self, name: str) -> "ActorMethod":
         if name.startswith("__") and name.endswith("__") and name != "__call__":
@@ -145,58 +135,52 @@ class ActorHandle:
         if info is None:
             close = difflib.get_close_matches(name, list(self._actor_class._methods), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise AttributeError(f"The actor {self._state.class_name} has no method "
+            raise AttributeError(f"The actor {self._actor_class._cls.__name__} has no method "
                                  f"{name!r}{hint}")
         return ActorMethod(self, info)
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._actor_class._methods))
 
-    def __repr__(self) -> str:
-        s = self._state
-        status = "alive" if s.alive else "dead"
-        return f"Actor({s.class_name}, pid={s.pid}, {status})"
+    def _describe(self) -> dict:
+        """A snapshot of the actor from its backend (pid, state, call counts ...)."""
+        return self._backend.describe_actor(self._actor)
 
-    # Notebook display (a snapshot of the state): see _display.
+    def __repr__(self) -> str:
+        row = self._describe()
+        status = "alive" if row["alive"] else "dead"
+        return f"Actor({row['class_name']}, pid={row['pid']}, {status})"
+
+    # Notebook display (a snapshot of the state): see _jupyter.display.
     def _repr_html_(self) -> str:
-        from ._display import actor_html
-        return actor_html(self)
+        from .._jupyter.display import actor_html
+        return actor_html(self._describe())
 
     def _repr_pretty_(self, p, cycle) -> None:
-        from ._display import actor_text
-        p.text(actor_text(self))
+        from .._jupyter.display import actor_text
+        p.text(actor_text(self._describe()))
 
     def __reduce__(self):
-        raise TypeError("Actor handles cannot be passed to other actors or remote functions "
-                        "yet; call the actor from the driver and pass the results instead.")
+        if exporting():
+            raise TypeError("Actor handles cannot be passed to other actors or remote "
+                            "functions yet; call the actor from the driver and pass the "
+                            "results instead.")
+        return (_handle_from_id, (self._actor_id,))
 
     def __hash__(self) -> int:
-        return id(self._state)
+        return hash(self._actor_id)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ActorHandle) and other._state is self._state
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
 
 
-class _HandleCount:
-    """Counts live handles per actor; the last one dropped lets the actor exit."""
-
-    _counts: dict = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def add(cls, state) -> None:
-        with cls._lock:
-            cls._counts[id(state)] = cls._counts.get(id(state), 0) + 1
-
-    @classmethod
-    def drop(cls, state) -> None:
-        with cls._lock:
-            n = cls._counts.get(id(state), 1) - 1
-            if n:
-                cls._counts[id(state)] = n
-                return
-            cls._counts.pop(id(state), None)
-        state.release()
+def _handle_from_id(actor_id: str) -> ActorHandle:
+    """Unpickling a handle: the same actor, looked up in the session's backend."""
+    backend = session.backend()
+    found = backend.actor_by_id(actor_id)
+    if found is None:
+        raise ValueError(f"no actor with id {actor_id} is known to this session")
+    return ActorHandle(found[0], found[1], backend)
 
 
 class ActorMethod:
@@ -211,17 +195,14 @@ class ActorMethod:
 
     def remote(self, *args, **kwargs):
         info = self._info
-        state = self._handle._state
+        handle = self._handle
         payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
-        record = _driver.CallRecord("call", info.signature.label, info.name, state, payload,
-                                    deps, self._num_returns, state.runtime.router.capture(),
-                                    exported)
-        refs = _new_refs(record)
-        state.submit(record)
-        return refs
+        spec = CallSpec(info.signature.label, info.name, payload, deps, self._num_returns,
+                        session.output_router().capture(), exported)
+        return handle._backend.call_actor(handle._actor, spec)
 
     def options(self, **options) -> "ActorMethod":
-        _check_options(dict(options), METHOD_OPTIONS, "a method")
+        check_options(dict(options), METHOD)
         return ActorMethod(self._handle, self._info, options.get("num_returns"))
 
     def __call__(self, *args, **kwargs):
@@ -231,16 +212,3 @@ class ActorMethod:
     def __repr__(self) -> str:
         return f"<ActorMethod {self._info.signature.label}>"
 
-
-def _new_refs(record: _driver.CallRecord):
-    n = record.num_returns
-    refs = [ObjectRef(record.call_id if i == 0 else _refs.next_ref_id(),
-                      concurrent.futures.Future()) for i in range(max(n, 1))]
-    for ref in refs:
-        ref._owner = record
-    if n == 0:
-        record.refs = refs
-        record.num_returns = 0
-        return None
-    record.refs = refs
-    return refs[0] if n == 1 else refs

@@ -1,10 +1,8 @@
-"""Rebuilding exceptions that happened in a worker, on the driver side."""
+"""Rebuilding exceptions that happened in a worker (an ``error`` field of a message)."""
 from __future__ import annotations
 
-import signal
-
-from ._serialization import deserialize
-from .exceptions import RemoteTraceback, TaskError
+from ..exceptions import RemoteTraceback, TaskError
+from .payloads import deserialize
 
 _dual_classes: dict = {}
 
@@ -58,14 +56,3 @@ def as_task_error(original: BaseException) -> BaseException | None:
         return None
     return exc
 
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "is no longer reachable"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"was killed by {name}"
-    return f"exited with code {returncode}"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import inspect
 import threading
 
-from . import _api, _refs
-from ._refs import DepArg, ObjectRef
-from ._serialization import EMPTY_ARGS_PAYLOAD, serialize
+from .._wire.payloads import EMPTY_ARGS_PAYLOAD, DepArg, serialize
+from . import refs as _refs
+from .refs import ObjectRef
+
 
 class Signature:
     """Checks call arguments against a callable's signature, caching what passed."""
@@ -61,14 +62,9 @@ def _export(ref: ObjectRef) -> None:
     bucket.append(ref)
 
 
-def _resolve_returned_ref(ref_id: int):
-    """A worker returned a ref the driver passed it: find the driver's own future."""
-    rt = _api._runtime
-    for conn in list(rt.conns) if rt is not None else ():
-        ref = conn.pins.get(ref_id)
-        if ref is not None:
-            return ref._future
-    raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
+def exporting() -> bool:
+    """Whether arguments of a remote call are being pickled in this thread right now."""
+    return getattr(_export_capture, "refs", None) is not None
 
 
 def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
@@ -122,5 +118,3 @@ def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeE
 
 
 _refs.set_exporter(_export)
-if not _refs.IN_WORKER:
-    _refs.set_resolver(_resolve_returned_ref)

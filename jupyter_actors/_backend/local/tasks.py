@@ -4,14 +4,20 @@ from __future__ import annotations
 import collections
 import threading
 
-from . import _errors
-from ._connection import Connection
-from ._records import CANCELLED, PENDING, CallRecord, fail_record, send_record
-from ._trace import tracer
-from .exceptions import WorkerCrashedError
+from ..._trace import tracer
+from ..._wire.messages import BecomeTaskWorker, DefineFunction, ExitWhenDone
+from ...exceptions import WorkerCrashedError
+from .connection import Connection
+from .records import CANCELLED, PENDING, CallRecord, fail_record, send_record
+from .spawner import describe_exit, worker_options
+
 
 class TaskPool:
     """Workers that run remote functions, one call at a time each."""
+
+    # What the trace reads of an owner (see _trace): the pool is no actor.
+    actor_id = None
+    class_name = None
 
     def __init__(self, runtime, size: int):
         self.runtime = runtime
@@ -21,7 +27,7 @@ class TaskPool:
         self.workers: list = []
         self.idle: list = []
         self.starting = 0
-        self.functions: dict = {}   # func_id -> payload
+        self.functions: dict = {}   # func_id -> payload of the function
 
     def define(self, func_id, payload) -> None:
         self.functions[func_id] = payload
@@ -61,13 +67,13 @@ class TaskPool:
             if not self.idle:
                 if len(self.workers) + self.starting < self.size:
                     self.starting += 1
-                    self.runtime.acquire_worker(self._attach)
+                    self.runtime.spawner.acquire(self._attach)
                 return
             record = queue.popleft()
             conn = self.idle.pop()
             if record.target not in conn.defined:
                 conn.defined.add(record.target)
-                conn.send(("define", record.target, self.functions[record.target]))
+                conn.send(DefineFunction(record.target, self.functions[record.target]))
             send_record(conn, record)
 
     def _attach(self, conn: Connection | None, error: BaseException | None = None) -> None:
@@ -79,16 +85,33 @@ class TaskPool:
                 self.queue.clear()
                 return
             conn.owner = self
-            conn.send(("tasks", self.runtime.worker_options()))
+            conn.send(BecomeTaskWorker(worker_options()))
             self.workers.append(conn)
             self.idle.append(conn)
             self._pump()
 
-    def call_done(self, conn: Connection) -> None:
+    def call_done(self, conn: Connection, record: CallRecord) -> None:
         with self.lock:
-            if not conn.exited and not conn.pending:
+            limit = record.max_calls
+            if limit:
+                runs = conn.task_runs[record.target] = conn.task_runs.get(record.target, 0) + 1
+                if runs >= limit and conn in self.workers:
+                    # max_calls: this worker leaves (after the call it just ran);
+                    # a fresh one takes its place.
+                    self.workers.remove(conn)
+                    conn.send(ExitWhenDone())
+            if not conn.exited and not conn.pending and conn in self.workers:
                 self.idle.append(conn)
             self._pump()
+
+    def end_with_runtime(self) -> None:
+        """shutdown(): fail the calls no worker has taken yet."""
+        with self.lock:
+            for record in list(self.queue):
+                fail_record(record, WorkerCrashedError(
+                    f"{record.label} did not run: the runtime was shut down "
+                    f"(jupyter_actors.shutdown())."))
+            self.queue.clear()
 
     def on_exit(self, conn: Connection) -> None:
         with self.lock:
@@ -105,11 +128,17 @@ class TaskPool:
                 record.status = PENDING
                 record.started = None
                 self.queue.appendleft(record)
-            how = _errors.describe_exit(conn.returncode)
+            how = describe_exit(conn.returncode)
             for record in lost:
-                if record not in retry:
-                    fail_record(record, WorkerCrashedError(
-                        f"The worker running {record.label} (pid={conn.pid}) {how} "
-                        f"before the call returned."))
+                if record in retry:
+                    continue
+                if self.runtime.stopping:
+                    error = WorkerCrashedError(
+                        f"{record.label} (pid={conn.pid}) was stopped before it returned: the "
+                        f"runtime was shut down (jupyter_actors.shutdown()).")
+                else:
+                    error = WorkerCrashedError(f"The worker running {record.label} "
+                                               f"(pid={conn.pid}) {how} before the call returned.")
+                fail_record(record, error)
             if not self.runtime.stopping:
                 self._pump()

@@ -12,30 +12,9 @@ message encoding. Part 0 starts with one byte saying how the rest is encoded:
 - ``P``: pickle of the message (anything marshal cannot encode), with the
   buffers as pickle-5 out-of-band parts.
 
-Messages are tuples whose first item names them. Driver -> worker:
-
-    ("actor", cls_payload, init_args_payload, dep_payloads, options)
-    ("tasks",)                                  become a task worker
-    ("call", call_id, method, args_payload, dep_payloads)
-    ("define", func_id, func_payload)           task workers: cache a function
-    ("task", call_id, func_id, args_payload, dep_payloads)
-    ("cancel", call_id)
-    ("ref", lookup_id, ok, payload)             answer to a worker's "lookup"
-    ("exit",)                                   finish queued calls, then exit
-
-Worker -> driver:
-
-    ("init_ok",) / ("init_err", error)
-    ("start", call_id, t, slot)
-    ("ok", call_id, payloads, t_start, t_end, slot)   payloads: tuple, one per return
-    ("err", call_id, error, t_start, t_end, slot)
-    ("cancelled", call_id, t_end)
-    ("out", call_id, stream, text)              complete lines, "\\n"-terminated
-    ("lookup", lookup_id, ref_id)               the worker awaits a driver ref
-
-``error`` is ``(exc_payload or None, type_name, message, traceback_text)``.
-Refs passed back through the driver keep the protocol open for calls made
-from inside workers later on.
+A message is one of the named types in ``messages`` (the table of every kind
+is there); on the wire it is the plain tuple ``(tag, *fields)``, so marshal
+can encode it, and it is decoded back into its named type.
 """
 from __future__ import annotations
 
@@ -43,7 +22,8 @@ import marshal
 import pickle
 import struct
 
-from ._serialization import Payload, ShmBuffer, _rebuild_shm, builtin_only
+from .messages import BY_TAG
+from .payloads import Payload, ShmBuffer, _rebuild_shm, builtin_only
 
 _LEN = struct.Struct("<Q")
 _COUNT = struct.Struct("<I")
@@ -52,8 +32,9 @@ _PICKLE = b"P"
 _M = _MARSHAL[0]
 
 
-def encode(message: tuple) -> list:
+def encode(message) -> list:
     """The buffers to write for one frame (header, message, out-of-band parts)."""
+    message = (message.TAG,) + message  # a plain tuple: marshal takes exact types only
     extra: list = []
     try:
         meta = _MARSHAL + marshal.dumps(_lift_payloads(message, extra))
@@ -127,10 +108,10 @@ def _lift_payloads(message: tuple, extra: list):
     return tuple(items), tuple(described)
 
 
-def _decode_marshal(meta, parts) -> tuple:
+def _decode_marshal(meta, parts):
     items, described = marshal.loads(meta)
     if described is None:
-        return items
+        return _typed(items)
     items = list(items)
     for i, j, blob, buffers in described:
         if buffers:
@@ -143,7 +124,12 @@ def _decode_marshal(meta, parts) -> tuple:
         else:
             item = items[i]
             items[i] = item[:j] + (payload,) + item[j + 1:]
-    return tuple(items)
+    return _typed(items)
+
+
+def _typed(items):
+    """The named message for ``(tag, *fields)``."""
+    return BY_TAG[items[0]]._make(items[1:])
 
 
 _ATOMS = frozenset({type(None), bool, int, float, str, bytes})
@@ -234,7 +220,7 @@ def _decode_body(buf: bytearray, start: int, end: int):
     if n == 1:
         if buf[pos] == _M:
             return _decode_marshal(buf[pos + 1:end], ())
-        return pickle.loads(buf[pos + 1:end])
+        return _typed(pickle.loads(buf[pos + 1:end]))
     lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
     # Out-of-band parts are copied out once, into writable memory, so the
     # receive buffer can be reused and arrays built on them are writable.
@@ -248,4 +234,4 @@ def _decode_body(buf: bytearray, start: int, end: int):
     meta = parts[0]
     if meta[0] == _M:
         return _decode_marshal(meta[1:], parts)
-    return pickle.loads(meta[1:], buffers=parts[1:])
+    return _typed(pickle.loads(meta[1:], buffers=parts[1:]))

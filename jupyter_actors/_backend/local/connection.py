@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from . import _protocol
+from ..._wire import frames
 
 # Frames to one worker closer together than this are written in batches (Connection.send).
 BURST = 50e-6
@@ -17,17 +17,18 @@ BURST = 50e-6
 class Connection:
     """The driver's end of one worker's socket, plus the process behind it."""
 
-    def __init__(self, runtime, proc: subprocess.Popen, sock: socket.socket):
-        self.runtime = runtime
+    def __init__(self, io, proc: subprocess.Popen, sock: socket.socket):
+        self.io = io                     # the IOLoop that reads this socket
         self.proc = proc
         self.pid = proc.pid
         self.sock = sock
-        self.decoder = _protocol.FrameDecoder()
+        self.decoder = frames.FrameDecoder()
         self.lock = threading.Lock()
         self.outbox: collections.deque = collections.deque()
         self.pending: dict = {}          # call_id -> CallRecord sent to this worker
         self.pins: dict = {}             # ref_id -> ObjectRef the worker may look up
         self.defined: set = set()        # function ids a task worker has
+        self.task_runs: dict = {}        # func_id -> calls run (for max_calls)
         self.owner = None
         self.exited = False
         self.returncode = None
@@ -35,7 +36,7 @@ class Connection:
         self.writing = False
         self.last_send = 0.0
 
-    def send(self, message: tuple) -> None:
+    def send(self, message) -> None:
         """Write a frame now if the socket takes it; queue the rest for the I/O thread.
 
         A frame that follows the previous one within ``BURST`` seconds (calls
@@ -43,7 +44,7 @@ class Connection:
         whole run at once, one write and one wake-up of the worker for many
         calls. A lone call (e.g. ``get(h.m.remote())`` in a loop) goes at once.
         """
-        parts = _protocol.encode(message)
+        parts = frames.encode(message)
         with self.lock:
             if self.exited:
                 return
@@ -56,7 +57,7 @@ class Connection:
                 self.outbox.extend(parts)
                 if not self.writing:
                     self.writing = True
-                    self.runtime.call_in_io(self.runtime.watch_writable, self)
+                    self.io.call_soon(self.io.watch_writable, self)
                 return
             try:
                 sent = self.sock.sendmsg(parts)
@@ -69,7 +70,7 @@ class Connection:
                 self.outbox.extend(rest)
                 if not self.writing:
                     self.writing = True
-                    self.runtime.call_in_io(self.runtime.watch_writable, self)
+                    self.io.call_soon(self.io.watch_writable, self)
 
     def flush(self) -> bool:
         """Write queued bytes (I/O thread). True when the outbox is empty."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import reprlib
 
-from . import _driver
 
 _preview = reprlib.Repr()
 _preview.maxstring = 60
@@ -26,13 +25,13 @@ def ref_state(ref) -> tuple:
     future = ref._future
     if not future.done():
         owner = ref._owner
-        running = owner is not None and owner.status == _driver.RUNNING
+        running = owner is not None and owner.status == "running"
         return ("running" if running else "queued"), ""
     if future.cancelled():
         return "cancelled", ""
     error = future.exception()
     if error is not None:
-        from .exceptions import TaskCancelledError
+        from ..exceptions import TaskCancelledError
         state = "cancelled" if isinstance(error, TaskCancelledError) else "failed"
         return state, _one_line_error(error)
     return "done", value_preview(future.result())
@@ -72,13 +71,12 @@ def _one_line_error(error: BaseException) -> str:
 
 # -- ActorHandle ------------------------------------------------------------------
 
-def actor_text(handle) -> str:
-    row = handle._state.describe()
+def actor_text(row: dict) -> str:
+    """``row``: an actor as the backend describes it (``describe_actor``)."""
     return f"Actor({_summary(row)})"
 
 
-def actor_html(handle) -> str:
-    row = handle._state.describe()
+def actor_html(row: dict) -> str:
     name = f" <code>{html.escape(row['name'])}</code>" if row["name"] else ""
     death = (f"<br><small>{html.escape(row['death'])}</small>"
              if row["death"] else "")
@@ -107,16 +105,10 @@ COLUMNS = ("class", "name", "pid", "kind", "max_concurrency", "running", "queued
 
 
 class ActorTable:
-    """The live actors of the runtime when ``%actors`` ran (dead ones still referenced too)."""
+    """The actors of the session when ``%actors`` ran (dead ones still referenced too)."""
 
     def __init__(self, rows: list):
-        self.rows = rows
-
-    @classmethod
-    def snapshot(cls, runtime) -> "ActorTable":
-        states = sorted(list(runtime.actors) if runtime is not None else [],
-                        key=lambda s: s.created)
-        return cls([s.describe() for s in states])
+        self.rows = rows       # the backend's describe_actors()
 
     def _cells(self, row: dict) -> list:
         status = "alive" if row["alive"] else f"dead: {row['death'] or 'unknown cause'}"

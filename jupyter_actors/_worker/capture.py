@@ -5,6 +5,8 @@ import contextvars
 import io
 import threading
 
+from .._wire.messages import OutputLines
+
 current_call: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_call", default=None)
 
 
@@ -41,7 +43,7 @@ class CapturedStream(io.TextIOBase):
             if tail:
                 self._partial[call_id] = tail
             if newline:
-                self._channel.send(("out", call_id, self.name, head + "\n"))
+                self._channel.send(OutputLines(call_id, self.name, head + "\n"))
         return len(text)
 
     def flush_call(self, call_id) -> None:
@@ -49,4 +51,4 @@ class CapturedStream(io.TextIOBase):
         with self._lock:
             tail = self._partial.pop(call_id, None)
             if tail:
-                self._channel.send(("out", call_id, self.name, tail + "\n"))
+                self._channel.send(OutputLines(call_id, self.name, tail + "\n"))

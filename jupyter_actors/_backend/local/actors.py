@@ -5,24 +5,27 @@ import collections
 import threading
 import time
 
-from . import _errors
-from ._connection import Connection
-from ._records import (CANCELLED, FAILED, FINISHED, PENDING, RUNNING, CallRecord, fail_record,
-                       send_record)
-from ._trace import tracer
-from .exceptions import ActorDiedError
+from ..._trace import tracer
+from ..._wire.messages import ExitWhenDone
+from ...exceptions import ActorDiedError, PendingCallsLimitExceeded
+from .connection import Connection
+from .records import (CANCELLED, FAILED, FINISHED, PENDING, RUNNING, CallRecord, fail_record,
+                      send_record)
+from .spawner import describe_exit, kill_process
 
 class ActorState:
     """One actor: its worker, the calls waiting to be sent, and how it ended."""
 
-    def __init__(self, runtime, class_name: str, name, is_async: bool,
-                 max_concurrency: int, named_key=None):
+    def __init__(self, runtime, actor_id: str, class_name: str, name, is_async: bool,
+                 max_concurrency: int, named_key=None, max_pending_calls: int = -1):
         self.runtime = runtime
+        self.actor_id = actor_id
         self.class_name = class_name
         self.name = name
         self.named_key = named_key
         self.is_async = is_async
         self.max_concurrency = max_concurrency
+        self.max_pending_calls = max_pending_calls
         self.lock = threading.RLock()
         self.conn: Connection | None = None
         self.queue: collections.deque = collections.deque()
@@ -37,6 +40,22 @@ class ActorState:
     @property
     def pid(self):
         return self.conn.pid if self.conn else None
+
+    def check_pending_limit(self) -> None:
+        """Raise at the caller when ``max_pending_calls`` calls have not finished yet."""
+        limit = self.max_pending_calls
+        if limit < 0:
+            return
+        with self.lock:
+            conn = self.conn
+            sent = list(conn.pending.values()) if conn is not None else []
+            pending = sum(1 for r in self.queue if r is not _EXIT_MARKER and r.kind == "call")
+            pending += sum(1 for r in sent if r.kind == "call")
+        if pending >= limit:
+            raise PendingCallsLimitExceeded(
+                f"The actor {self.class_name} already has {pending} pending call(s), its "
+                f"max_pending_calls={limit}; wait for some to finish (get/wait) before "
+                f"submitting more.")
 
     def submit(self, record: CallRecord) -> None:
         tracer.record_submitted(record)
@@ -59,7 +78,7 @@ class ActorState:
                     f"{self.class_name} could not start a worker process: {error}"), [])
                 return
             if not self.alive:
-                self.runtime.kill_process(conn)
+                kill_process(conn)
                 return
             conn.owner = self
             self.conn = conn
@@ -73,7 +92,7 @@ class ActorState:
             record = queue[0]
             if record is _EXIT_MARKER:
                 queue.popleft()
-                conn.send(("exit",))
+                conn.send(ExitWhenDone())
                 continue
             if record.status == CANCELLED:
                 queue.popleft()
@@ -116,8 +135,10 @@ class ActorState:
                 error = self.death
             else:
                 how = ("was killed by jupyter_actors.kill()" if self.killed
-                       else _errors.describe_exit(conn.returncode))
-                if self.death_cause is not None:
+                       else describe_exit(conn.returncode))
+                if self.runtime.stopping:
+                    error = self.runtime.shutdown_error(self, len(lost))
+                elif self.death_cause is not None:
                     what = f"{self.class_name}.__init__ raised {type(self.death_cause).__name__}"
                     error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) died: "
                                            f"{what}; {len(lost)} pending call(s) failed.")
@@ -137,7 +158,7 @@ class ActorState:
     def _die(self, error: ActorDiedError, lost: list) -> None:
         self.alive = False
         self.death = error
-        self.runtime.forget_name(self)
+        self.runtime.registry.forget_name(self)
         for record in lost:
             fail_record(record, error)
 
@@ -146,7 +167,7 @@ class ActorState:
             if not self.alive:
                 return
             self.killed = True
-            self.runtime.forget_name(self)
+            self.runtime.registry.forget_name(self)
             conn = self.conn
             if conn is None:
                 lost = [r for r in self.queue if r is not _EXIT_MARKER]
@@ -155,7 +176,15 @@ class ActorState:
                     f"The actor {self.class_name} was killed by jupyter_actors.kill() before it "
                     f"started; {len(lost)} pending call(s) failed."), lost)
                 return
-        self.runtime.kill_process(conn)
+        kill_process(conn)
+
+    def end_with_runtime(self) -> None:
+        """shutdown(): fail what never reached the worker (the worker's exit fails the rest)."""
+        with self.lock:
+            if self.alive:
+                lost = [r for r in self.queue if r is not _EXIT_MARKER]
+                self.queue.clear()
+                self._die(self.runtime.shutdown_error(self, len(lost)), lost)
 
     def describe(self) -> dict:
         conn = self.conn
@@ -167,7 +196,7 @@ class ActorState:
                 elif record.status == PENDING:
                     queued += 1
         queued += sum(1 for r in list(self.queue) if r is not _EXIT_MARKER)
-        return {"class_name": self.class_name, "name": self.name, "pid": self.pid,
+        return {"actor_id": self.actor_id, "class_name": self.class_name, "name": self.name, "pid": self.pid,
                 "kind": "async" if self.is_async else "threaded",
                 "max_concurrency": self.max_concurrency, "running": running,
                 "queued": queued, "done": self.counts[FINISHED],

@@ -375,5 +375,17 @@ def deserialize_definition(payload: Payload):
     return obj
 
 
+class DepArg:
+    """Placeholder for a top-level ObjectRef argument, filled in before the call runs."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __reduce__(self):
+        return (DepArg, (self.index,))
+
+
 NONE_PAYLOAD = serialize(None)
 EMPTY_ARGS_PAYLOAD = serialize(((), {}))

@@ -1,0 +1,137 @@
+"""get, wait, put, kill, cancel, get_actor: what the API does with refs and handles.
+
+``get`` and ``wait`` only wait on each ref's future, whichever backend
+completes it; the rest ask the session's backend.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from typing import Any
+
+from ..exceptions import GetTimeoutError
+from . import refs as _refs
+from . import session
+from .actors import ActorHandle
+from .refs import ObjectRef
+
+# The Jupyter integration installs a progress-bar version of "get many refs".
+get_progress = None
+
+
+def _check_not_in_async_actor(what: str) -> None:
+    if _refs.IN_WORKER:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise RuntimeError(
+            f"{what}() would block this async actor's event loop, and with it every other "
+            f"call of the actor. Use 'await ref' (or 'await asyncio.gather(*refs)') instead.")
+
+
+def get(refs, *, timeout: float | None = None):
+    """The value of a ref, or a list of values for a list of refs; raises the call's error."""
+    __tracebackhide__ = True  # IPython and pytest show the user's frame, not ours
+    _check_not_in_async_actor("get")
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    if isinstance(refs, ObjectRef):
+        return _get_one(refs, deadline, timeout, 1)
+    if isinstance(refs, (list, tuple)):
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"get() expects ObjectRefs, got {type(r).__name__} in the list")
+        if deadline is None and len(refs) > 1 and get_progress is not None:
+            return get_progress(refs)
+        return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
+    raise TypeError(f"get() expects an ObjectRef or a list of ObjectRefs, "
+                    f"got {type(refs).__name__}")
+
+
+def _get_one(ref: ObjectRef, deadline, timeout, total: int):
+    __tracebackhide__ = True
+    remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+    try:
+        return ref._future.result(remaining)
+    except concurrent.futures.TimeoutError:
+        raise GetTimeoutError(f"get() timed out after {timeout} s: {ref!r} is not ready "
+                              f"({total} ref(s) requested); the call keeps running.") from None
+
+
+def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    """(ready, not_ready): the first ``num_returns`` refs done, in the order given."""
+    _check_not_in_async_actor("wait")
+    if isinstance(refs, ObjectRef) or not isinstance(refs, list):
+        raise TypeError(f"wait() expects a list of ObjectRefs, got {type(refs).__name__}")
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() expects ObjectRefs, got {type(r).__name__} in the list")
+    if len(set(refs)) != len(refs):
+        raise ValueError("wait() requires a list of unique ObjectRefs")
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
+    # concurrent.futures.wait registers and removes its own waiters, so polling
+    # wait() in a loop leaves nothing behind on the futures.
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    pending = [r._future for r in refs if not r._future.done()]
+    need = num_returns - (len(refs) - len(pending))
+    while need > 0 and pending:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        when = (concurrent.futures.ALL_COMPLETED if need >= len(pending)
+                else concurrent.futures.FIRST_COMPLETED)
+        done, not_done = concurrent.futures.wait(pending, remaining, when)
+        if not done:
+            break
+        need -= len(done)
+        pending = list(not_done)
+    ready = [r for r in refs if r._future.done()][:num_returns]
+    chosen = set(ready)
+    return ready, [r for r in refs if r not in chosen]
+
+
+def put(value: Any) -> ObjectRef:
+    """Store a value for passing to calls; ``get`` returns a copy of it."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("Calling put() on an ObjectRef is not allowed; pass the ref itself")
+    if _refs.IN_WORKER:
+        raise NotImplementedError("put() inside an actor or remote function is not supported "
+                                  "yet; return the value instead")
+    return session.backend().put(value)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kill the actor's process now; its pending calls fail with ActorDiedError."""
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill() expects an actor handle, got {type(actor).__name__}")
+    actor._backend.kill(actor._actor, no_restart)
+
+
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the call behind ``ref``; ``get`` on it then raises TaskCancelledError.
+
+    A queued call never runs. A running async-actor call gets asyncio
+    cancellation and a running remote function a KeyboardInterrupt
+    (``force=True`` kills its worker instead). A running call of a threaded
+    actor is not interrupted: it runs to its end and its result is dropped.
+    """
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
+    record = ref._owner
+    if record is None:
+        return  # a put() value: nothing runs
+    if force and record.kind != "task":
+        raise ValueError("force=True is not supported for actor calls; use kill(actor)")
+    backend = session.current_backend()
+    if backend is not None:
+        backend.cancel_call(record, force)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of a live actor created with ``options(name=...)``."""
+    backend = session.backend()
+    found = backend.find_actor(name, namespace if namespace is not None
+                               else session.default_namespace)
+    if found is None:
+        raise ValueError(f"Failed to look up actor with name {name!r}: no live actor has it")
+    return ActorHandle(found[0], found[1], backend)

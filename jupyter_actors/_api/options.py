@@ -1,0 +1,124 @@
+"""Every option of ``@remote``, ``.options()``, ``@method`` and ``%%remote``, in one table.
+
+Each option says what it applies to (``actor``: an actor class, ``method``: an
+actor method, ``task``: a remote function), the type of its value, and how it
+is treated here:
+
+- ``honoured``: it does what it does in Ray;
+- ``ignored``: accepted so Ray code runs, and meaningless on one machine
+  (resources, scheduling);
+- ``refused``: a clear error at the place it was given, saying why, unless its
+  value is the harmless default (``refused_unless``).
+
+The README's compatibility table says the same (a test compares them).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+ACTOR, METHOD, TASK = "actor", "method", "task"
+_WHAT = {ACTOR: "an actor class", METHOD: "a method", TASK: "a remote function"}
+
+
+class Option(NamedTuple):
+    name: str
+    applies: frozenset      # of ACTOR, METHOD, TASK
+    kind: type              # int, float, bool, str, or object (any Python literal)
+    status: str             # "honoured", "ignored" or "refused"
+    check: Callable[[Any], str | None] | None = None   # an error message, or None if fine
+    refused_unless: tuple = ()   # values a refused option may still take
+    why: str = ""           # for refused options: the error's reason
+
+
+def _int_at_least(low: int, what: str = "") -> Callable:
+    def check(value):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            return f"must be an int >= {low}{what}, got {value!r}"
+        return None
+    return check
+
+
+def _pending_calls(value):
+    if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
+        return f"must be -1 (no limit) or an int >= 1, got {value!r}"
+    return None
+
+
+def _optional_str(value):
+    if value is not None and not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    return None
+
+
+def _bool(value):
+    return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+
+
+def _lifetime(value):
+    if value not in (None, "non_detached", "detached"):
+        return f"must be None, 'non_detached' or 'detached', got {value!r}"
+    return None
+
+
+_A, _M, _T = frozenset({ACTOR}), frozenset({METHOD}), frozenset({TASK})
+_AT, _MT, _AMT = frozenset({ACTOR, TASK}), frozenset({METHOD, TASK}), frozenset({ACTOR, METHOD, TASK})
+
+OPTIONS = {o.name: o for o in [
+    Option("max_concurrency", _A, int, "honoured", _int_at_least(1)),
+    Option("name", _AMT, str, "honoured", _optional_str),
+    Option("namespace", _A, str, "honoured", _optional_str),
+    Option("get_if_exists", _A, bool, "honoured", _bool),
+    Option("max_pending_calls", _A, int, "honoured", _pending_calls),
+    Option("num_returns", _MT, int, "honoured", _int_at_least(0)),
+    Option("max_retries", _T, int, "honoured", _int_at_least(-1, " (-1: for ever)")),
+    Option("max_calls", _T, int, "honoured", _int_at_least(0, " (0: no limit)")),
+    Option("lifetime", _A, str, "refused", _lifetime, (None, "non_detached"),
+           "lifetime='detached' is not possible here: actors end with the driver"),
+    Option("max_restarts", _A, int, "refused", None, (0, None),
+           "max_restarts is not supported yet: a dead actor stays dead"),
+    Option("max_task_retries", _A, int, "refused", None, (0, None),
+           "max_task_retries is not supported yet: a dead actor stays dead"),
+    Option("runtime_env", _AT, object, "refused", None, (None, {}),
+           "runtime_env is not supported: workers share the driver's environment"),
+    Option("concurrency_groups", _A, object, "refused", None, (None, {}),
+           "concurrency_groups are not supported yet"),
+    Option("concurrency_group", _M, str, "refused", None, (None,),
+           "concurrency groups are not supported yet"),
+    Option("retry_exceptions", _T, bool, "refused", None, (False, None),
+           "retry_exceptions is not supported yet"),
+    # Resources and scheduling: one machine, nothing to place.
+    *[Option(name, _AT, kind, "ignored") for name, kind in [
+        ("num_cpus", float), ("num_gpus", float), ("memory", float), ("resources", object),
+        ("scheduling_strategy", str), ("accelerator_type", str), ("label_selector", object),
+        ("placement_group", object), ("placement_group_bundle_index", int),
+        ("_metadata", object), ("enable_task_events", bool)]],
+]}
+
+
+def names_for(target: str) -> frozenset:
+    """Every option name that applies to ``target`` (ACTOR, METHOD or TASK)."""
+    return frozenset(n for n, o in OPTIONS.items() if target in o.applies)
+
+
+def shown_names(names) -> list:
+    """The options worth listing in an error message (not the ignored ones), sorted."""
+    return sorted(n for n in names if OPTIONS[n].status != "ignored")
+
+
+def check_options(options: dict, target: str) -> dict:
+    """``options`` if every one is known for ``target`` and has a usable value; else raise."""
+    allowed = names_for(target)
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"unknown option(s) for {_WHAT[target]}: {', '.join(sorted(unknown))}; "
+                        f"valid options are {', '.join(shown_names(allowed))}")
+    for name, value in options.items():
+        option = OPTIONS[name]
+        problem = option.check(value) if option.check is not None else None
+        if problem is not None:
+            error = TypeError if name == "name" else ValueError
+            raise error(f"{name} {problem}")
+        if option.status == "refused" and value not in option.refused_unless:
+            error = ValueError if name == "lifetime" else NotImplementedError
+            raise error(option.why)
+    return options

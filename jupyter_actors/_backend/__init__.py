@@ -1,0 +1,1 @@
+"""Backends: what runs actors and tasks behind the public API (see ``base``)."""

@@ -1,0 +1,140 @@
+"""The seam between the public API and whatever runs the calls.
+
+    public API (_api)                       a backend
+    ─────────────────                       ─────────
+    Cls.remote()   → ActorSpec    ──▶  create_actor(spec)        → actor token
+    h.m.remote()   → CallSpec     ──▶  call_actor(token, spec)   → refs
+    f.remote()     → TaskSpec     ──▶  submit_task(spec)         → refs
+    put / cancel / kill / get_actor ─▶  put, cancel_call, kill, find_actor ...
+    %actors, reprs, widgets        ◀──  describe_actor(s); the trace (_trace)
+
+The API checks and pickles arguments in the caller's thread, then hands a
+plain spec to the backend; it never reads a backend's internals. An actor
+token is opaque to the API (it reads only its ``actor_id``): the handle keeps
+it and passes it back.
+ObjectRefs are the same type everywhere: a backend completes each ref's
+``concurrent.futures.Future``, and ``get``/``wait``/``await`` only see that.
+
+The embedded runtime (``local``) is the one backend today; a worker-side
+client and a Ray backend implement the same interface.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+
+class ActorSpec(NamedTuple):
+    """What ``Cls.remote(...)`` asks for."""
+    actor_id: str
+    class_name: str
+    actor_class: Any          # the ActorClass (kept for handles that get_actor returns)
+    definition: Any           # LazyDefinition of the class: .payload() pickles it once
+    args: Any                 # payload of (args, kwargs)
+    deps: tuple               # top-level ObjectRef arguments
+    exported: Any             # refs nested in the arguments, or None
+    is_async: bool
+    max_concurrency: int
+    name: str | None
+    namespace: str | None
+    max_pending_calls: int    # -1: no limit
+    context: Any              # output-router context of the caller
+
+
+class CallSpec(NamedTuple):
+    """What ``handle.method.remote(...)`` asks for."""
+    label: str                # "Class.method"
+    method: str
+    args: Any
+    deps: tuple
+    num_returns: int
+    context: Any
+    exported: Any
+
+
+class TaskSpec(NamedTuple):
+    """What ``f.remote(...)`` asks for."""
+    label: str                # the function's name
+    func_id: str              # unique per RemoteFunction
+    definition: Any           # LazyDefinition of the function
+    args: Any
+    deps: tuple
+    num_returns: int
+    context: Any
+    exported: Any
+    max_retries: int          # -1: retry for ever
+    max_calls: int            # 0: no limit
+
+
+class Backend(abc.ABC):
+    """One session's runner of actors and tasks."""
+
+    name: str = "?"
+
+    # -- actors -----------------------------------------------------------------
+    @abc.abstractmethod
+    def create_actor(self, spec: ActorSpec) -> Any:
+        """Start the actor; its token. Raises ValueError if ``spec.name`` is taken."""
+
+    @abc.abstractmethod
+    def call_actor(self, actor: Any, spec: CallSpec):
+        """Submit one method call: a ref, a list of refs (num_returns > 1) or None (0)."""
+
+    @abc.abstractmethod
+    def kill(self, actor: Any, no_restart: bool = True) -> None:
+        """End the actor's process now; its pending calls fail with ActorDiedError."""
+
+    @abc.abstractmethod
+    def add_handle(self, actor: Any) -> None:
+        """A new handle to an unnamed actor exists."""
+
+    @abc.abstractmethod
+    def drop_handle(self, actor: Any) -> None:
+        """A handle went away; after the last one the actor finishes its calls and exits."""
+
+    @abc.abstractmethod
+    def find_actor(self, name: str, namespace: str | None):
+        """``(token, actor_class)`` of the live actor with that name, or None."""
+
+    @abc.abstractmethod
+    def actor_by_id(self, actor_id: str):
+        """``(token, actor_class)`` of the actor with that id, or None."""
+
+    @abc.abstractmethod
+    def describe_actor(self, actor: Any) -> dict:
+        """A snapshot: class_name, name, pid, kind, max_concurrency, running, queued,
+        done, failed, alive, death."""
+
+    @abc.abstractmethod
+    def describe_actors(self) -> list:
+        """``describe_actor`` of every actor still known, oldest first."""
+
+    # -- tasks and objects ------------------------------------------------------------
+    @abc.abstractmethod
+    def submit_task(self, spec: TaskSpec):
+        """Submit one remote-function call: a ref, a list of refs, or None."""
+
+    @abc.abstractmethod
+    def put(self, value: Any):
+        """A ref whose value is (a copy of) ``value``."""
+
+    @abc.abstractmethod
+    def cancel_call(self, record: Any, force: bool) -> None:
+        """Cancel the call behind a ref (``ref._owner``, the call's trace record)."""
+
+    # -- the session ------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_output_router(self, router) -> None:
+        """Where worker output goes from now on (the Jupyter layer swaps it)."""
+
+    @abc.abstractmethod
+    def resources(self) -> dict:
+        """``{"CPU": n, ...}``, as Ray's ``available_resources``."""
+
+    @abc.abstractmethod
+    def info(self) -> dict:
+        """What ``init()`` returns."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop everything; fail what is pending with an error that says so."""

@@ -1,0 +1,165 @@
+"""The driver's I/O thread: one selector over every worker's socket and exit fd.
+
+    other threads                      I/O thread (this module)
+    ─────────────                      ────────────────────────
+    call_soon(fn, *args) ──wake-up──▶  run fn(*args)
+    Connection.send: a frame that      select() over sockets, pidfds, the wake-up socket
+      did not fit, or a burst   ────▶  flush what is queued when the socket is writable
+                                       frames in → handlers[type(message)](conn, message)
+                                       EOF or an exited pidfd → on_exit(conn), once
+
+A bug in a handler or a queued function must not stop this thread (every
+pending ref would then wait for ever): the record it was handling fails with
+an error that says so, and the traceback is logged once per kind of failure.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+
+from ...exceptions import TaskError
+
+_STOP = object()
+
+
+class IOLoop:
+    """Reads every worker channel and runs what other threads hand it, on one thread."""
+
+    def __init__(self, handlers: dict, on_exit, fail_call):
+        self.handlers = handlers      # message type -> handler(conn, message)
+        self.on_exit = on_exit        # on_exit(conn): the worker process ended
+        self.fail_call = fail_call    # fail_call(conn, call_id, error): a handler failed
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._calls: collections.deque = collections.deque()
+        self._logged: set = set()
+        self.thread = threading.Thread(target=self._loop, name="jupyter_actors-io", daemon=True)
+        self.thread.start()
+
+    # -- from any thread -------------------------------------------------------------
+    def call_soon(self, fn, *args) -> None:
+        self._calls.append((fn, args))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are closing
+
+    def stop(self, timeout: float = 5) -> None:
+        self.call_soon(_STOP)
+        self.thread.join(timeout)
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- on the I/O thread ------------------------------------------------------------
+    def register(self, conn) -> None:
+        if conn.exited:
+            return
+        self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.pidfd is not None:
+            self.selector.register(conn.pidfd, selectors.EVENT_READ, ("exit", conn))
+
+    def watch_writable(self, conn) -> None:
+        if conn.exited:
+            return
+        if not conn.flush():
+            self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+
+    def closed(self, conn) -> None:
+        """The worker is gone: stop watching it and collect its exit status."""
+        for fileobj in (conn.sock, conn.pidfd):
+            if fileobj is not None:
+                try:
+                    self.selector.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
+        try:
+            conn.returncode = conn.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            conn.proc.kill()
+            conn.returncode = conn.proc.wait()
+        conn.sock.close()
+        if conn.pidfd is not None:
+            os.close(conn.pidfd)
+
+    def _loop(self) -> None:
+        selector = self.selector
+        while True:
+            for key, mask in selector.select():
+                data = key.data
+                if data is None:
+                    if not self._run_calls():
+                        return
+                elif type(data) is tuple:
+                    self.on_exit(data[1])
+                else:
+                    if mask & selectors.EVENT_READ:
+                        self._read(data)
+                    if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
+                        selector.modify(data.sock, selectors.EVENT_READ, data)
+
+    def _run_calls(self) -> bool:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        while self._calls:
+            fn, args = self._calls.popleft()
+            if fn is _STOP:
+                return False
+            try:
+                fn(*args)
+            except Exception as exc:  # see the module docstring
+                self._log(f"running {getattr(fn, '__qualname__', fn)}", exc)
+        return True
+
+    def _read(self, conn) -> None:
+        try:
+            messages = conn.decoder.read(conn.sock)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            messages = None
+        except Exception as exc:  # a frame that does not decode: the channel is unusable
+            self._log("decoding a frame", exc)
+            conn.proc.kill()
+            messages = None
+        if messages is None:
+            self.on_exit(conn)
+            return
+        handlers = self.handlers
+        for message in messages:
+            try:
+                handlers[type(message)](conn, message)
+            except Exception as exc:  # see the module docstring
+                self._log(f"handling {type(message).__name__}", exc)
+                call_id = getattr(message, "call_id", None)
+                if call_id is not None:
+                    error = TaskError(f"jupyter_actors failed while handling the worker's "
+                                      f"{type(message).__name__} message for this call: "
+                                      f"{type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    self.fail_call(conn, call_id, error)
+
+    def _log(self, what: str, exc: Exception) -> None:
+        key = (what, type(exc))
+        out = sys.__stderr__
+        if out is None:
+            return
+        if key in self._logged:
+            print(f"jupyter_actors: error {what} again: {exc!r}", file=out)
+            return
+        self._logged.add(key)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        print(f"jupyter_actors: internal error {what} (the call it concerned failed; "
+              f"please report this):\n{text}", file=out)

@@ -1,0 +1,198 @@
+"""What the driver does with each message a worker sends (on the I/O thread).
+
+Results complete the call's refs, errors fail them with the remote exception,
+output lines go to the output router with the context of the call that
+printed them, and look-ups of refs nested in arguments are answered when the
+ref is ready.
+"""
+from __future__ import annotations
+
+import time
+
+from ..._trace import tracer
+from ..._wire import errors
+from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallFailed, CallOk,
+                               CallStarted, LookupRef, NotInterrupted, OutputLines, RefAnswer)
+from ..._wire.payloads import deserialize, serialize
+from ...exceptions import TaskCancelledError, TaskError
+from .records import CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record, release_inputs
+
+
+def not_started(record) -> TaskCancelledError:
+    return TaskCancelledError(f"{record.label} was cancelled before it started.")
+
+
+def not_interrupted(record) -> TaskCancelledError:
+    return TaskCancelledError(f"{record.label} was running; a threaded actor's call is not "
+                              "interrupted and runs to its end.")
+
+
+def interruptible(record) -> bool:
+    """Async actor calls and remote functions can be interrupted; threaded actor calls cannot."""
+    owner = record.owner
+    return owner.actor_id is None or owner.is_async
+
+
+class ResultHandlers:
+    """The handler of every worker → driver message, for the IOLoop's table."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def table(self) -> dict:
+        return {CallStarted: self.started, CallOk: self.ok, CallFailed: self.failed,
+                CallCancelled: self.cancelled, NotInterrupted: self.not_interrupted,
+                OutputLines: self.output, ActorReady: self.actor_ready,
+                ActorInitFailed: self.actor_init_failed, LookupRef: self.lookup}
+
+    def fail_call(self, conn, call_id, error: BaseException) -> None:
+        """A handler failed on a message about this call: the call fails, nothing hangs."""
+        record = self._finish(conn, call_id)
+        if record is not None:
+            fail_record(record, error)
+
+    def started(self, conn, message: CallStarted) -> None:
+        record = conn.pending.get(message.call_id)
+        if record is None:
+            return
+        record.started = message.t
+        record.slot = message.slot
+        if record.status == PENDING:
+            record.status = RUNNING
+        tracer.record_started(record)
+
+    def _finish(self, conn, call_id):
+        record = conn.pending.pop(call_id, None)
+        if record is not None:
+            # The worker is done with it; the trace keeps the record a while,
+            # so it must not keep the worker's connection or the cell alive.
+            record.conn = record.context = None
+            if record.kind == "task":
+                record.owner.call_done(conn, record)
+        return record
+
+    def _ended(self, conn, message):
+        """The record of a call that ran to its end (ok or failed), with the worker's times;
+        None when there is nothing left to report (unknown, or already cancelled)."""
+        record = self._finish(conn, message.call_id)
+        if record is None:
+            return None
+        record.started, record.finished, record.slot = message.t_start, message.t_end, message.slot
+        if record.status == CANCELLED:
+            tracer.record_finished(record)  # the trace gets the worker's times
+            return None
+        return record
+
+    def ok(self, conn, message: CallOk) -> None:
+        record = self._ended(conn, message)
+        if record is None:
+            return
+        payloads = message.payloads
+        values = []
+        for payload in payloads:
+            try:
+                values.append(deserialize(payload))
+            except Exception as exc:
+                error = TaskError(f"could not unpickle the result of {record.label}: "
+                                  f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                fail_record(record, error)
+                return
+        record.status = FINISHED
+        _count(record)
+        refs, record.refs = record.refs, ()
+        release_inputs(record)
+        tracer.record_finished(record)
+        # Last: a caller blocked in get() wakes here, and should find this
+        # thread about to let go of the interpreter, not still busy.
+        for ref, payload, value in zip(refs, payloads, values):
+            ref._payload = payload
+            if not ref._future.done():
+                ref._future.set_result(value)
+
+    def failed(self, conn, message: CallFailed) -> None:
+        record = self._ended(conn, message)
+        if record is None:
+            return
+        remote = errors.remote_exception(message.error, record.label, conn.pid)
+        if record.cancel_requested and interruptible(record):
+            # The interrupt surfaced as an exception.
+            cancelled = TaskCancelledError(f"{record.label} was interrupted while running.")
+            cancelled.__cause__ = remote
+            fail_record(record, cancelled)
+            return
+        fail_record(record, remote)
+
+    def cancelled(self, conn, message: CallCancelled) -> None:
+        record = self._finish(conn, message.call_id)
+        if record is None:
+            return
+        record.finished = message.t_end
+        if record.status == CANCELLED:
+            tracer.record_finished(record)
+        elif record.started is None:
+            fail_record(record, not_started(record))
+        else:
+            fail_record(record, TaskCancelledError(
+                f"{record.label} was interrupted while running."))
+
+    def not_interrupted(self, conn, message: NotInterrupted) -> None:
+        """A threaded actor's call was running when cancelled: it runs on, its ref fails now."""
+        record = conn.pending.get(message.call_id)
+        if record is not None:
+            fail_record(record, not_interrupted(record))
+
+    def output(self, conn, message: OutputLines) -> None:
+        runtime = self.runtime
+        if not runtime.log_to_driver:
+            return
+        record = conn.pending.get(message.call_id)
+        context = record.context if record is not None else None
+        owner = conn.owner
+        if owner is not None and owner.actor_id is not None:
+            name = owner.class_name
+        elif record is not None:
+            name = record.label
+        else:
+            name = "worker"
+        runtime.router.write(context, message.stream, f"({name} pid={conn.pid})", message.text)
+
+    def actor_ready(self, conn, message: ActorReady) -> None:
+        record = conn.pending.pop(message.call_id, None)
+        if record is not None:
+            record.status = FINISHED
+            record.finished = time.monotonic()
+            refs, record.refs = record.refs, ()
+            for ref in refs:
+                ref._future.set_result(None)
+            release_inputs(record)
+            tracer.record_finished(record)  # else it stays in tracer.active for ever
+
+    def actor_init_failed(self, conn, message: ActorInitFailed) -> None:
+        actor = conn.owner
+        record = conn.pending.pop(message.call_id, None)
+        cause = errors.remote_exception(message.error, f"{actor.class_name}.__init__", conn.pid)
+        actor.death_cause = cause
+        if record is not None:
+            fail_record(record, cause)
+        # The worker exits next; its exit fails the other calls with ActorDiedError.
+
+    def lookup(self, conn, message: LookupRef) -> None:
+        lookup_id, ref_id = message.lookup_id, message.ref_id
+        ref = conn.pins.get(ref_id)
+        if ref is None:
+            error = serialize(KeyError(f"ObjectRef {ref_id:032x} is not known to the driver"))
+            conn.send(RefAnswer(lookup_id, False, error))
+            return
+
+        def answer(fut):
+            exc = fut.exception()
+            if exc is None:
+                conn.send(RefAnswer(lookup_id, True, ref._payload))
+            else:
+                try:
+                    payload = serialize(exc)
+                except Exception:
+                    payload = serialize(TaskError(str(exc)))
+                conn.send(RefAnswer(lookup_id, False, payload))
+        ref._future.add_done_callback(answer)

@@ -1,0 +1,179 @@
+"""Starting worker processes: fresh interpreters, a few kept idle so an actor starts at once.
+
+    caller threads                    spawner thread
+    ──────────────                    ──────────────
+    acquire(callback): an idle        start ``python -m jupyter_actors._worker FD PPID``
+      worker now, or the next one ──▶ on an inherited socketpair (never a fork of the
+      started                         driver, nothing listening); hand it to the oldest
+                                      waiting callback, or keep it idle
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from .connection import Connection
+
+
+def worker_options() -> dict:
+    """What every worker needs to import what the driver imports."""
+    return {"sys_path": [p for p in sys.path if p], "cwd": os.getcwd()}
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "is no longer reachable"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def kill_process(conn: Connection) -> None:
+    try:
+        conn.proc.kill()
+    except OSError:
+        pass
+
+
+class Spawner:
+    """Starts workers on its own thread and keeps ``idle_target`` of them idle."""
+
+    def __init__(self, io, session_dir: str, idle_target: int):
+        self.io = io
+        self.session_dir = session_dir
+        self.idle_target = idle_target
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.conns: set = set()        # every worker process not yet seen to exit
+        self.idle: list = []
+        self.waiting: collections.deque = collections.deque()
+        self.spawning = 0
+        self._requests: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self.thread = threading.Thread(target=self._loop, name="jupyter_actors-spawner",
+                                       daemon=True)
+        self.thread.start()
+        with self.lock:
+            self._request()
+
+    def acquire(self, callback) -> None:
+        """Hand a started worker to ``callback(conn)``: an idle one now, or the next one started.
+
+        ``callback(None, error)`` when no worker can be had.
+        """
+        with self.lock:
+            if self.stopping:
+                conn = None
+            elif self.idle:
+                conn = self.idle.pop()
+                self._request()  # keep the idle pool topped up
+            else:
+                self.waiting.append(callback)
+                self._request()
+                return
+        if conn is None:
+            callback(None, RuntimeError("the runtime was shut down"))
+        else:
+            callback(conn)
+
+    def exited(self, conn: Connection) -> None:
+        """A worker ended (I/O thread): an idle one is replaced."""
+        with self.lock:
+            self.conns.discard(conn)
+            if conn in self.idle:
+                self.idle.remove(conn)
+                if not self.stopping:
+                    self._request()
+
+    def stop(self) -> tuple:
+        """No more workers: (every live worker, the callbacks still waiting for one)."""
+        with self.lock:
+            self.stopping = True
+            conns = list(self.conns)
+            self.idle.clear()
+            waiting = list(self.waiting)
+            self.waiting.clear()
+        return conns, waiting
+
+    def join(self, timeout: float = 5) -> None:
+        with self._cv:
+            self._requests.append(None)
+            self._cv.notify()
+        self.thread.join(timeout)
+
+    def _request(self) -> None:
+        # Caller holds self.lock.
+        needed = len(self.waiting) + self.idle_target - len(self.idle)
+        while self.spawning < needed:
+            self.spawning += 1
+            with self._cv:
+                self._requests.append(True)
+                self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._requests:
+                    self._cv.wait()
+                request = self._requests.popleft()
+            if request is None:
+                return
+            try:
+                conn = self._start_worker()
+                error = None
+            except Exception as exc:  # e.g. the interpreter cannot start
+                conn, error = None, exc
+            with self.lock:
+                self.spawning -= 1
+                if self.stopping:
+                    callback = None
+                elif self.waiting:
+                    callback = self.waiting.popleft()
+                else:
+                    callback = None
+                    if conn is not None:
+                        self.idle.append(conn)
+            if conn is not None and self.stopping:
+                kill_process(conn)
+            elif callback is not None:
+                callback(conn, error) if conn is None else callback(conn)
+
+    def _start_worker(self) -> Connection:
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["JUPYTER_ACTORS_SESSION_DIR"] = self.session_dir
+        # A kernel's inline plotting backend means nothing in a worker.
+        env.pop("MPLBACKEND", None)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
+                 str(os.getpid())],
+                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                cwd=os.getcwd(),
+                # Its own process group: a kernel interrupt (SIGINT to the
+                # kernel's group) must not kill a worker still starting up,
+                # before it ignores SIGINT. EOF and the parent-death signal
+                # still end it with the driver.
+                start_new_session=True)
+        finally:
+            child.close()
+        parent.setblocking(False)
+        conn = Connection(self.io, proc, parent)
+        if hasattr(os, "pidfd_open"):
+            try:
+                conn.pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                conn.pidfd = None
+        with self.lock:
+            self.conns.add(conn)
+        self.io.call_soon(self.io.register, conn)
+        return conn

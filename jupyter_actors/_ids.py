@@ -1,0 +1,25 @@
+"""Ids of calls, refs and actors: unique within a session, plain values that pickle as themselves."""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+
+_counter = itertools.count(1)
+_lock = threading.Lock()
+# Actor ids also name actors across processes (a handle pickles to its id),
+# so they carry this process's pid as well as a count.
+_actor_counter = itertools.count(1)
+
+
+def next_id() -> int:
+    """A new call or ref id (the id of a call's first ref is the call's id)."""
+    with _lock:
+        return next(_counter)
+
+
+def new_actor_id() -> str:
+    """A new actor id: 16 hex digits, like the first half of Ray's."""
+    with _lock:
+        n = next(_actor_counter)
+    return f"{os.getpid() & 0xFFFFFFFF:08x}{n:08x}"

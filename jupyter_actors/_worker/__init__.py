@@ -1,0 +1,1 @@
+"""The worker process (run as ``python -m jupyter_actors._worker FD PPID``; see ``__main__``)."""

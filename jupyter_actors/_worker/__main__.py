@@ -1,0 +1,85 @@
+"""The worker process: one actor, or a slot of the remote-function pool.
+
+Started by the driver as ``python -m jupyter_actors._worker FD PPID`` with its
+end of a socketpair inherited as FD. Threads:
+
+    remote functions,        async actor                    threaded actor,
+    threaded actor, N > 1    ───────────                    max_concurrency 1
+    ─────────────────────    main thread: the event loop    ─────────────────
+    reader thread: frames    reads the socket and runs      two threads that each
+    → queue → main thread    every method                   read and run what they
+    (+ N-1 threads on it)                                   read, one at a time
+
+Handing each call from a reading thread to a running one costs a thread
+wake-up, about a fifth of a short call's round trip, so the two common
+actors skip it (see Reading and InlineExecutor). Before an actor's
+constructor has run, a reader thread reads for it (the constructor may
+get() a ref argument), and in actors a timer thread sends frames held back
+too long (Channel.send_soon). A threaded actor with max_concurrency N > 1
+keeps the queue: N threads taking calls from one queue pipeline best.
+
+Results, output lines and look-ups go back on the same socket under a lock;
+each call's output lines are sent before its result. The modules beside this
+one: ``channel`` (sending), ``reading`` (receiving and dispatch), ``roles``
+(actor or task worker), ``executors`` and ``async_executor`` (running calls),
+``calls`` (arguments and results), ``capture`` (stdout/stderr), ``worker``
+(what they share).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+
+from .._api import refs as _refs
+from .._wire import frames
+from .._wire.messages import BecomeTaskWorker, CreateActor
+from .._wire.payloads import set_session_dir
+from .channel import Channel
+from .reading import driver_gone, first_messages
+from .roles import run_actor, run_tasks
+from .worker import Worker
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """On Linux, ask the kernel to kill us if the driver dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def main() -> None:
+    fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
+    die_with_parent(parent_pid)
+    # The driver handles Ctrl-C; a worker never dies of the kernel's SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_session_dir(os.environ.get("JUPYTER_ACTORS_SESSION_DIR"))
+    sock = socket.socket(fileno=fd)
+    channel = Channel(sock)
+    worker = Worker(channel)
+    sys.stdout = worker.stdout
+    sys.stderr = worker.stderr
+    _refs.IN_WORKER = True
+    _refs.set_resolver(worker.lookup)
+    decoder = frames.FrameDecoder()
+    batch = first_messages(sock, decoder)
+    if not batch:
+        driver_gone()
+    first, early = batch[0], batch[1:]
+    if type(first) is CreateActor:
+        run_actor(worker, sock, decoder, first, early)
+    elif type(first) is BecomeTaskWorker:
+        run_tasks(worker, sock, decoder, first, early)
+    else:
+        driver_gone()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""How an async actor runs calls: every method on one event loop in the main thread, at
+most max_concurrency in flight, admitted strictly in arrival order (``FifoGate``)."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import inspect
+import threading
+import time
+
+from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted
+from .calls import Call, describe_error, encode_returns, load_arguments
+from .capture import current_call
+
+
+class FifoGate:
+    """An asyncio semaphore that admits waiters strictly in arrival order."""
+
+    def __init__(self, size: int):
+        self.free = size
+        self.waiters: collections.deque = collections.deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # admitted and cancelled at once: pass the place on
+            else:
+                try:
+                    self.waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
+
+
+class AsyncExecutor:
+    """Every method of an async actor runs on one event loop in the main thread."""
+
+    def __init__(self, worker, max_concurrency: int):
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop_thread = threading.get_ident()   # run() is called in this thread
+        self.gate = FifoGate(max_concurrency)
+        self.free_slots: list = []
+        self.next_slot = 0
+        self.tasks: dict = {}
+        self.cancelled: set = set()
+        self.instance = None
+        self.exiting = False
+
+    # Called by whoever reads the socket: a thread, or this loop itself.
+    def submit(self, calls) -> None:
+        if threading.get_ident() == self.loop_thread:
+            self.loop.call_soon(self._start_all, calls)  # no self-wake needed
+        else:
+            self.loop.call_soon_threadsafe(self._start_all, calls)
+
+    def cancel(self, call_id) -> None:
+        self.loop.call_soon_threadsafe(self._cancel, call_id)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop_when_idle)
+
+    def run(self) -> None:
+        self.loop.run_forever()
+
+    # On the loop.
+    def _start_all(self, calls) -> None:
+        for call in calls:
+            self.tasks[call.call_id] = self.loop.create_task(self._run(call))
+
+    def _cancel(self, call_id) -> None:
+        task = self.tasks.get(call_id)
+        if task is not None:
+            task.cancel()
+
+    def _stop_when_idle(self) -> None:
+        self.exiting = True
+        if not self.tasks:
+            self.loop.stop()
+
+    def _take_slot(self) -> int:
+        if self.free_slots:
+            return heapq.heappop(self.free_slots)
+        self.next_slot += 1
+        return self.next_slot - 1
+
+    async def _run(self, call: Call) -> None:
+        worker = self.worker
+        current_call.set(call.call_id)  # this task's own context
+        try:
+            await self.gate.acquire()
+        except asyncio.CancelledError:
+            self._done(call, CallCancelled(call.call_id, time.monotonic()))
+            return
+        slot = self._take_slot()
+        start = time.monotonic()
+        worker.channel.send_soon(CallStarted(call.call_id, start, slot))
+        try:
+            args, kwargs = load_arguments(call)
+            result = getattr(self.instance, call.target)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            payloads = encode_returns(result, call.num_returns, call.label)
+        except asyncio.CancelledError:
+            message = CallCancelled(call.call_id, time.monotonic())
+        except BaseException as exc:
+            message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
+        else:
+            message = CallOk(call.call_id, payloads, start, time.monotonic(), slot)
+        heapq.heappush(self.free_slots, slot)
+        self.gate.release()
+        self._done(call, message)
+
+    def _done(self, call: Call, message) -> None:
+        self.tasks.pop(call.call_id, None)
+        self.worker.finish(message)
+        if self.exiting and not self.tasks:
+            self.loop.stop()

@@ -1,0 +1,68 @@
+"""One call as a worker runs it: its arguments in, its return values or error out."""
+from __future__ import annotations
+
+import glob
+import os
+import traceback
+
+from .._wire.payloads import NONE_PAYLOAD, DepArg, deserialize, serialize
+
+# Frames of the worker's own machinery, left out of the tracebacks users see.
+_OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
+
+
+class Call:
+    __slots__ = ("call_id", "target", "args_payload", "deps", "num_returns", "label")
+
+    def __init__(self, call_id, target, args_payload, deps, num_returns, label):
+        self.call_id = call_id
+        self.target = target            # method name, or function id for tasks
+        self.args_payload = args_payload
+        self.deps = deps
+        self.num_returns = num_returns
+        self.label = label
+
+
+def load_arguments(call: Call):
+    args, kwargs = deserialize(call.args_payload)
+    if call.deps:
+        values = [deserialize(p) for p in call.deps]
+        args = tuple(values[a.index] if isinstance(a, DepArg) else a for a in args)
+        kwargs = {k: values[v.index] if isinstance(v, DepArg) else v
+                  for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def encode_returns(value, num_returns: int, label: str) -> tuple:
+    try:
+        if num_returns == 1:
+            return (NONE_PAYLOAD if value is None else serialize(value, handoff=True),)
+        if num_returns == 0:
+            return ()
+        values = tuple(value)
+        if len(values) != num_returns:
+            raise ValueError(f"{label} declares num_returns={num_returns} "
+                             f"but returned {len(values)} values")
+        return tuple(serialize(v, handoff=True) for v in values)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ReturnValueError(
+            f"could not pickle the return value of {label}: {type(exc).__name__}: {exc}") from exc
+
+
+class ReturnValueError(TypeError):
+    """The call ran, but what it returned cannot be sent back."""
+
+
+def describe_error(exc: BaseException) -> tuple:
+    tb = exc.__traceback__
+    # Drop the worker's own frames: the user wants to see their code.
+    while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    try:
+        payload = serialize(exc.with_traceback(None))
+    except Exception:
+        payload = None
+    return (payload, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)

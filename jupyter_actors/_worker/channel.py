@@ -1,0 +1,127 @@
+"""The worker's end of the socket: thread-safe sends, held-back frames, waiting for input."""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+
+from .._wire import frames
+
+
+class Channel:
+    """The worker's end of the socket: thread-safe sends; reading threads wait through it.
+
+    ``send_soon`` holds a frame back so that it travels with the next one (a
+    short call's "start" and its result then cost one write, and wake the
+    driver once). Held frames always go out before any later frame, and the
+    flushing thread (see Reading) sends them when nothing else did within
+    ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
+    while that thread's current wait ends within ``HOLD``.
+    """
+
+    HOLD = 0.002              # longest a frame is held back, in seconds
+    MAX_POLL = 1.0            # the longest wait of a thread watching the socket
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.held = bytearray()
+        self.poll_ends: dict = {}   # Poller -> when its current poll ends
+        self.writes = 0             # counts writes, so a waiting thread sees activity
+
+    def send(self, message) -> None:
+        parts = frames.encode(message)
+        with self.lock:
+            if self.held:
+                parts = [bytes(self.held)] + parts
+                self.held.clear()
+            _sendmsg_all(self.sock, parts)
+            self.writes += 1
+
+    def send_soon(self, message) -> None:
+        """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
+        parts = frames.encode(message)
+        with self.lock:
+            ends = self.poll_ends
+            if ends and min(ends.values()) - time.monotonic() <= self.HOLD:
+                for p in parts:   # copied: the frame must not change while held
+                    self.held += p
+                return
+        self.send(message)  # no poll ends soon enough: do not hold anything back
+
+    def flush(self) -> None:
+        with self.lock:
+            self._send_held()
+
+    def _send_held(self) -> bool:
+        """Write the held frames, if any (lock held); whether there were some."""
+        if not self.held:
+            return False
+        data = bytes(self.held)
+        self.held.clear()
+        _sendmsg_all(self.sock, [data])
+        return True
+
+    def wait_readable(self, poller: "Poller") -> bool:
+        """Wait for input; send held frames when their time is up.
+
+        True when the socket is readable. The flushing thread's poll grows
+        while the worker is quiet (no input, nothing written) and shrinks
+        again on any activity; the other threads' polls stay long.
+        """
+        if not poller.flushes:
+            return bool(poller.wait(self.MAX_POLL))
+        with self.lock:
+            self.poll_ends[poller] = time.monotonic() + poller.timeout
+            writes = self.writes
+        ready = poller.wait(poller.timeout)
+        with self.lock:
+            del self.poll_ends[poller]
+            if ready:
+                poller.timeout = self.HOLD
+                return True
+            if self._send_held():
+                poller.timeout = self.HOLD
+            elif self.writes != writes:
+                poller.timeout = self.HOLD
+            else:
+                poller.timeout = min(poller.timeout * 2, self.MAX_POLL)
+        return False
+
+
+class Poller:
+    """One thread's wait for input on the worker's socket (``sock=None``: only a timed wait).
+
+    Only a ``flushes`` poller wakes on time to send held-back frames: one
+    is enough, and a threaded actor with many threads must not have them
+    all waking every HOLD seconds while it is busy.
+    """
+
+    def __init__(self, sock: socket.socket | None, flushes: bool):
+        self.flushes = flushes
+        self.timeout = Channel.HOLD
+        if sock is None:
+            self.wait = lambda timeout: time.sleep(timeout)  # never "readable"
+        elif hasattr(select, "EPOLLEXCLUSIVE"):
+            # Linux: input wakes one of the threads waiting, not all of them.
+            epoll = select.epoll()
+            epoll.register(sock, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.wait = lambda timeout: epoll.poll(timeout)
+        elif hasattr(select, "poll"):
+            poll = select.poll()
+            poll.register(sock, select.POLLIN)
+            self.wait = lambda timeout: poll.poll(timeout * 1000)
+        else:
+            self.wait = lambda timeout: select.select([sock], [], [], timeout)[0]
+
+
+def _sendmsg_all(sock: socket.socket, parts: list) -> None:
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= views[0].nbytes:
+            sent -= views[0].nbytes
+            views.pop(0)
+        if sent and views:
+            views[0] = views[0][sent:]

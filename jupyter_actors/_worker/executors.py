@@ -1,0 +1,183 @@
+"""How a worker runs calls on threads: a FIFO queue served by max_concurrency threads
+(``SyncExecutor``; 1 = submission order), or, for a threaded actor with
+max_concurrency 1, whichever thread read the call (``InlineExecutor``).
+Remote functions use a SyncExecutor in the main thread, where a cancel can
+interrupt them.
+"""
+from __future__ import annotations
+
+import _thread
+import collections
+import queue
+import signal
+import threading
+import time
+
+from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, NotInterrupted
+from .calls import Call, describe_error, encode_returns, load_arguments
+from .capture import current_call
+
+_EXIT = object()
+
+
+class SyncExecutor:
+    """Calls served from one FIFO queue by max_concurrency threads (1 = submission order)."""
+
+    def __init__(self, worker, max_concurrency: int, resolve_target):
+        self.worker = worker
+        self.max_concurrency = max_concurrency
+        self.resolve_target = resolve_target
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queued: set = set()   # received, not started, not cancelled
+        self.running: set = set()
+        self.lock = threading.Lock()
+        # Remote functions run in the main thread and can be interrupted there;
+        # actor calls cannot (their state could be left half-changed).
+        self.interruptible = False
+        self.interrupt_target = None
+
+    def submit(self, calls) -> None:
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
+        for call in calls:
+            self.queue.put(call)
+
+    def cancel(self, call_id) -> None:
+        """Answer at once whether the call was skipped or is running on (or interrupted).
+
+        Only this worker knows whether a call has started, so it tells the
+        driver, which then fails the ref with the right reason; a call that
+        already ended needs no answer (its result is on its way).
+        """
+        with self.lock:
+            if call_id in self.queued:
+                self.queued.discard(call_id)  # so it is skipped when reached
+                answer = CallCancelled(call_id, time.monotonic())
+            elif call_id not in self.running:
+                return
+            elif self.interruptible:
+                self.interrupt_target = call_id
+                _thread.interrupt_main(signal.SIGINT)
+                return
+            else:
+                answer = NotInterrupted(call_id)
+        self.worker.channel.send(answer)
+
+    def on_sigint(self, signum, frame) -> None:
+        """Raise KeyboardInterrupt in the running call only if that call was cancelled."""
+        with self.lock:
+            hit = self.interrupt_target is not None and self.interrupt_target in self.running
+            self.interrupt_target = None
+        if hit:
+            raise KeyboardInterrupt("cancelled")
+
+    def stop(self) -> None:
+        self.queue.put(_EXIT)
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._serve, args=(slot,), daemon=True,
+                                    name=f"actor-slot-{slot}")
+                   for slot in range(1, self.max_concurrency)]
+        for t in threads:
+            t.start()
+        self._serve(0)
+        for t in threads:
+            t.join()
+
+    def _serve(self, slot: int) -> None:
+        while True:
+            call = self.queue.get()
+            if call is _EXIT:
+                self.queue.put(_EXIT)  # let the other slots see it too
+                return
+            self._execute(call, slot)
+
+    def _execute(self, call: Call, slot: int, more: bool = False) -> None:
+        """Run one call unless it was cancelled while queued (``more``: others wait behind it)."""
+        with self.lock:
+            if call.call_id not in self.queued:
+                return  # cancelled while queued (cancel() has answered)
+            self.queued.discard(call.call_id)
+            self.running.add(call.call_id)
+        try:
+            self._run(call, slot, more)
+        except KeyboardInterrupt:
+            pass  # a cancel that landed just after the call ended
+        finally:
+            with self.lock:
+                self.running.discard(call.call_id)
+                if self.interrupt_target == call.call_id:
+                    self.interrupt_target = None
+
+    def _run(self, call: Call, slot: int, more: bool = False) -> None:
+        worker = self.worker
+        token = current_call.set(call.call_id)
+        start = time.monotonic()
+        worker.channel.send_soon(CallStarted(call.call_id, start, slot))
+        try:
+            args, kwargs = load_arguments(call)
+            result = self.resolve_target(call.target)(*args, **kwargs)
+            payloads = encode_returns(result, call.num_returns, call.label)
+        except BaseException as exc:  # reported to the caller, never kills the worker
+            message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
+        else:
+            message = CallOk(call.call_id, payloads, start, time.monotonic(), slot)
+        finally:
+            current_call.reset(token)
+        # With calls waiting behind this one, its result may ride with theirs
+        # (held HOLD seconds at most): one write and one driver wake-up for a run.
+        worker.finish(message, soon=more)
+
+
+class InlineExecutor(SyncExecutor):
+    """A threaded actor with max_concurrency 1, run by whichever thread read its calls.
+
+    Handing a call from a reader thread to an executor thread costs a thread
+    wake-up, about a fifth of a short call's round trip. Here two threads
+    both wait for input (``reading.Reading``);
+    the one that reads a call runs it, calls that arrive meanwhile queue
+    behind it in arrival order, and the other thread goes on reading
+    (cancels, ref answers, the driver's end of file).
+    """
+
+    def __init__(self, worker, on_exit):
+        super().__init__(worker, 1, None)
+        self.pending: collections.deque = collections.deque()
+        self.on_exit = on_exit       # called, in the running thread, after "exit"
+        self.busy = True             # until the constructor has run (start())
+
+    def submit(self, calls) -> None:
+        # Called under the read lock, so calls queue in arrival order.
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
+            self.pending.extend(calls)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.pending.append(_EXIT)
+
+    def start(self, resolve_target) -> None:
+        """The instance exists: run what queued while it was being built."""
+        self.resolve_target = resolve_target
+        self._drain()
+
+    def run_pending(self) -> None:
+        """Run queued calls in this thread, unless another thread already does."""
+        with self.lock:
+            if self.busy or not self.pending:
+                return
+            self.busy = True
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.pending:
+                    self.busy = False
+                    return
+                call = self.pending.popleft()
+                more = bool(self.pending)
+            if call is _EXIT:
+                self.on_exit()
+                return
+            self._execute(call, 0, more)

@@ -1,0 +1,131 @@
+"""Reading the worker's socket: batches of messages, in order, to the executor and look-ups.
+
+Who reads: threads, or an async actor's own event loop once its constructor
+has run (one thread wake-up less per call). In an InlineExecutor actor the
+thread that reads a call also runs it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+
+from .._wire import frames
+from .._wire.messages import CallMethod, CancelCall, DefineFunction, ExitWhenDone, RefAnswer, RunTask
+from .channel import Poller
+
+
+def first_messages(sock: socket.socket, decoder: frames.FrameDecoder) -> list:
+    """Block until the driver's first frames arrive (the role, maybe calls); [] at EOF."""
+    while True:
+        try:
+            batch = decoder.read(sock)
+        except OSError:
+            return []
+        if batch is None:
+            return []
+        if batch:
+            return batch
+
+
+def dispatch(worker, batch: list, make_call) -> None:
+    """Hand one batch of messages, in order, to the executor and the look-ups."""
+    executor = worker.executor
+    calls = []
+    for msg in batch:
+        kind = type(msg)
+        if kind is CallMethod or kind is RunTask:
+            calls.append(make_call(msg))
+            continue
+        if calls:
+            executor.submit(calls)
+            calls = []
+        if kind is CancelCall:
+            executor.cancel(msg.call_id)
+        elif kind is RefAnswer:
+            worker.on_ref_answer(msg.lookup_id, msg.ok, msg.payload)
+        elif kind is DefineFunction:
+            worker.functions_pending[msg.func_id] = msg.function_payload
+        elif kind is ExitWhenDone:
+            executor.stop()
+    if calls:
+        executor.submit(calls)
+
+
+class Reading:
+    """Who reads the worker's socket: threads, or an async actor's loop.
+
+    A lock keeps each batch whole and the batches in order, and reads never
+    block, so a reader that lost the race to the input just waits again.
+    Held-back frames are sent on time by one thread: the reader of a task
+    worker (it never runs calls), a timer thread in an actor (its readers
+    run calls, and its loop may be blocked by one).
+    """
+
+    def __init__(self, worker, sock: socket.socket, decoder: frames.FrameDecoder,
+                 make_call):
+        self.worker = worker
+        self.sock = sock
+        self.decoder = decoder
+        self.make_call = make_call
+        self.lock = threading.Lock()
+        self.loop_reads = False
+
+    def read_once(self) -> None:
+        with self.lock:
+            try:
+                batch = self.decoder.read(self.sock, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                batch = None
+            if batch is None:
+                driver_gone()
+            dispatch(self.worker, batch, self.make_call)
+
+    def start_thread(self, flushes: bool = False) -> None:
+        threading.Thread(target=self.thread_loop, args=(flushes,), daemon=True,
+                         name="reader").start()
+
+    def start_flusher(self) -> None:
+        threading.Thread(target=self.flush_loop, daemon=True, name="flusher").start()
+
+    def thread_loop(self, flushes: bool = False) -> None:
+        """Wait and read (and run calls, for an InlineExecutor) until a loop reads instead."""
+        run_pending = getattr(self.worker.executor, "run_pending", None)
+        if run_pending is not None:
+            run_pending()  # calls that queued while the constructor ran
+        channel = self.worker.channel
+        poller = Poller(self.sock, flushes)
+        while not self.loop_reads:
+            if channel.wait_readable(poller):
+                self.read_once()
+                if run_pending is not None:
+                    run_pending()
+
+    def flush_loop(self) -> None:
+        """Only wake to send frames held back too long: a call that runs long (or
+        blocks an async actor's loop) must not keep its "start" from the driver."""
+        poller = Poller(None, flushes=True)
+        while True:
+            self.worker.channel.wait_readable(poller)
+
+    def hand_to_loop(self, loop) -> None:
+        """An async actor's loop reads from now on: one thread wake-up less per call.
+
+        The reading thread stops reading after its current wait. While the
+        loop runs a blocking method nothing reads, but nothing could be
+        served then anyway; on Linux the parent-death signal still ends the
+        worker with the driver.
+        """
+        self.loop_reads = True
+        loop.add_reader(self.sock.fileno(), self.read_once)
+
+
+def driver_gone() -> None:
+    """The driver closed the channel or died: leave at once, taking its shared memory with us."""
+    session = os.environ.get("JUPYTER_ACTORS_SESSION_DIR")
+    if session:
+        shutil.rmtree(session, ignore_errors=True)
+    os._exit(0)

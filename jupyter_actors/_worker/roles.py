@@ -1,0 +1,112 @@
+"""A worker's role: one actor (its constructor, then its calls), or a slot of the task pool."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from .._wire.messages import (ActorInitFailed, ActorReady, BecomeTaskWorker, CallMethod,
+                               CreateActor, RunTask)
+from .._wire.payloads import deserialize_definition
+from .async_executor import AsyncExecutor
+from .calls import Call, describe_error, load_arguments
+from .capture import current_call
+from .executors import InlineExecutor, SyncExecutor
+from .reading import Reading, dispatch
+
+
+def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
+    init_id, cls_payload, init_args, init_deps, options = first
+    apply_environment(options)
+    name = options["class_name"]
+    max_concurrency = options["max_concurrency"]
+    if options["is_async"]:
+        executor = AsyncExecutor(worker, max_concurrency)
+    elif max_concurrency == 1:
+        executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
+    else:
+        executor = SyncExecutor(worker, max_concurrency, None)
+    worker.executor = executor
+
+    def make_call(msg: CallMethod) -> Call:
+        method = msg.method
+        return Call(msg.call_id, method, msg.args, msg.deps, msg.num_returns, f"{name}.{method}")
+
+    # A thread reads while the constructor runs (it may get() a ref argument).
+    reading = start_reading(worker, sock, decoder, make_call, early, actor=True)
+    token = current_call.set(init_id)
+    try:
+        cls = deserialize_definition(cls_payload)
+        args, kwargs = load_arguments(Call(init_id, None, init_args, init_deps, 1, name))
+        instance = cls(*args, **kwargs)
+    except BaseException as exc:
+        worker.finish(ActorInitFailed(init_id, describe_error(exc)))
+        os._exit(0)
+    finally:
+        current_call.reset(token)
+    worker.finish(ActorReady(init_id))
+    if options["is_async"]:
+        executor.instance = instance
+        reading.hand_to_loop(executor.loop)
+        executor.run()
+        exit_after_calls(worker)
+    elif isinstance(executor, InlineExecutor):
+        executor.start(lambda method: getattr(instance, method))
+        # This thread now reads and runs calls too, until "exit" or the driver's EOF.
+        reading.thread_loop()
+    else:
+        executor.resolve_target = lambda method: getattr(instance, method)
+        executor.run()
+        exit_after_calls(worker)
+
+
+def run_tasks(worker, sock, decoder, first: BecomeTaskWorker, early: list) -> None:
+    apply_environment(first.options)
+    functions: dict = {}
+    worker.functions_pending = {}
+
+    def resolve(func_id):
+        fn = functions.get(func_id)
+        if fn is None:
+            fn = functions[func_id] = deserialize_definition(worker.functions_pending.pop(func_id))
+        return fn
+
+    # Remote functions run in the main thread, where a cancel can interrupt them.
+    executor = SyncExecutor(worker, 1, resolve)
+    executor.interruptible = True
+    signal.signal(signal.SIGINT, executor.on_sigint)
+    worker.executor = executor
+
+    def make_call(msg: RunTask) -> Call:
+        return Call(msg.call_id, msg.func_id, msg.args, msg.deps, msg.num_returns, msg.label)
+
+    start_reading(worker, sock, decoder, make_call, early, actor=False)
+    executor.run()
+    exit_after_calls(worker)
+
+
+def start_reading(worker, sock, decoder, make_call, early: list,
+                  actor: bool) -> Reading:
+    """Dispatch what came with the role, then read on in a thread (and flush in another)."""
+    dispatch(worker, early, make_call)
+    reading = Reading(worker, sock, decoder, make_call)
+    reading.start_thread(flushes=not actor)
+    if actor:
+        reading.start_flusher()
+    return reading
+
+
+def exit_after_calls(worker) -> None:
+    """The driver's "exit" came after the last call: send what is held back and leave."""
+    worker.channel.flush()
+    os._exit(0)
+
+
+def apply_environment(options: dict) -> None:
+    """Import from where the driver imports, so classes pickled by reference load here too."""
+    for path in reversed(options.get("sys_path", [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    cwd = options.get("cwd")
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
