@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import threading
 
+from .._backend.local import LocalBackend
 from .._output import OutputRouter
 from . import refs as _refs
 
@@ -51,7 +52,6 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                                "or call shutdown() first.")
         if num_cpus is not None and num_cpus < 1:
             raise ValueError("num_cpus must be at least 1")
-        from .._backend.local import LocalBackend
         _backend = LocalBackend(_router, num_cpus=num_cpus, idle_workers=idle_workers,
                                 log_to_driver=log_to_driver)
         default_namespace = namespace

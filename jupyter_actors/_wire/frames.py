@@ -127,9 +127,12 @@ def _decode_marshal(meta, parts):
     return _typed(items)
 
 
+_new_tuple = tuple.__new__
+
+
 def _typed(items):
-    """The named message for ``(tag, *fields)``."""
-    return BY_TAG[items[0]]._make(items[1:])
+    """The named message for ``(tag, *fields)`` (tuple.__new__: what _make does, in C)."""
+    return _new_tuple(BY_TAG[items[0]], items[1:])
 
 
 _ATOMS = frozenset({type(None), bool, int, float, str, bytes})
