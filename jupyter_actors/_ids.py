@@ -12,6 +12,14 @@ _lock = threading.Lock()
 _actor_counter = itertools.count(1)
 
 
+def use_process_prefix() -> None:
+    """In a worker: ids carry this process's pid in their high bits, so the refs a
+    worker makes never share an id with the driver's or another worker's."""
+    global _counter
+    with _lock:
+        _counter = itertools.count((os.getpid() << 32) + 1)
+
+
 def next_id() -> int:
     """A new call or ref id (the id of a call's first ref is the call's id)."""
     with _lock:

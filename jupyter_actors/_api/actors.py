@@ -4,13 +4,15 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import time
 import weakref
 
 from .. import _ids
-from .._backend.base import ActorSpec, CallSpec
-from .._wire.payloads import LazyDefinition
+from .._backend.base import ActorSpec, CallSpec, new_spec
+from .._wire.payloads import LazyDefinition, Payload, deserialize_definition
+from . import refs as _refs
 from . import session
-from .arguments import Signature, _signature, exporting, prepare_arguments
+from .arguments import Signature, _signature, prepare_arguments
 from .options import ACTOR, METHOD, check_options
 
 
@@ -49,17 +51,27 @@ def _inspect_methods(cls) -> dict:
 class ActorClass:
     """What ``@remote`` makes of a class: ``Cls.remote(...)`` starts an actor."""
 
-    def __init__(self, cls: type, options: dict):
+    def __init__(self, cls: type, options: dict, key: str | None = None,
+                 definition: LazyDefinition | None = None):
         self._cls = cls
         self._options = options
+        # Names this class across processes (handles and pickled copies carry it).
+        self._key = key or f"{cls.__qualname__}-{id(self):x}-{time.monotonic_ns():x}"
         self._methods = _inspect_methods(cls)
-        self._is_async = any(m.is_async for m in self._methods.values())
+        self._is_async = (any(m.is_async for m in self._methods.values())
+                          or inspect.iscoroutinefunction(getattr(cls, "__init__", None)))
         init = inspect.getattr_static(cls, "__init__", None)
         self._init_signature = (_signature(init, True, f"{cls.__name__}.__init__")
                                 if inspect.isfunction(init)
                                 else Signature(None, f"{cls.__name__}.__init__"))
-        self._definition = LazyDefinition(self._cls)
+        self._definition = definition or LazyDefinition(self._cls)
         functools.update_wrapper(self, cls, updated=())
+        _classes.setdefault(self._key, self)
+
+    def __reduce__(self):
+        # Inside another remote class or function (a Supervisor that creates
+        # Trainers): the class travels with it, and is made once per process.
+        return (_actor_class_from, (self._key, self._cls, self._options))
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actors cannot be instantiated directly. Instead of "
@@ -82,6 +94,24 @@ class ActorClass:
         return f"<ActorClass {self._cls.__qualname__} ({kind})>"
 
 
+# key -> ActorClass made in this process, so a class arriving again is not rebuilt.
+_classes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _actor_class_from(key: str, cls: type, options: dict) -> ActorClass:
+    found = _classes.get(key)
+    return found if found is not None else ActorClass(cls, options, key)
+
+
+def actor_class_from_payload(key: str, payload: Payload) -> ActorClass:
+    """The class a handle or a worker's ``Cls.remote()`` names (its definition payload)."""
+    found = _classes.get(key)
+    if found is None:
+        cls = deserialize_definition(payload)
+        found = ActorClass(cls, {}, key, LazyDefinition.of_payload(cls, payload))
+    return found
+
+
 class _ActorClassWithOptions:
     def __init__(self, actor_class: ActorClass, options: dict):
         self._actor_class = actor_class
@@ -99,11 +129,11 @@ def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "Acto
     if name is not None and options.get("get_if_exists"):
         found = backend.find_actor(name, namespace)
         if found is not None:
-            return ActorHandle(found[0], found[1], backend)
+            return handle_of_found(found, backend)
     is_async = actor_class._is_async
     spec = ActorSpec(
         actor_id=_ids.new_actor_id(), class_name=actor_class._cls.__name__,
-        actor_class=actor_class, definition=actor_class._definition, args=payload, deps=deps,
+        class_key=actor_class._key, definition=actor_class._definition, args=payload, deps=deps,
         exported=exported, is_async=is_async,
         max_concurrency=options.get("max_concurrency") or (1000 if is_async else 1),
         name=name, namespace=namespace,
@@ -161,11 +191,12 @@ class ActorHandle:
         p.text(actor_text(self._describe()))
 
     def __reduce__(self):
-        if exporting():
-            raise TypeError("Actor handles cannot be passed to other actors or remote "
-                            "functions yet; call the actor from the driver and pass the "
-                            "results instead.")
-        return (_handle_from_id, (self._actor_id,))
+        # A handle travels as its actor's id and its class (pickled once per
+        # class, and rebuilt once per process); where it lands it calls the same actor.
+        _refs.note(self._actor)
+        cls = self._actor_class
+        return (_rebuild_handle, (self._actor_id, self._actor.named_key, cls._key,
+                                  cls._definition.payload().blob))
 
     def __hash__(self) -> int:
         return hash(self._actor_id)
@@ -174,13 +205,19 @@ class ActorHandle:
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
 
 
-def _handle_from_id(actor_id: str) -> ActorHandle:
-    """Unpickling a handle: the same actor, looked up in the session's backend."""
+def handle_of_found(found, backend) -> ActorHandle:
+    """A handle for what ``backend.find_actor`` found: (token, class key, class payload)."""
+    actor, class_key, payload = found
+    return ActorHandle(actor, actor_class_from_payload(class_key, payload), backend)
+
+
+def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes) -> ActorHandle:
+    """Unpickling a handle: the same actor, as this process's backend reaches it."""
     backend = session.backend()
-    found = backend.actor_by_id(actor_id)
-    if found is None:
-        raise ValueError(f"no actor with id {actor_id} is known to this session")
-    return ActorHandle(found[0], found[1], backend)
+    actor = backend.adopt_actor(actor_id, named_key)
+    if _refs.capturing():
+        _refs.note(actor)
+    return ActorHandle(actor, actor_class_from_payload(class_key, Payload(class_blob)), backend)
 
 
 class ActorMethod:
@@ -197,8 +234,8 @@ class ActorMethod:
         info = self._info
         handle = self._handle
         payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
-        spec = CallSpec(info.signature.label, info.name, payload, deps, self._num_returns,
-                        session.output_router().capture(), exported)
+        spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
+                                   self._num_returns, session._router.capture(), exported, None))
         return handle._backend.call_actor(handle._actor, spec)
 
     def options(self, **options) -> "ActorMethod":

@@ -6,7 +6,6 @@ their values; refs nested deeper travel as refs the worker can look up.
 from __future__ import annotations
 
 import inspect
-import threading
 
 from .._wire.payloads import EMPTY_ARGS_PAYLOAD, DepArg, serialize
 from . import refs as _refs
@@ -51,24 +50,11 @@ def _signature(fn, drop_first: bool, label: str) -> Signature:
     return Signature(sig, label)
 
 
-_export_capture = threading.local()
-
-
-def _export(ref: ObjectRef) -> None:
-    """A ref nested in arguments: remember it so its worker can look it up."""
-    bucket = getattr(_export_capture, "refs", None)
-    if bucket is None:
-        raise TypeError("an ObjectRef can only be pickled as an argument of a remote call")
-    bucket.append(ref)
-
-
-def exporting() -> bool:
-    """Whether arguments of a remote call are being pickled in this thread right now."""
-    return getattr(_export_capture, "refs", None) is not None
-
-
 def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
-    """(payload, top-level ref deps, nested refs) for a call; raises at the caller on bad input."""
+    """(payload, top-level ref deps, the refs and actor tokens pickled inside) for a call.
+
+    Raises at the caller on bad input.
+    """
     signature.check(args, kwargs)
     if not args and not kwargs:
         return EMPTY_ARGS_PAYLOAD, (), None
@@ -82,15 +68,15 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
             return value
         args = tuple(swap(a) for a in args)
         kwargs = {k: swap(v) for k, v in kwargs.items()}
-    _export_capture.refs = exported = []
+    previous = _refs.start_capture()
     try:
         # handoff: the worker owns the shared-memory files of big arguments
-        # once it has them, and reuses them (see _serialization).
+        # once it has them, and reuses them (see _wire.payloads).
         payload = serialize((args, kwargs), handoff=True)
     except Exception as exc:
+        _refs.stop_capture(previous)
         raise _argument_error(signature, args, kwargs, exc) from exc
-    finally:
-        _export_capture.refs = None
+    exported = _refs.stop_capture(previous)
     return payload, tuple(deps), exported or None
 
 
@@ -103,7 +89,7 @@ def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeE
         items = None
     if items is None:
         items = [(f"#{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
-    _export_capture.refs = []
+    previous = _refs.start_capture()
     try:
         for name, value in items:
             try:
@@ -111,10 +97,8 @@ def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeE
             except Exception:
                 names.append(name)
     finally:
-        _export_capture.refs = None
+        _refs.stop_capture(previous)
     which = ", ".join(repr(n) for n in names) if names else "the arguments"
     return TypeError(f"Could not pickle argument {which} of {signature.label}(): "
                      f"{type(exc).__name__}: {exc}")
 
-
-_refs.set_exporter(_export)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 
 from .._backend.base import TaskSpec
 from .._wire.payloads import LazyDefinition
@@ -14,14 +15,21 @@ from .options import TASK, check_options
 class RemoteFunction:
     """What ``@remote`` makes of a function: ``f.remote(...)`` runs it in a worker."""
 
-    def __init__(self, fn, options: dict):
+    def __init__(self, fn, options: dict, func_id: str | None = None):
         self._function = fn
         self._options = options
         name = getattr(fn, "__name__", "function")
         self._signature = _signature(fn, False, name)
-        self._id = f"{name}-{id(self):x}-{time.monotonic_ns():x}"
+        # Names the function across processes (the task pool defines it once per worker).
+        self._id = func_id or f"{name}-{id(self):x}-{time.monotonic_ns():x}"
         self._definition = LazyDefinition(self._function)
         functools.update_wrapper(self, fn, updated=())
+        _functions.setdefault(self._id, self)
+
+    def __reduce__(self):
+        # Inside another remote function or class (a recursive quicksort refers
+        # to itself): it travels with it, and is made once per process.
+        return (_remote_function_from, (self._id, self._function, self._options))
 
     def __call__(self, *args, **kwargs):
         name = self._signature.label
@@ -38,6 +46,15 @@ class RemoteFunction:
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {self._signature.label}>"
+
+
+# func_id -> RemoteFunction made in this process.
+_functions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _remote_function_from(func_id: str, fn, options: dict) -> RemoteFunction:
+    found = _functions.get(func_id)
+    return found if found is not None else RemoteFunction(fn, options, func_id)
 
 
 class _RemoteFunctionWithOptions:

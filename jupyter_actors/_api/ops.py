@@ -13,7 +13,7 @@ from typing import Any
 from ..exceptions import GetTimeoutError
 from . import refs as _refs
 from . import session
-from .actors import ActorHandle
+from .actors import ActorHandle, handle_of_found
 from .refs import ObjectRef
 
 # The Jupyter integration installs a progress-bar version of "get many refs".
@@ -37,11 +37,17 @@ def get(refs, *, timeout: float | None = None):
     _check_not_in_async_actor("get")
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     if isinstance(refs, ObjectRef):
+        if _refs.IN_WORKER:
+            with session.backend().blocking_get((refs,)):
+                return _get_one(refs, deadline, timeout, 1)
         return _get_one(refs, deadline, timeout, 1)
     if isinstance(refs, (list, tuple)):
         for r in refs:
             if not isinstance(r, ObjectRef):
                 raise TypeError(f"get() expects ObjectRefs, got {type(r).__name__} in the list")
+        if _refs.IN_WORKER:
+            with session.backend().blocking_get(refs):
+                return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
         if deadline is None and len(refs) > 1 and get_progress is not None:
             return get_progress(refs)
         return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
@@ -94,9 +100,6 @@ def put(value: Any) -> ObjectRef:
     """Store a value for passing to calls; ``get`` returns a copy of it."""
     if isinstance(value, ObjectRef):
         raise TypeError("Calling put() on an ObjectRef is not allowed; pass the ref itself")
-    if _refs.IN_WORKER:
-        raise NotImplementedError("put() inside an actor or remote function is not supported "
-                                  "yet; return the value instead")
     return session.backend().put(value)
 
 
@@ -134,4 +137,4 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
                                else session.default_namespace)
     if found is None:
         raise ValueError(f"Failed to look up actor with name {name!r}: no live actor has it")
-    return ActorHandle(found[0], found[1], backend)
+    return handle_of_found(found, backend)

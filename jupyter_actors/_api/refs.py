@@ -1,13 +1,19 @@
 """ObjectRef: the future of one remote result, usable from any thread or event loop.
 
-In the driver a ref wraps a ``concurrent.futures.Future`` that the I/O thread
-completes. Pickled into a worker (nested in an argument), a ref becomes a
-look-up: the worker asks the driver for the value when it is awaited.
+A ref wraps a ``concurrent.futures.Future`` that the backend completes. A ref
+pickles to its id: where it lands, the process's backend gives back its own
+object for that id (in a worker, one whose value the driver sends).
+
+Pickling and unpickling note every ref and actor handle they meet (``note``),
+so that whoever makes or reads a payload (a call's arguments, a result, a
+``put`` value) knows what it carries: the driver lends those to the process
+that receives them, and frees them once no process holds them.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from typing import Any, Callable
 
 # True inside a worker process, where refs resolve through the driver.
@@ -21,7 +27,7 @@ class ObjectRef:
     the same result.
     """
 
-    __slots__ = ("_id", "_future", "_payload", "_owner", "_relays", "__weakref__")
+    __slots__ = ("_id", "_future", "_payload", "_owner", "_relays", "_inner", "__weakref__")
 
     def __init__(self, ref_id: int, future: concurrent.futures.Future):
         self._id = ref_id
@@ -33,6 +39,8 @@ class ObjectRef:
         # it keeps what the result depends on alive, and says how the call is doing.
         self._owner = None
         self._relays = None
+        # The refs and actors the value holds (the driver lends them with it).
+        self._inner = None
 
     # -- Ray's ObjectRef surface ---------------------------------------
     def hex(self) -> str:
@@ -118,14 +126,8 @@ class ObjectRef:
         return isinstance(other, ObjectRef) and other._id == self._id
 
     def __reduce__(self):
-        # A ref nested in an argument travels as its id; the worker looks the
-        # value up through the driver when it needs it.
-        # Inside a worker every ref came from the driver, which still knows it.
-        if not IN_WORKER:
-            if _exporter is None:
-                raise TypeError("an ObjectRef can only be passed to remote calls made from "
-                                "the driver")
-            _exporter(self)
+        # A ref travels as its id; where it lands, the value comes from the driver.
+        note(self)
         return (_rebuild_ref, (self._id,))
 
 
@@ -169,24 +171,57 @@ def _chain(source: concurrent.futures.Future, target: concurrent.futures.Future)
     source.add_done_callback(copy)
 
 
-# The driver installs an exporter that keeps a pickled ref resolvable; a
-# worker installs a resolver that turns a ref id into a future.
-_exporter: Callable[[ObjectRef], None] | None = None
-_resolver: Callable[[int], concurrent.futures.Future] | None = None
+# -- what a payload carries ----------------------------------------------------------
+
+_capture = threading.local()
+# Called for a ref or actor pickled outside any capture (captured in a closure,
+# pickled by hand): the backend keeps it alive for the session, as Ray does.
+_out_of_band: Callable[[Any], None] | None = None
 
 
-def set_exporter(fn) -> None:
-    global _exporter
-    _exporter = fn
+def start_capture():
+    """Note refs and actors pickled or unpickled in this thread from now on; returns
+    what ``stop_capture`` needs to restore."""
+    previous = getattr(_capture, "items", None)
+    _capture.items = []
+    return previous
 
 
-def set_resolver(fn) -> None:
-    global _resolver
+def stop_capture(previous) -> list:
+    """What was noted since ``start_capture`` (refs, and backend tokens of actors)."""
+    items = _capture.items
+    _capture.items = previous
+    return items
+
+
+def note(item) -> None:
+    """A ref or actor token is being pickled or was just unpickled."""
+    items = getattr(_capture, "items", None)
+    if items is not None:
+        items.append(item)
+    elif _out_of_band is not None:
+        _out_of_band(item)
+
+
+def capturing() -> bool:
+    return getattr(_capture, "items", None) is not None
+
+
+# The process's backend turns a ref id into its own ObjectRef for that id.
+_resolver: Callable[[int], "ObjectRef"] | None = None
+
+
+def set_resolver(fn, out_of_band=None) -> None:
+    global _resolver, _out_of_band
     _resolver = fn
+    _out_of_band = out_of_band
 
 
 def _rebuild_ref(ref_id: int) -> ObjectRef:
     if _resolver is None:
         raise RuntimeError("this ObjectRef belongs to another jupyter_actors session")
-    return ObjectRef(ref_id, _resolver(ref_id))
-
+    ref = _resolver(ref_id)
+    items = getattr(_capture, "items", None)
+    if items is not None:
+        items.append(ref)
+    return ref

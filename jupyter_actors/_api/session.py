@@ -87,12 +87,14 @@ def backend():
     current = _backend
     if current is not None:
         return current
-    if _refs.IN_WORKER:
-        raise NotImplementedError(
-            "calling actors or remote functions from inside an actor or remote function is "
-            "not supported yet; call them from the notebook or script and pass results in")
     init(ignore_reinit_error=True)
     return _backend
+
+
+def use_backend(backend_) -> None:
+    """Inside a worker: calls go through the worker's client backend."""
+    global _backend
+    _backend = backend_
 
 
 def current_backend():

@@ -21,6 +21,7 @@ client and a Ray backend implement the same interface.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any, NamedTuple
 
 
@@ -28,7 +29,7 @@ class ActorSpec(NamedTuple):
     """What ``Cls.remote(...)`` asks for."""
     actor_id: str
     class_name: str
-    actor_class: Any          # the ActorClass (kept for handles that get_actor returns)
+    class_key: str            # names the class across processes (see find_actor)
     definition: Any           # LazyDefinition of the class: .payload() pickles it once
     args: Any                 # payload of (args, kwargs)
     deps: tuple               # top-level ObjectRef arguments
@@ -50,6 +51,7 @@ class CallSpec(NamedTuple):
     num_returns: int
     context: Any
     exported: Any
+    ref_ids: tuple | None = None   # ids chosen by the caller (a worker), else the backend's
 
 
 class TaskSpec(NamedTuple):
@@ -64,6 +66,11 @@ class TaskSpec(NamedTuple):
     exported: Any
     max_retries: int          # -1: retry for ever
     max_calls: int            # 0: no limit
+    ref_ids: tuple | None = None
+
+
+# ``new_spec(CallSpec, (fields...))``: a spec built in one C call, for the per-call path.
+new_spec = tuple.__new__
 
 
 class Backend(abc.ABC):
@@ -94,11 +101,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def find_actor(self, name: str, namespace: str | None):
-        """``(token, actor_class)`` of the live actor with that name, or None."""
+        """``(token, class_key, class payload)`` of the live actor with that name, or None."""
 
     @abc.abstractmethod
-    def actor_by_id(self, actor_id: str):
-        """``(token, actor_class)`` of the actor with that id, or None."""
+    def adopt_actor(self, actor_id: str, named_key):
+        """The token for an actor whose handle was just unpickled here."""
 
     @abc.abstractmethod
     def describe_actor(self, actor: Any) -> dict:
@@ -121,6 +128,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def cancel_call(self, record: Any, force: bool) -> None:
         """Cancel the call behind a ref (``ref._owner``, the call's trace record)."""
+
+    def blocking_get(self, refs):
+        """A context for a ``get`` that may wait for ``refs``: raises if the wait could never
+        end (an actor waiting on its own queued call). Nothing to do in the driver."""
+        return contextlib.nullcontext()
 
     # -- the session ------------------------------------------------------------------
     @abc.abstractmethod

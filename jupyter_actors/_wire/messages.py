@@ -9,7 +9,8 @@
     define            DefineFunction    func_id, function_payload
     task              RunTask           call_id, func_id, args, deps, num_returns, label
     cancel            CancelCall        call_id
-    ref               RefAnswer         lookup_id, ok, payload
+    ref               RefAnswer         ref_id, ok, payload
+    reply             Reply             request_id, ok, payload
     exit              ExitWhenDone      (none)
     worker → driver
     init_ok           ActorReady        call_id
@@ -20,21 +21,54 @@
     cancelled         CallCancelled     call_id, t_end
     not_interrupted   NotInterrupted    call_id
     out               OutputLines       call_id, stream, text
-    lookup            LookupRef         lookup_id, ref_id
+    lookup            LookupRef         ref_id
+    submit_actor      SubmitActor       call_id, actor_id, class_key, class_payload, args, deps, exported, options
+    submit_call       SubmitCall        call_id, actor_id, method, label, args, deps, num_returns, return_ids, exported, parent_id
+    submit_task       SubmitTask        call_id, func_id, label, function_payload, args, deps, num_returns, return_ids, exported, options
+    put               PutObject         ref_id, payload, exported
+    cancel_ref        CancelRef         ref_id, force
+    kill              KillActor         actor_id
+    release           Release           refs, actors
+    request           Request           request_id, what, args
+    exiting           ActorExiting      call_id
+    blocked           WorkerBlocked     blocked
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
   arguments replaced by ``DepArg`` placeholders; ``deps`` the payloads of those
   refs' values, in placeholder order.
-- ``options`` (a dict): ``sys_path`` and ``cwd`` for every worker; for an actor
-  also ``class_name``, ``max_concurrency`` and ``is_async``.
+- ``options`` (a dict) of ``CreateActor`` / ``BecomeTaskWorker``: ``sys_path``,
+  ``cwd`` and ``alias_ray`` for every worker; for an actor also ``actor_id``,
+  ``class_name``, ``name``, ``namespace``, ``max_concurrency`` and ``is_async``.
+  Of ``SubmitActor`` / ``SubmitTask``: the actor's or task's options, and
+  ``parent_id``.
 - ``payloads`` of ``CallOk``: a tuple, one payload per declared return value.
 - ``error``: ``(exception payload or None, type name, message, traceback text)``.
 - ``t``, ``t_start``, ``t_end``: the worker's ``time.monotonic()``; ``slot``: the
   thread (threaded actor) or in-flight slot (async actor) that ran the call.
 - ``text`` of ``OutputLines``: complete lines, each ending in ``"\\n"``.
-- ``RefAnswer`` answers a ``LookupRef``: ``ok`` says whether ``payload`` is the
-  value, or the exception the ref failed with.
+- ``RefAnswer`` carries the value of a ref the worker holds: asked for with
+  ``LookupRef``, or pushed when a call the worker submitted finishes. ``ok``
+  says whether ``payload`` is the value or the exception the ref failed with.
+
+Calls made inside a worker (the ``Submit*`` kinds, ``PutObject``,
+``CancelRef``, ``KillActor``) go to the driver, which owns every actor and
+object and routes them; the worker picks the ids of the refs it will hold
+(``call_id``, ``return_ids``: its pid in the high bits keeps them unique).
+- ``deps``: ids of top-level ref arguments; ``exported``: ``(ref ids, actor
+  ids)`` pickled inside the arguments or the value, which the driver lends to
+  whoever receives them.
+- ``parent_id``: the call the worker was running when it made this one (its
+  output goes where the parent's goes).
+- ``Release``: ``refs`` and ``actors`` are ``((id, count), ...)``: how many
+  times the driver sent each to this worker before the worker dropped the
+  last object that stood for it; the driver frees what nobody holds.
+- ``Request``/``Reply``: a question the worker waits for (``what`` is
+  ``"find_actor"``, ``"describe_actor"``, ``"describe_actors"``).
+- ``ActorExiting``: the actor called ``exit_actor()`` in that call.
+- ``WorkerBlocked``: a task worker waits in ``get`` (True) or goes on (False):
+  meanwhile the pool may start another worker, so tasks that wait for tasks
+  (a recursive quicksort) never run out of workers.
 
 On the wire a message is the plain tuple ``(tag, *fields)`` (see ``frames``).
 """
@@ -90,10 +124,17 @@ class CancelCall(NamedTuple):
 
 
 class RefAnswer(NamedTuple):
-    lookup_id: int
+    ref_id: int
     ok: bool
     payload: Any
     TAG = "ref"
+
+
+class Reply(NamedTuple):
+    request_id: int
+    ok: bool
+    payload: Any
+    TAG = "reply"
 
 
 class ExitWhenDone(NamedTuple):
@@ -157,15 +198,100 @@ class OutputLines(NamedTuple):
 
 
 class LookupRef(NamedTuple):
-    lookup_id: int
     ref_id: int
     TAG = "lookup"
 
 
+class SubmitActor(NamedTuple):
+    call_id: int
+    actor_id: str
+    class_key: str
+    class_payload: Any
+    args: Any
+    deps: tuple
+    exported: tuple
+    options: dict
+    TAG = "submit_actor"
+
+
+class SubmitCall(NamedTuple):
+    call_id: int
+    actor_id: str
+    method: str
+    label: str
+    args: Any
+    deps: tuple
+    num_returns: int
+    return_ids: tuple
+    exported: tuple
+    parent_id: Any
+    TAG = "submit_call"
+
+
+class SubmitTask(NamedTuple):
+    call_id: int
+    func_id: str
+    label: str
+    function_payload: Any
+    args: Any
+    deps: tuple
+    num_returns: int
+    return_ids: tuple
+    exported: tuple
+    options: dict
+    TAG = "submit_task"
+
+
+class PutObject(NamedTuple):
+    ref_id: int
+    payload: Any
+    exported: tuple
+    TAG = "put"
+
+
+class CancelRef(NamedTuple):
+    ref_id: int
+    force: bool
+    TAG = "cancel_ref"
+
+
+class KillActor(NamedTuple):
+    actor_id: str
+    TAG = "kill"
+
+
+class Release(NamedTuple):
+    refs: tuple
+    actors: tuple
+    TAG = "release"
+
+
+class Request(NamedTuple):
+    request_id: int
+    what: str
+    args: tuple
+    TAG = "request"
+
+
+class ActorExiting(NamedTuple):
+    call_id: int
+    TAG = "exiting"
+
+
+class WorkerBlocked(NamedTuple):
+    blocked: bool
+    TAG = "blocked"
+
+
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
-             RefAnswer, ExitWhenDone)
+             RefAnswer, Reply, ExitWhenDone)
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
-             NotInterrupted, OutputLines, LookupRef)
+             NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
+             PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked)
 
 # tag -> message type, for decoding.
 BY_TAG = {kind.TAG: kind for kind in TO_WORKER + TO_DRIVER}
+
+# ``new(CallOk, (call_id, ...))`` builds the same message as ``CallOk(call_id, ...)``
+# in one C call; the per-call paths use it (a NamedTuple's own __new__ is Python).
+new = tuple.__new__

@@ -356,15 +356,29 @@ def serialize_definition(obj) -> Payload:
 class LazyDefinition:
     """A class's or function's payload, pickled once, on first use (thread-safe)."""
 
-    def __init__(self, obj):
+    def __init__(self, obj, payload: Payload | None = None):
         self._obj = obj
-        self._payload = None
-        self._lock = threading.Lock()
+        self._payload = payload
+        self._lock = threading.RLock()
+        self._making = False
+
+    @classmethod
+    def of_payload(cls, obj, payload: Payload) -> "LazyDefinition":
+        """The definition of ``obj``, already pickled as ``payload`` (it arrived so)."""
+        return cls(obj, payload)
 
     def payload(self) -> Payload:
         with self._lock:
             if self._payload is None:
-                self._payload = serialize_definition(self._obj)
+                if self._making:
+                    raise TypeError(f"{getattr(self._obj, '__qualname__', self._obj)} refers "
+                                    f"to an actor handle of its own class in its definition; "
+                                    f"pass the handle as an argument instead")
+                self._making = True
+                try:
+                    self._payload = serialize_definition(self._obj)
+                finally:
+                    self._making = False
             return self._payload
 
 

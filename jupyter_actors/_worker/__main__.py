@@ -33,11 +33,14 @@ import signal
 import socket
 import sys
 
+from .. import _ids
 from .._api import refs as _refs
+from .._api import session
 from .._wire import frames
 from .._wire.messages import BecomeTaskWorker, CreateActor
 from .._wire.payloads import set_session_dir
 from .channel import Channel
+from .client import ClientBackend
 from .reading import driver_gone, first_messages
 from .roles import run_actor, run_tasks
 from .worker import Worker
@@ -66,8 +69,11 @@ def main() -> None:
     worker = Worker(channel)
     sys.stdout = worker.stdout
     sys.stderr = worker.stderr
+    _ids.use_process_prefix()  # ids picked here must not clash with the driver's
+    client = worker.client = ClientBackend(worker)
+    session.use_backend(client)
     _refs.IN_WORKER = True
-    _refs.set_resolver(worker.lookup)
+    _refs.set_resolver(client.ref_arrived)
     decoder = frames.FrameDecoder()
     batch = first_messages(sock, decoder)
     if not batch:

@@ -9,8 +9,8 @@ import inspect
 import threading
 import time
 
-from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted
-from .calls import Call, describe_error, encode_returns, load_arguments
+from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, new
+from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
 
@@ -62,7 +62,15 @@ class AsyncExecutor:
         self.tasks: dict = {}
         self.cancelled: set = set()
         self.instance = None
+        self.held: list = []     # calls that came before the instance existed
         self.exiting = False
+
+    def set_instance(self, instance) -> None:
+        """The constructor has run: calls held until now start, in arrival order."""
+        self.instance = instance
+        if self.held:
+            held, self.held = self.held, []
+            self.loop.call_soon(self._start_all, held)
 
     # Called by whoever reads the socket: a thread, or this loop itself.
     def submit(self, calls) -> None:
@@ -82,6 +90,9 @@ class AsyncExecutor:
 
     # On the loop.
     def _start_all(self, calls) -> None:
+        if self.instance is None:  # an async __init__ is still running on the loop
+            self.held.extend(calls)
+            return
         for call in calls:
             self.tasks[call.call_id] = self.loop.create_task(self._run(call))
 
@@ -89,6 +100,12 @@ class AsyncExecutor:
         task = self.tasks.get(call_id)
         if task is not None:
             task.cancel()
+            return
+        for call in self.held:
+            if call.call_id == call_id:
+                self.held.remove(call)
+                self.worker.finish(CallCancelled(call_id, time.monotonic()))
+                return
 
     def _stop_when_idle(self) -> None:
         self.exiting = True
@@ -111,7 +128,7 @@ class AsyncExecutor:
             return
         slot = self._take_slot()
         start = time.monotonic()
-        worker.channel.send_soon(CallStarted(call.call_id, start, slot))
+        worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
         try:
             args, kwargs = load_arguments(call)
             result = getattr(self.instance, call.target)(*args, **kwargs)
@@ -120,10 +137,12 @@ class AsyncExecutor:
             payloads = encode_returns(result, call.num_returns, call.label)
         except asyncio.CancelledError:
             message = CallCancelled(call.call_id, time.monotonic())
+        except ActorExit:
+            self.worker.exit_actor(call.call_id)
         except BaseException as exc:
             message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
         else:
-            message = CallOk(call.call_id, payloads, start, time.monotonic(), slot)
+            message = new(CallOk, (call.call_id, payloads, start, time.monotonic(), slot))
         heapq.heappush(self.free_slots, slot)
         self.gate.release()
         self._done(call, message)

@@ -51,6 +51,10 @@ def encode_returns(value, num_returns: int, label: str) -> tuple:
             f"could not pickle the return value of {label}: {type(exc).__name__}: {exc}") from exc
 
 
+class ActorExit(BaseException):
+    """Raised by ``exit_actor()``: ends the actor (not an error of the call)."""
+
+
 class ReturnValueError(TypeError):
     """The call ran, but what it returned cannot be sent back."""
 

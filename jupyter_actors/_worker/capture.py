@@ -5,7 +5,7 @@ import contextvars
 import io
 import threading
 
-from .._wire.messages import OutputLines
+from .._wire.messages import OutputLines, new
 
 current_call: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_call", default=None)
 
@@ -43,7 +43,7 @@ class CapturedStream(io.TextIOBase):
             if tail:
                 self._partial[call_id] = tail
             if newline:
-                self._channel.send(OutputLines(call_id, self.name, head + "\n"))
+                self._channel.send(new(OutputLines, (call_id, self.name, head + "\n")))
         return len(text)
 
     def flush_call(self, call_id) -> None:

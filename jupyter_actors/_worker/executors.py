@@ -13,8 +13,8 @@ import signal
 import threading
 import time
 
-from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, NotInterrupted
-from .calls import Call, describe_error, encode_returns, load_arguments
+from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, NotInterrupted, new
+from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
 _EXIT = object()
@@ -113,15 +113,17 @@ class SyncExecutor:
         worker = self.worker
         token = current_call.set(call.call_id)
         start = time.monotonic()
-        worker.channel.send_soon(CallStarted(call.call_id, start, slot))
+        worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
         try:
             args, kwargs = load_arguments(call)
             result = self.resolve_target(call.target)(*args, **kwargs)
             payloads = encode_returns(result, call.num_returns, call.label)
+        except ActorExit:
+            worker.exit_actor(call.call_id)
         except BaseException as exc:  # reported to the caller, never kills the worker
             message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
         else:
-            message = CallOk(call.call_id, payloads, start, time.monotonic(), slot)
+            message = new(CallOk, (call.call_id, payloads, start, time.monotonic(), slot))
         finally:
             current_call.reset(token)
         # With calls waiting behind this one, its result may ride with theirs

@@ -12,7 +12,8 @@ import socket
 import threading
 
 from .._wire import frames
-from .._wire.messages import CallMethod, CancelCall, DefineFunction, ExitWhenDone, RefAnswer, RunTask
+from .._wire.messages import (CallMethod, CancelCall, DefineFunction, ExitWhenDone, RefAnswer,
+                               Reply, RunTask)
 from .channel import Poller
 
 
@@ -44,7 +45,9 @@ def dispatch(worker, batch: list, make_call) -> None:
         if kind is CancelCall:
             executor.cancel(msg.call_id)
         elif kind is RefAnswer:
-            worker.on_ref_answer(msg.lookup_id, msg.ok, msg.payload)
+            worker.client.on_ref_answer(msg.ref_id, msg.ok, msg.payload)
+        elif kind is Reply:
+            worker.client.on_reply(msg.request_id, msg.ok, msg.payload)
         elif kind is DefineFunction:
             worker.functions_pending[msg.func_id] = msg.function_payload
         elif kind is ExitWhenDone:
@@ -98,18 +101,23 @@ class Reading:
             run_pending()  # calls that queued while the constructor ran
         channel = self.worker.channel
         poller = Poller(self.sock, flushes)
+        client = self.worker.client
         while not self.loop_reads:
             if channel.wait_readable(poller):
                 self.read_once()
                 if run_pending is not None:
                     run_pending()
+            elif flushes:
+                client.flush_releases()
 
     def flush_loop(self) -> None:
         """Only wake to send frames held back too long: a call that runs long (or
         blocks an async actor's loop) must not keep its "start" from the driver."""
         poller = Poller(None, flushes=True)
+        client = self.worker.client
         while True:
             self.worker.channel.wait_readable(poller)
+            client.flush_releases()  # refs and handles dropped while nothing else was sent
 
     def hand_to_loop(self, loop) -> None:
         """An async actor's loop reads from now on: one thread wake-up less per call.

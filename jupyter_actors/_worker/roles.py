@@ -1,6 +1,7 @@
 """A worker's role: one actor (its constructor, then its calls), or a slot of the task pool."""
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -27,10 +28,11 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     else:
         executor = SyncExecutor(worker, max_concurrency, None)
     worker.executor = executor
+    worker.actor_info = options
 
     def make_call(msg: CallMethod) -> Call:
-        method = msg.method
-        return Call(msg.call_id, method, msg.args, msg.deps, msg.num_returns, f"{name}.{method}")
+        call_id, method, args, deps, num_returns = msg
+        return Call(call_id, method, args, deps, num_returns, f"{name}.{method}")
 
     # A thread reads while the constructor runs (it may get() a ref argument).
     reading = start_reading(worker, sock, decoder, make_call, early, actor=True)
@@ -38,7 +40,12 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     try:
         cls = deserialize_definition(cls_payload)
         args, kwargs = load_arguments(Call(init_id, None, init_args, init_deps, 1, name))
-        instance = cls(*args, **kwargs)
+        if options["is_async"] and inspect.iscoroutinefunction(getattr(cls, "__init__", None)):
+            # async def __init__ (as Ray allows): run on the actor's loop, before any call.
+            instance = cls.__new__(cls)
+            executor.loop.run_until_complete(instance.__init__(*args, **kwargs))
+        else:
+            instance = cls(*args, **kwargs)
     except BaseException as exc:
         worker.finish(ActorInitFailed(init_id, describe_error(exc)))
         os._exit(0)
@@ -46,7 +53,7 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         current_call.reset(token)
     worker.finish(ActorReady(init_id))
     if options["is_async"]:
-        executor.instance = instance
+        executor.set_instance(instance)
         reading.hand_to_loop(executor.loop)
         executor.run()
         exit_after_calls(worker)
@@ -90,6 +97,7 @@ def start_reading(worker, sock, decoder, make_call, early: list,
     """Dispatch what came with the role, then read on in a thread (and flush in another)."""
     dispatch(worker, early, make_call)
     reading = Reading(worker, sock, decoder, make_call)
+    worker.reading = reading
     reading.start_thread(flushes=not actor)
     if actor:
         reading.start_flusher()

@@ -2,58 +2,60 @@
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import os
+import select
 import sys
 import threading
 
-from .._wire.messages import LookupRef
-from .._wire.payloads import deserialize
+from .._wire.messages import ActorExiting
 from .capture import CapturedStream
 
 
 class Worker:
-    """State shared by the reader thread and the executors."""
+    """State shared by the reading threads, the executor and the client backend."""
 
-    def __init__(self, channel: Channel):
+    def __init__(self, channel):
         self.channel = channel
         self.pid = os.getpid()
         self.stdout = CapturedStream("stdout", channel, sys.__stdout__)
         self.stderr = CapturedStream("stderr", channel, sys.__stderr__)
         self.executor = None
-        self.lookups: dict = {}
-        self._lookup_ids = itertools.count(1)
-        self._lookup_lock = threading.Lock()
+        self.client = None        # the ClientBackend: calls made here go through it
+        self.reading = None       # who reads the socket (roles sets it)
+        self.actor_info = None    # an actor's id, class, name, namespace, kind, concurrency
 
     # Output of a call is flushed before its result.
     def finish(self, message, soon: bool = False) -> None:
         call_id = message.call_id
         self.stdout.flush_call(call_id)
         self.stderr.flush_call(call_id)
+        self.client.flush_releases()
         if soon:
             self.channel.send_soon(message)
         else:
             self.channel.send(message)
 
-    def lookup(self, ref_id: int) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        with self._lookup_lock:
-            lookup_id = next(self._lookup_ids)
-            self.lookups[lookup_id] = fut
-        self.channel.send(LookupRef(lookup_id, ref_id))
-        return fut
+    def exit_actor(self, call_id) -> None:
+        """``exit_actor()`` in this call: tell the driver it is on purpose, then leave."""
+        self.stdout.flush_call(call_id)
+        self.stderr.flush_call(call_id)
+        self.client.flush_releases()
+        self.channel.send(ActorExiting(call_id))
+        self.channel.flush()
+        os._exit(0)
 
-    def on_ref_answer(self, lookup_id: int, ok: bool, payload) -> None:
-        with self._lookup_lock:
-            fut = self.lookups.pop(lookup_id, None)
-        if fut is None:
+    def wait_reading(self, fut: concurrent.futures.Future) -> None:
+        """Wait for an answer from the driver; read it ourselves if nobody else reads.
+
+        An async actor's loop reads the socket, so a method that waits on the
+        loop reads for itself (other calls that arrive meanwhile are queued on
+        the loop, as usual).
+        """
+        reading = self.reading
+        if reading is None or not reading.loop_reads or threading.current_thread() is not \
+                threading.main_thread():
+            fut.result()
             return
-        try:
-            value = deserialize(payload)
-        except BaseException as exc:
-            fut.set_exception(exc)
-            return
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
+        while not fut.done():
+            select.select([reading.sock], [], [], 0.05)
+            reading.read_once()

@@ -34,6 +34,7 @@ class ActorState:
         self.death_cause: BaseException | None = None
         self.killed = False
         self.releasing = False
+        self.exited_on_purpose = False    # the actor called exit_actor()
         self.counts = collections.Counter()
         self.created = time.monotonic()
 
@@ -142,6 +143,10 @@ class ActorState:
                     what = f"{self.class_name}.__init__ raised {type(self.death_cause).__name__}"
                     error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) died: "
                                            f"{what}; {len(lost)} pending call(s) failed.")
+                elif self.exited_on_purpose:
+                    error = ActorDiedError(
+                        f"The actor {self.class_name} (pid={conn.pid}) exited on purpose "
+                        f"(exit_actor()); {len(lost)} pending call(s) failed.")
                 elif self.releasing and not lost:
                     error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) exited "
                                            f"after its last handle was dropped.")

@@ -13,6 +13,7 @@ from .actors import ActorState
 from .records import CallRecord
 from .runtime import Runtime
 from .spawner import worker_options
+from .worker_calls import WorkerCalls
 
 
 class LocalBackend(Backend):
@@ -22,9 +23,12 @@ class LocalBackend(Backend):
 
     def __init__(self, router, num_cpus=None, idle_workers=None, log_to_driver=True):
         self.runtime = Runtime(router, num_cpus, idle_workers, log_to_driver)
-        # A worker may return a ref the driver passed it: unpickled here, it is
-        # the driver's own ref again.
-        _refs.set_resolver(self._resolve_returned_ref)
+        calls = WorkerCalls(self)
+        calls.results = self.runtime.results
+        self.runtime.io.handlers.update(calls.table())  # before any worker starts
+        # A ref that arrives from a worker (in a result) is the driver's own ref
+        # again; one pickled outside any call is kept for the session.
+        _refs.set_resolver(self._resolve_ref, self._pin)
 
     # -- actors -----------------------------------------------------------------------
     def create_actor(self, spec: ActorSpec) -> ActorState:
@@ -32,10 +36,11 @@ class LocalBackend(Backend):
         key = None if spec.name is None else (spec.namespace, spec.name)
         state = ActorState(rt, spec.actor_id, spec.class_name, spec.name, spec.is_async,
                            spec.max_concurrency, key, spec.max_pending_calls)
-        state.actor_class = spec.actor_class
+        state.class_key, state.definition = spec.class_key, spec.definition
         rt.registry.add(state)  # raises if the name is taken
         options = worker_options()
-        options.update(class_name=spec.class_name, max_concurrency=spec.max_concurrency,
+        options.update(actor_id=spec.actor_id, class_name=spec.class_name, name=spec.name,
+                       namespace=spec.namespace, max_concurrency=spec.max_concurrency,
                        is_async=spec.is_async)
         record = CallRecord("init", f"{spec.class_name}.__init__",
                             (spec.definition.payload(), options), state, spec.args, spec.deps,
@@ -47,11 +52,16 @@ class LocalBackend(Backend):
     def call_actor(self, actor: ActorState, spec: CallSpec):
         if actor.max_pending_calls >= 0:
             actor.check_pending_limit()
-        record = CallRecord("call", spec.label, spec.method, actor, spec.args, spec.deps,
-                            spec.num_returns, spec.context, spec.exported)
-        refs = _new_refs(record)
+        label, method, args, deps, num_returns, context, exported, ref_ids = spec
+        record = CallRecord("call", label, method, actor, args, deps, num_returns, context,
+                            exported, call_id=ref_ids[0] if ref_ids else None)
+        refs = _new_refs(record, ref_ids)
         actor.submit(record)
         return refs
+
+    def call_refs(self, actor: ActorState, spec: CallSpec) -> list:
+        """``call_actor``, with every ref of the call as a list (for a worker's call)."""
+        return _as_list(self.call_actor(actor, spec), spec.ref_ids)
 
     def kill(self, actor: ActorState, no_restart: bool = True) -> None:
         actor.kill()
@@ -64,11 +74,15 @@ class LocalBackend(Backend):
 
     def find_actor(self, name: str, namespace):
         actor = self.runtime.registry.find(namespace, name)
-        return None if actor is None else (actor, actor.actor_class)
+        if actor is None:
+            return None
+        return (actor, actor.class_key, actor.definition.payload())
 
-    def actor_by_id(self, actor_id: str):
+    def adopt_actor(self, actor_id: str, named_key):
         actor = self.runtime.registry.get(actor_id)
-        return None if actor is None else (actor, actor.actor_class)
+        if actor is None:
+            raise ValueError(f"the actor {actor_id} is no longer known to this session")
+        return actor
 
     def describe_actor(self, actor: ActorState) -> dict:
         return actor.describe()
@@ -77,24 +91,38 @@ class LocalBackend(Backend):
         return [a.describe() for a in self.runtime.registry.all()]
 
     # -- tasks and objects ----------------------------------------------------------------
-    def submit_task(self, spec: TaskSpec):
+    def submit_task(self, spec: TaskSpec, function_payload=None):
         pool = self.runtime.task_pool
         if spec.func_id not in pool.functions:
             # Pickled here, in the caller's thread, so a mistake raises at .remote().
-            pool.define(spec.func_id, spec.definition.payload())
+            pool.define(spec.func_id, function_payload or spec.definition.payload())
         retries = 10**9 if spec.max_retries == -1 else spec.max_retries
+        ref_ids = spec.ref_ids
         record = CallRecord("task", spec.label, spec.func_id, pool, spec.args, spec.deps,
                             spec.num_returns, spec.context, spec.exported, retries=retries,
-                            max_calls=spec.max_calls)
-        refs = _new_refs(record)
+                            max_calls=spec.max_calls, call_id=ref_ids[0] if ref_ids else None)
+        refs = _new_refs(record, ref_ids)
         pool.submit(record)
         return refs
 
+    def task_refs(self, spec: TaskSpec, function_payload) -> list:
+        """``submit_task`` with every ref as a list (for a worker's call)."""
+        return _as_list(self.submit_task(spec, function_payload), spec.ref_ids)
+
     def put(self, value) -> ObjectRef:
-        payload = serialize(value)
+        previous = _refs.start_capture()
+        try:
+            payload = serialize(value)
+        finally:
+            inner = _refs.stop_capture(previous)
+        return self.put_payload(_ids.next_id(), payload, inner)
+
+    def put_payload(self, ref_id: int, payload, inner) -> ObjectRef:
+        """A ref for a value already pickled (by a worker's put), with what it holds."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        ref = ObjectRef(_ids.next_id(), fut)
+        ref = ObjectRef(ref_id, fut)
         ref._payload = payload
+        ref._inner = inner or None
         fut.set_result(deserialize(payload))
         return ref
 
@@ -116,20 +144,34 @@ class LocalBackend(Backend):
     def shutdown(self) -> None:
         self.runtime.shutdown()
 
-    # -- refs the driver lent to workers ------------------------------------------------
-    def _resolve_returned_ref(self, ref_id: int):
-        for conn in list(self.runtime.spawner.conns):
-            ref = conn.pins.get(ref_id)
-            if ref is not None:
-                return ref._future
-        raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
+    # -- refs and handles that left the driver ----------------------------------------------
+    def _resolve_ref(self, ref_id: int) -> ObjectRef:
+        ref = self.runtime.lent.get(ref_id)
+        if ref is None:
+            raise KeyError(f"ObjectRef {ref_id:032x} is no longer known to the driver")
+        return ref
+
+    def _pin(self, item) -> None:
+        if type(item) is ObjectRef:
+            self.runtime.lent.pin(item)
+        else:
+            self.runtime.registry.pin(item)
 
 
-def _new_refs(record: CallRecord):
+def _as_list(refs, ref_ids) -> list:
+    if refs is None:
+        return []
+    return refs if isinstance(refs, list) else [refs]
+
+
+def _new_refs(record: CallRecord, ref_ids=None):
     """The refs of a call (the first one's id is the call's): one, a list, or None."""
     n = record.num_returns
-    refs = [ObjectRef(record.call_id if i == 0 else _ids.next_id(), concurrent.futures.Future())
-            for i in range(max(n, 1))]
+    if ref_ids:
+        refs = [ObjectRef(i, concurrent.futures.Future()) for i in ref_ids]
+    else:
+        refs = [ObjectRef(record.call_id if i == 0 else _ids.next_id(),
+                          concurrent.futures.Future()) for i in range(max(n, 1))]
     for ref in refs:
         ref._owner = record
     record.refs = refs

@@ -26,7 +26,8 @@ class Connection:
         self.lock = threading.Lock()
         self.outbox: collections.deque = collections.deque()
         self.pending: dict = {}          # call_id -> CallRecord sent to this worker
-        self.pins: dict = {}             # ref_id -> ObjectRef the worker may look up
+        self.lent_refs: dict = {}        # ref_id -> times sent, not yet released (objects.Lent)
+        self.lent_actors: dict = {}      # actor_id -> likewise
         self.defined: set = set()        # function ids a task worker has
         self.task_runs: dict = {}        # func_id -> calls run (for max_calls)
         self.owner = None

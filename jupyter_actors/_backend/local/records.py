@@ -9,7 +9,7 @@ import time
 
 from ... import _ids
 from ..._trace import tracer
-from ..._wire.messages import CallMethod, CreateActor, RunTask
+from ..._wire.messages import CallMethod, CreateActor, RunTask, new
 from ...exceptions import TaskCancelledError
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
@@ -24,8 +24,8 @@ class CallRecord:
                  "exported", "error", "cancel_requested", "max_calls", "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
-                 context, exported=None, retries=0, max_calls=0):
-        self.call_id = _ids.next_id()
+                 context, exported=None, retries=0, max_calls=0, call_id=None):
+        self.call_id = call_id or _ids.next_id()
         self.kind = kind                  # "call", "init" or "task"
         self.label = label                # "Class.method" or "function"
         self.target = target              # method name or function id
@@ -35,7 +35,7 @@ class CallRecord:
         self.deps = deps                  # top-level ObjectRef arguments
         self.num_returns = num_returns
         self.context = context            # output router context of the submitter
-        self.exported = exported          # refs nested in the arguments
+        self.exported = exported          # refs and actor tokens pickled in the arguments
         self.retries_left = retries
         self.refs: list = []
         self.submitted = time.monotonic()
@@ -66,13 +66,16 @@ class CallRecord:
 def send_record(conn, record: CallRecord) -> None:
     record.conn = conn
     record.pid = conn.pid
+    lent = record.owner.runtime.lent
     if record.exported:
-        for ref in record.exported:
-            conn.pins[ref._id] = ref
+        lent.lend(conn, record.exported)  # refs and handles pickled in the arguments
+    for dep in record.deps:
+        if dep._inner:
+            lent.lend(conn, dep._inner)   # ... and in the values of ref arguments
     conn.pending[record.call_id] = record
     if record.kind == "call":
-        message = CallMethod(record.call_id, record.target, record.args_payload,
-                             record.dep_payloads(), record.num_returns)
+        message = new(CallMethod, (record.call_id, record.target, record.args_payload,
+                                   record.dep_payloads(), record.num_returns))
     elif record.kind == "task":
         message = RunTask(record.call_id, record.target, record.args_payload,
                           record.dep_payloads(), record.num_returns, record.label)

@@ -1,8 +1,10 @@
 """Every actor of the session by id, the names of named actors, and live handles per actor.
 
-An unnamed actor lives while a handle to it does: the last handle dropped lets
-it finish its queued calls and exit. A named actor lives until it is killed
-or the session ends (the name table holds it), as in Ray.
+An unnamed actor lives while a handle to it does: a handle in the driver, or
+a worker that holds one (``objects.Lent``). The last one dropped lets it
+finish its queued calls and exit. A named actor lives until it is killed or
+the session ends (the name table holds it), as does an actor whose handle was
+pickled outside any call (it could turn up anywhere), as in Ray.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class Registry:
         self._by_id: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._named: dict = {}      # (namespace, name) -> ActorState
         self._handles: dict = {}    # actor_id -> live handles of an unnamed actor
+        self._pinned: set = set()
+        self._strong: list = []     # pinned actors, kept alive
 
     # -- ids -------------------------------------------------------------------------
     def add(self, actor) -> None:
@@ -68,8 +72,22 @@ class Registry:
             return
         with self.lock:
             n = self._handles.get(actor.actor_id, 1) - 1
-            if n:
+            if n or actor.actor_id in self._pinned:
                 self._handles[actor.actor_id] = n
                 return
             self._handles.pop(actor.actor_id, None)
         actor.release()
+
+    # A worker holding handles to an actor counts as one handle.
+    add_holder = add_handle
+
+    def drop_holder(self, actor_id: str) -> None:
+        actor = self._by_id.get(actor_id)
+        if actor is not None:
+            self.drop_handle(actor)
+
+    def pin(self, actor) -> None:
+        """A handle pickled outside any call: the actor lives for the session."""
+        with self.lock:
+            self._pinned.add(actor.actor_id)
+            self._strong.append(actor)

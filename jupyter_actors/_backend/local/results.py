@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from ..._api import refs as _refs
 from ..._trace import tracer
 from ..._wire import errors
 from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallFailed, CallOk,
@@ -89,7 +90,9 @@ class ResultHandlers:
             return
         payloads = message.payloads
         values = []
+        inners = []
         for payload in payloads:
+            previous = _refs.start_capture()  # the refs and handles a result holds
             try:
                 values.append(deserialize(payload))
             except Exception as exc:
@@ -98,6 +101,8 @@ class ResultHandlers:
                 error.__cause__ = exc
                 fail_record(record, error)
                 return
+            finally:
+                inners.append(_refs.stop_capture(previous))
         record.status = FINISHED
         _count(record)
         refs, record.refs = record.refs, ()
@@ -105,8 +110,9 @@ class ResultHandlers:
         tracer.record_finished(record)
         # Last: a caller blocked in get() wakes here, and should find this
         # thread about to let go of the interpreter, not still busy.
-        for ref, payload, value in zip(refs, payloads, values):
+        for ref, payload, value, inner in zip(refs, payloads, values, inners):
             ref._payload = payload
+            ref._inner = inner or None
             if not ref._future.done():
                 ref._future.set_result(value)
 
@@ -178,21 +184,27 @@ class ResultHandlers:
         # The worker exits next; its exit fails the other calls with ActorDiedError.
 
     def lookup(self, conn, message: LookupRef) -> None:
-        lookup_id, ref_id = message.lookup_id, message.ref_id
-        ref = conn.pins.get(ref_id)
+        ref_id = message.ref_id
+        ref = self.runtime.lent.get(ref_id)
         if ref is None:
             error = serialize(KeyError(f"ObjectRef {ref_id:032x} is not known to the driver"))
-            conn.send(RefAnswer(lookup_id, False, error))
+            conn.send(RefAnswer(ref_id, False, error))
             return
+        self.send_value_when_ready(conn, ref)
+
+    def send_value_when_ready(self, conn, ref) -> None:
+        """Send the ref's value (or error) to this worker once it is known."""
+        lent = self.runtime.lent
 
         def answer(fut):
             exc = fut.exception()
             if exc is None:
-                conn.send(RefAnswer(lookup_id, True, ref._payload))
+                lent.lend_with_value(conn, ref)
+                conn.send(RefAnswer(ref._id, True, ref._payload))
             else:
                 try:
                     payload = serialize(exc)
                 except Exception:
                     payload = serialize(TaskError(str(exc)))
-                conn.send(RefAnswer(lookup_id, False, payload))
+                conn.send(RefAnswer(ref._id, False, payload))
         ref._future.add_done_callback(answer)

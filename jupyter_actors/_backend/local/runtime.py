@@ -20,6 +20,7 @@ import threading
 
 from ...exceptions import ActorDiedError, TaskCancelledError
 from .io_loop import IOLoop
+from .objects import Lent
 from .records import CANCELLED, FAILED, FINISHED, RUNNING, CallRecord, fail_record
 from .registry import Registry
 from .results import ResultHandlers, interruptible, not_interrupted, not_started
@@ -40,9 +41,10 @@ class Runtime:
         self.stopping = False
         self.session_dir = make_session_dir()
         self.registry = Registry()
+        self.lent = Lent(self.registry)
         self.task_pool = TaskPool(self, self.num_cpus)
-        handlers = ResultHandlers(self)
-        self.io = IOLoop(handlers.table(), self.worker_exited, handlers.fail_call)
+        self.results = ResultHandlers(self)
+        self.io = IOLoop(self.results.table(), self.worker_exited, self.results.fail_call)
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
         self.spawner = Spawner(self.io, self.session_dir, idle)
 
@@ -54,7 +56,7 @@ class Runtime:
             conn.exited = True
             conn.outbox.clear()
         self.io.closed(conn)
-        conn.pins.clear()
+        self.lent.worker_gone(conn)
         self.spawner.exited(conn)
         if conn.owner is not None:
             conn.owner.on_exit(conn)

@@ -27,6 +27,10 @@ class TaskPool:
         self.workers: list = []
         self.idle: list = []
         self.starting = 0
+        # Workers waiting in get() for other tasks: they do not count against
+        # the pool's size (as Ray lets a blocked task's CPU go), else tasks that
+        # wait for tasks would use up the pool and wait for ever.
+        self.blocked: set = set()
         self.functions: dict = {}   # func_id -> payload of the function
 
     def define(self, func_id, payload) -> None:
@@ -65,7 +69,7 @@ class TaskPool:
                 queue.popleft()
                 continue
             if not self.idle:
-                if len(self.workers) + self.starting < self.size:
+                if len(self.workers) - len(self.blocked) + self.starting < self.size:
                     self.starting += 1
                     self.runtime.spawner.acquire(self._attach)
                 return
@@ -101,7 +105,20 @@ class TaskPool:
                     self.workers.remove(conn)
                     conn.send(ExitWhenDone())
             if not conn.exited and not conn.pending and conn in self.workers:
-                self.idle.append(conn)
+                if len(self.workers) - len(self.blocked) > self.size and not self.queue:
+                    # Started while others were blocked, and now one too many: leave.
+                    self.workers.remove(conn)
+                    conn.send(ExitWhenDone())
+                else:
+                    self.idle.append(conn)
+            self._pump()
+
+    def worker_blocked(self, conn: Connection, blocked: bool) -> None:
+        with self.lock:
+            if blocked:
+                self.blocked.add(conn)
+            else:
+                self.blocked.discard(conn)
             self._pump()
 
     def end_with_runtime(self) -> None:
@@ -119,6 +136,7 @@ class TaskPool:
                 self.workers.remove(conn)
             if conn in self.idle:
                 self.idle.remove(conn)
+            self.blocked.discard(conn)
             lost = list(conn.pending.values())
             conn.pending.clear()
             retry = [r for r in lost if r.retries_left > 0 and r.status != CANCELLED
