@@ -38,8 +38,16 @@ __all__ = [
     "shutdown",
     "timeline",
     "unload_ipython_extension",
+    "use_as_ray",
     "wait",
 ]
+
+
+def use_as_ray(quiet: bool = False) -> None:
+    """Make ``import ray`` (``ray.util``, ``ray.util.queue``, ``ray.actor`` ...) give
+    jupyter_actors in this process and its workers, so Ray code runs unchanged."""
+    from ._ray_alias import use_as_ray as use
+    use(quiet)
 
 
 def load_ipython_extension(ipython) -> None:

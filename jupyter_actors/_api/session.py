@@ -8,6 +8,7 @@ session too, so the Jupyter layer can swap it whichever backend runs.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 
 from .._backend.local import LocalBackend
@@ -18,6 +19,7 @@ _backend = None
 _lock = threading.Lock()
 _router = OutputRouter()
 default_namespace: str | None = None
+_job_pid = os.getpid()   # the driver's pid (a worker is told its driver's)
 
 _INIT_IGNORED = {"include_dashboard", "dashboard_host", "dashboard_port", "logging_level",
                  "logging_format", "configure_logging", "local_mode", "object_store_memory",
@@ -91,10 +93,16 @@ def backend():
     return _backend
 
 
-def use_backend(backend_) -> None:
+def use_backend(backend_, driver_pid: int) -> None:
     """Inside a worker: calls go through the worker's client backend."""
-    global _backend
+    global _backend, _job_pid
     _backend = backend_
+    _job_pid = driver_pid
+
+
+def job_pid() -> int:
+    """The pid of the session's driver, in the driver and in every worker."""
+    return _job_pid
 
 
 def current_backend():

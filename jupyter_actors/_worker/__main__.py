@@ -71,7 +71,7 @@ def main() -> None:
     sys.stderr = worker.stderr
     _ids.use_process_prefix()  # ids picked here must not clash with the driver's
     client = worker.client = ClientBackend(worker)
-    session.use_backend(client)
+    session.use_backend(client, parent_pid)
     _refs.IN_WORKER = True
     _refs.set_resolver(client.ref_arrived)
     decoder = frames.FrameDecoder()

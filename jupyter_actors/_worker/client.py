@@ -216,6 +216,17 @@ class ClientBackend(Backend):
         if count:
             self.dropped.append(("actor", actor.actor_id, count))
 
+    def own_handle(self):
+        """A handle to the actor this worker runs (get_runtime_context().current_actor)."""
+        from .._api.actors import handle_of_found
+        info = self.worker.actor_info
+        with self.lock:
+            token = self.tokens.get(info["actor_id"])
+            if token is None:
+                named = None if info["name"] is None else (info["namespace"], info["name"])
+                token = self.tokens[info["actor_id"]] = RemoteActor(info["actor_id"], named)
+        return handle_of_found((token, info["class_key"], self.worker.actor_class_payload), self)
+
     def kill(self, actor: RemoteActor, no_restart: bool = True) -> None:
         self.send(KillActor(actor.actor_id))
 

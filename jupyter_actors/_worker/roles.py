@@ -29,6 +29,7 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         executor = SyncExecutor(worker, max_concurrency, None)
     worker.executor = executor
     worker.actor_info = options
+    worker.actor_class_payload = cls_payload
 
     def make_call(msg: CallMethod) -> Call:
         call_id, method, args, deps, num_returns = msg
@@ -118,3 +119,6 @@ def apply_environment(options: dict) -> None:
     cwd = options.get("cwd")
     if cwd and os.path.isdir(cwd):
         os.chdir(cwd)
+    if options.get("alias_ray"):
+        from .._ray_alias import use_as_ray
+        use_as_ray(quiet=True)

@@ -39,7 +39,8 @@ class LocalBackend(Backend):
         state.class_key, state.definition = spec.class_key, spec.definition
         rt.registry.add(state)  # raises if the name is taken
         options = worker_options()
-        options.update(actor_id=spec.actor_id, class_name=spec.class_name, name=spec.name,
+        options.update(actor_id=spec.actor_id, class_key=spec.class_key,
+                       class_name=spec.class_name, name=spec.name,
                        namespace=spec.namespace, max_concurrency=spec.max_concurrency,
                        is_async=spec.is_async)
         record = CallRecord("init", f"{spec.class_name}.__init__",

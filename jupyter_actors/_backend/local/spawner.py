@@ -22,7 +22,9 @@ from .connection import Connection
 
 def worker_options() -> dict:
     """What every worker needs to import what the driver imports."""
-    return {"sys_path": [p for p in sys.path if p], "cwd": os.getcwd()}
+    alias = sys.modules.get("jupyter_actors._ray_alias")
+    return {"sys_path": [p for p in sys.path if p], "cwd": os.getcwd(),
+            "alias_ray": bool(alias is not None and alias.is_active())}
 
 
 def describe_exit(returncode: int | None) -> str:
