@@ -148,5 +148,7 @@ def run(ray, rows, cfg, init_kwargs=None):
             del back
         out["array"] = samples[1:]
 
+    import _composition
+    out.update(_composition.run(ray, rows, cfg))
     ray.shutdown()
     return out

@@ -41,6 +41,11 @@ ROWS = {
     "await_gather": ("asyncio.gather of 1000 refs", "calls/s", True),
     "sleep": ("1000 x await sleep(0.05), 1 actor", "s wall", False),
     "array": ("100 MiB numpy round trip", "GB/s", True),
+    "a2a_sync": ("actor -> actor sync calls", "calls/s", True),
+    "a2a_pipe": ("actor -> actor pipelined x1000", "calls/s", True),
+    "task_fanout": ("task submitting 10 tasks, getting them", "calls/s", True),
+    "pool_map": ("ActorPool.map, 1000 items, 2 actors", "calls/s", True),
+    "queue": ("Queue, 10,000 items producer -> consumer", "calls/s", True),
 }
 
 # Targets (same machine, same run): ("ratio", x) = at least x times better
@@ -51,6 +56,8 @@ TARGETS = {
     "pipe_threaded": ("ratio", 10), "pipe_mc16": ("ratio", 10), "pipe_async": ("ratio", 10),
     "sleep": ("max", 0.12),
     "array": ("min", 2.5),
+    "a2a_sync": ("ratio", 5), "a2a_pipe": ("ratio", 5), "task_fanout": ("ratio", 5),
+    "pool_map": ("ratio", 5), "queue": ("ratio", 5),
 }
 
 # What the floor column runs for rows where a socketpair echo is not the floor.

@@ -77,6 +77,13 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
         raise ValueError("wait() requires a list of unique ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
+    if _refs.IN_WORKER:
+        with session.backend().blocking_get(refs if num_returns else ()):
+            return _wait(refs, num_returns, timeout)
+    return _wait(refs, num_returns, timeout)
+
+
+def _wait(refs, num_returns, timeout):
     # concurrent.futures.wait registers and removes its own waiters, so polling
     # wait() in a loop leaves nothing behind on the futures.
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)

@@ -31,7 +31,7 @@
     release           Release           refs, actors
     request           Request           request_id, what, args
     exiting           ActorExiting      call_id
-    blocked           WorkerBlocked     blocked
+    blocked           WorkerBlocked     blocked, ref_ids
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
@@ -66,9 +66,10 @@ object and routes them; the worker picks the ids of the refs it will hold
 - ``Request``/``Reply``: a question the worker waits for (``what`` is
   ``"find_actor"``, ``"describe_actor"``, ``"describe_actors"``).
 - ``ActorExiting``: the actor called ``exit_actor()`` in that call.
-- ``WorkerBlocked``: a task worker waits in ``get`` (True) or goes on (False):
-  meanwhile the pool may start another worker, so tasks that wait for tasks
-  (a recursive quicksort) never run out of workers.
+- ``WorkerBlocked``: a worker waits in ``get``/``wait`` for ``ref_ids`` (True) or
+  goes on (False): meanwhile the task pool may start another worker, and the
+  queued tasks it waits for run first, so tasks that wait for tasks (a
+  recursive quicksort) never run out of workers.
 
 On the wire a message is the plain tuple ``(tag, *fields)`` (see ``frames``).
 """
@@ -280,6 +281,7 @@ class ActorExiting(NamedTuple):
 
 class WorkerBlocked(NamedTuple):
     blocked: bool
+    ref_ids: tuple
     TAG = "blocked"
 
 

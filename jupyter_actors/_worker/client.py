@@ -281,16 +281,15 @@ class ClientBackend(Backend):
         info = self.worker.actor_info
         if info is not None:
             self._check_self_wait(refs, info)
+        waiting = tuple(r._id for r in refs if not r._future.done())
+        if not waiting:
             yield
             return
-        if all(r._future.done() for r in refs):
-            yield
-            return
-        self.send(WorkerBlocked(True))
+        self.send(WorkerBlocked(True, waiting))
         try:
             yield
         finally:
-            self.send(WorkerBlocked(False))
+            self.send(WorkerBlocked(False, ()))
 
     def _check_self_wait(self, refs, info) -> None:
         if info["is_async"] or info["max_concurrency"] != 1:

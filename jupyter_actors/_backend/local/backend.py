@@ -92,7 +92,7 @@ class LocalBackend(Backend):
         return [a.describe() for a in self.runtime.registry.all()]
 
     # -- tasks and objects ----------------------------------------------------------------
-    def submit_task(self, spec: TaskSpec, function_payload=None):
+    def submit_task(self, spec: TaskSpec, function_payload=None, nested: bool = False):
         pool = self.runtime.task_pool
         if spec.func_id not in pool.functions:
             # Pickled here, in the caller's thread, so a mistake raises at .remote().
@@ -102,13 +102,14 @@ class LocalBackend(Backend):
         record = CallRecord("task", spec.label, spec.func_id, pool, spec.args, spec.deps,
                             spec.num_returns, spec.context, spec.exported, retries=retries,
                             max_calls=spec.max_calls, call_id=ref_ids[0] if ref_ids else None)
+        record.nested = nested
         refs = _new_refs(record, ref_ids)
         pool.submit(record)
         return refs
 
     def task_refs(self, spec: TaskSpec, function_payload) -> list:
         """``submit_task`` with every ref as a list (for a worker's call)."""
-        return _as_list(self.submit_task(spec, function_payload), spec.ref_ids)
+        return _as_list(self.submit_task(spec, function_payload, nested=True), spec.ref_ids)
 
     def put(self, value) -> ObjectRef:
         previous = _refs.start_capture()

@@ -21,7 +21,7 @@ class CallRecord:
     __slots__ = ("call_id", "kind", "label", "target", "owner", "actor_id", "refs", "context",
                  "args_payload", "deps", "num_returns", "retries_left", "submitted",
                  "started", "finished", "slot", "status", "pid", "conn", "waiting",
-                 "exported", "error", "cancel_requested", "max_calls", "__weakref__")
+                 "exported", "error", "cancel_requested", "max_calls", "nested", "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
                  context, exported=None, retries=0, max_calls=0, call_id=None):
@@ -49,6 +49,7 @@ class CallRecord:
         self.error = None
         self.cancel_requested = False
         self.max_calls = max_calls        # tasks: runs of this function a worker may make
+        self.nested = False               # tasks: submitted inside a worker (runs first)
 
     def deps_ready(self) -> bool:
         return all(d._future.done() for d in self.deps)

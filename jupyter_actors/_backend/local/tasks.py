@@ -24,13 +24,21 @@ class TaskPool:
         self.size = size
         self.lock = threading.RLock()
         self.queue: collections.deque = collections.deque()
+        # Tasks submitted inside workers run before the driver's queued ones: a
+        # task that waits for its subtasks gets them done first (depth first),
+        # instead of the pool starting a worker for every queued parent.
+        self.nested: collections.deque = collections.deque()
         self.workers: list = []
         self.idle: list = []
         self.starting = 0
         # Workers waiting in get() for other tasks: they do not count against
         # the pool's size (as Ray lets a blocked task's CPU go), else tasks that
-        # wait for tasks would use up the pool and wait for ever.
+        # wait for tasks would use up the pool and wait for ever. What they wait
+        # for runs first (``nested``); the driver's own tasks still run at most
+        # ``size`` at a time, so a burst of waiting tasks does not start a
+        # process for each.
         self.blocked: set = set()
+        self.top_running = 0        # the driver's tasks (not nested) sent and not done
         self.functions: dict = {}   # func_id -> payload of the function
 
     def define(self, func_id, payload) -> None:
@@ -59,12 +67,17 @@ class TaskPool:
             fail_record(record, error)
             return
         with self.lock:
-            self.queue.append(record)
+            (self.nested if record.nested else self.queue).append(record)
             self._pump()
 
     def _pump(self) -> None:
-        queue = self.queue
-        while queue:
+        while True:
+            if self.nested:
+                queue = self.nested
+            elif self.queue and self.top_running < self.size:
+                queue = self.queue
+            else:
+                return
             if queue[0].status == CANCELLED:
                 queue.popleft()
                 continue
@@ -75,6 +88,8 @@ class TaskPool:
                 return
             record = queue.popleft()
             conn = self.idle.pop()
+            if not record.nested:
+                self.top_running += 1
             if record.target not in conn.defined:
                 conn.defined.add(record.target)
                 conn.send(DefineFunction(record.target, self.functions[record.target]))
@@ -84,8 +99,9 @@ class TaskPool:
         with self.lock:
             self.starting -= 1
             if conn is None:
-                for record in list(self.queue):
+                for record in list(self.nested) + list(self.queue):
                     fail_record(record, WorkerCrashedError(f"could not start a worker: {error}"))
+                self.nested.clear()
                 self.queue.clear()
                 return
             conn.owner = self
@@ -96,6 +112,8 @@ class TaskPool:
 
     def call_done(self, conn: Connection, record: CallRecord) -> None:
         with self.lock:
+            if not record.nested:
+                self.top_running -= 1
             limit = record.max_calls
             if limit:
                 runs = conn.task_runs[record.target] = conn.task_runs.get(record.target, 0) + 1
@@ -105,29 +123,37 @@ class TaskPool:
                     self.workers.remove(conn)
                     conn.send(ExitWhenDone())
             if not conn.exited and not conn.pending and conn in self.workers:
-                if len(self.workers) - len(self.blocked) > self.size and not self.queue:
-                    # Started while others were blocked, and now one too many: leave.
-                    self.workers.remove(conn)
-                    conn.send(ExitWhenDone())
-                else:
-                    self.idle.append(conn)
+                # Workers started while others were blocked stay for later tasks:
+                # letting them go would start a new process at the next burst.
+                self.idle.append(conn)
             self._pump()
 
-    def worker_blocked(self, conn: Connection, blocked: bool) -> None:
+    def worker_blocked(self, conn: Connection, blocked: bool, awaited: list) -> None:
+        """A worker waits in get() (or goes on); the queued tasks it waits for run first.
+
+        ``conn`` may be an actor's: then only the promotion applies.
+        """
         with self.lock:
-            if blocked:
-                self.blocked.add(conn)
-            else:
-                self.blocked.discard(conn)
+            if conn in self.workers:
+                if blocked:
+                    self.blocked.add(conn)
+                else:
+                    self.blocked.discard(conn)
+            for record in awaited:
+                if record in self.queue:
+                    self.queue.remove(record)
+                    record.nested = True
+                    self.nested.append(record)
             self._pump()
 
     def end_with_runtime(self) -> None:
         """shutdown(): fail the calls no worker has taken yet."""
         with self.lock:
-            for record in list(self.queue):
+            for record in list(self.nested) + list(self.queue):
                 fail_record(record, WorkerCrashedError(
                     f"{record.label} did not run: the runtime was shut down "
                     f"(jupyter_actors.shutdown())."))
+            self.nested.clear()
             self.queue.clear()
 
     def on_exit(self, conn: Connection) -> None:
@@ -139,13 +165,14 @@ class TaskPool:
             self.blocked.discard(conn)
             lost = list(conn.pending.values())
             conn.pending.clear()
+            self.top_running -= sum(1 for r in lost if not r.nested)
             retry = [r for r in lost if r.retries_left > 0 and r.status != CANCELLED
                      and not self.runtime.stopping]
             for record in reversed(retry):
                 record.retries_left -= 1
                 record.status = PENDING
                 record.started = None
-                self.queue.appendleft(record)
+                (self.nested if record.nested else self.queue).appendleft(record)
             how = describe_exit(conn.returncode)
             for record in lost:
                 if record in retry:

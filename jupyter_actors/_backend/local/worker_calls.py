@@ -141,7 +141,13 @@ class WorkerCalls:
         self.runtime.lent.release(conn, m.refs, m.actors)
 
     def blocked(self, conn, m: WorkerBlocked) -> None:
-        self.runtime.task_pool.worker_blocked(conn, m.blocked)
+        lent = self.runtime.lent
+        awaited = []
+        for ref_id in m.ref_ids:
+            ref = lent.get(ref_id)
+            if ref is not None and ref._owner is not None and ref._owner.kind == "task":
+                awaited.append(ref._owner)
+        self.runtime.task_pool.worker_blocked(conn, m.blocked, awaited)
 
     def exiting(self, conn, m: ActorExiting) -> None:
         if conn.owner is not None and conn.owner.actor_id is not None:
