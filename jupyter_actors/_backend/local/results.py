@@ -19,6 +19,10 @@ from ...exceptions import TaskCancelledError, TaskError
 from .records import CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record, release_inputs
 
 
+# Every pickled ref or handle names one of these (_rebuild_ref, _rebuild_handle).
+_REBUILD = b"_rebuild_"
+
+
 def not_started(record) -> TaskCancelledError:
     return TaskCancelledError(f"{record.label} was cancelled before it started.")
 
@@ -92,7 +96,10 @@ class ResultHandlers:
         values = []
         inners = []
         for payload in payloads:
-            previous = _refs.start_capture()  # the refs and handles a result holds
+            # Note the refs and handles a result holds (they pickle by those two
+            # names; most results hold none, and skip the bookkeeping).
+            capture = _REBUILD in payload.blob
+            previous = _refs.start_capture() if capture else None
             try:
                 values.append(deserialize(payload))
             except Exception as exc:
@@ -102,7 +109,7 @@ class ResultHandlers:
                 fail_record(record, error)
                 return
             finally:
-                inners.append(_refs.stop_capture(previous))
+                inners.append(_refs.stop_capture(previous) if capture else None)
         record.status = FINISHED
         _count(record)
         refs, record.refs = record.refs, ()
