@@ -13,6 +13,7 @@ calls go.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import time
 
@@ -20,6 +21,7 @@ import psutil
 
 import jupyter_actors as ray
 from jupyter_actors._api import session
+from jupyter_actors._trace import tracer
 
 
 class _Pid:
@@ -72,14 +74,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--trace", type=int, default=10_000,
+                        help="calls the trace remembers (the default 200,000 fills ~200 MiB)")
     args = parser.parse_args()
+    # The trace (for timelines) keeps the last calls on purpose; a small one lets
+    # this run show the rest of the driver's memory staying flat.
+    tracer.finished = collections.deque(maxlen=args.trace)
     ray.init()
     a, b, c = Forwarder.remote(), Taker.remote(), Keeper.remote()
     workers = ray.get([x.pid.remote() for x in (a, b, c)])
     print(snapshot("start", workers), flush=True)
     t0 = time.perf_counter()
     done = 0
-    marks = {args.calls // 10, args.calls // 2, args.calls}
+    marks = {args.calls // 10, args.calls // 4, args.calls // 2, 3 * args.calls // 4, args.calls}
     while done < args.calls:
         n = min(args.batch, args.calls - done)
         refs = [a.forward.remote([ray.put(i)], b) for i in range(done, done + n)]

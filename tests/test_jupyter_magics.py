@@ -249,3 +249,35 @@ def test_default_extension_via_ipython_config(tmp_path):
         assert cell.stdout.strip() == "True"
     finally:
         k.shutdown()
+
+
+def test_remote_classes_in_cells_compose_and_nested_output_lands_in_the_calling_cell(kernel):
+    """A %%remote Supervisor creates %%remote Trainers; what a Trainer prints shows in the
+    cell that called the Supervisor; use_as_ray() makes `import ray` give jupyter_actors."""
+    kernel.run(textwrap.dedent("""\
+        %%remote
+        class Trainer:
+            def train(self, steps):
+                print(f"training {steps} steps")
+                return steps * 2
+        """))
+    kernel.run(textwrap.dedent("""\
+        %%remote
+        class Supervisor:
+            def __init__(self, n):
+                self.trainers = [Trainer.remote() for _ in range(n)]
+
+            def run(self, steps):
+                return ray.get([t.train.remote(steps) for t in self.trainers])
+        """))
+    cell = kernel.run(textwrap.dedent("""\
+        import jupyter_actors
+        jupyter_actors.use_as_ray(quiet=True)
+        import ray as aliased
+        sup = Supervisor.remote(2)
+        print(aliased.get(sup.run.remote(5), timeout=GUARD), aliased.__name__)
+        """))
+    lines = ansi_free(cell.stdout).splitlines()
+    assert lines[-1] == "[10, 10] jupyter_actors"
+    trained = [line for line in lines if line.endswith("training 5 steps")]
+    assert len(trained) == 2 and all(line.startswith("(Trainer pid=") for line in trained)
