@@ -68,15 +68,18 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
             return value
         args = tuple(swap(a) for a in args)
         kwargs = {k: swap(v) for k, v in kwargs.items()}
-    previous = _refs.start_capture()
+    # What refs.serialize_noting does, inlined: this runs on every call.
+    capture = _refs._capture
+    previous = getattr(capture, "items", None)
+    capture.items = exported = []
     try:
         # handoff: the worker owns the shared-memory files of big arguments
         # once it has them, and reuses them (see _wire.payloads).
         payload = serialize((args, kwargs), handoff=True)
     except Exception as exc:
-        _refs.stop_capture(previous)
         raise _argument_error(signature, args, kwargs, exc) from exc
-    exported = _refs.stop_capture(previous)
+    finally:
+        capture.items = previous
     return payload, tuple(deps), exported or None
 
 

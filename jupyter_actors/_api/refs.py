@@ -16,6 +16,8 @@ import concurrent.futures
 import threading
 from typing import Any, Callable
 
+from .._wire.payloads import serialize
+
 # True inside a worker process, where refs resolve through the driver.
 IN_WORKER = False
 
@@ -201,6 +203,16 @@ def note(item) -> None:
         items.append(item)
     elif _out_of_band is not None:
         _out_of_band(item)
+
+
+def serialize_noting(value, handoff: bool = False):
+    """``(payload, the refs and actor tokens it holds)`` for ``value``."""
+    previous = start_capture()
+    try:
+        payload = serialize(value, handoff=handoff)
+    finally:
+        inner = stop_capture(previous)
+    return payload, inner
 
 
 def capturing() -> bool:

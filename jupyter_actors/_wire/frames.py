@@ -108,10 +108,13 @@ def _lift_payloads(message: tuple, extra: list):
     return tuple(items), tuple(described)
 
 
+_new_tuple = tuple.__new__
+
+
 def _decode_marshal(meta, parts):
     items, described = marshal.loads(meta)
     if described is None:
-        return _typed(items)
+        return _new_tuple(BY_TAG[items[0]], items[1:])  # _typed, inlined (every frame)
     items = list(items)
     for i, j, blob, buffers in described:
         if buffers:
@@ -125,9 +128,6 @@ def _decode_marshal(meta, parts):
             item = items[i]
             items[i] = item[:j] + (payload,) + item[j + 1:]
     return _typed(items)
-
-
-_new_tuple = tuple.__new__
 
 
 def _typed(items):

@@ -31,7 +31,7 @@ from .._api.refs import ObjectRef
 from .._backend.base import Backend
 from .._wire.messages import (CancelRef, KillActor, LookupRef, PutObject, Release, Request,
                               SubmitActor, SubmitCall, SubmitTask, WorkerBlocked)
-from .._wire.payloads import Payload, deserialize, serialize
+from .._wire.payloads import Payload, deserialize
 from .capture import current_call
 
 
@@ -258,11 +258,7 @@ class ClientBackend(Backend):
         return result
 
     def put(self, value) -> ObjectRef:
-        previous = _refs.start_capture()
-        try:
-            payload = serialize(value)
-        finally:
-            inner = _refs.stop_capture(previous)
+        payload, inner = _refs.serialize_noting(value)
         ref_id = _ids.next_id()
         with self.lock:
             self.arrivals[ref_id] = 1

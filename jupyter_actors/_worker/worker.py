@@ -29,7 +29,8 @@ class Worker:
         call_id = message.call_id
         self.stdout.flush_call(call_id)
         self.stderr.flush_call(call_id)
-        self.client.flush_releases()
+        if self.client.dropped:  # refs and handles this worker let go of, first
+            self.client.flush_releases()
         if soon:
             self.channel.send_soon(message)
         else:

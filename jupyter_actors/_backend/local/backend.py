@@ -7,7 +7,7 @@ import os
 from ... import _ids
 from ..._api import refs as _refs
 from ..._api.refs import ObjectRef
-from ..._wire.payloads import deserialize, serialize
+from ..._wire.payloads import deserialize
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from .actors import ActorState
 from .records import CallRecord
@@ -112,11 +112,7 @@ class LocalBackend(Backend):
         return _as_list(self.submit_task(spec, function_payload, nested=True), spec.ref_ids)
 
     def put(self, value) -> ObjectRef:
-        previous = _refs.start_capture()
-        try:
-            payload = serialize(value)
-        finally:
-            inner = _refs.stop_capture(previous)
+        payload, inner = _refs.serialize_noting(value)
         return self.put_payload(_ids.next_id(), payload, inner)
 
     def put_payload(self, ref_id: int, payload, inner) -> ObjectRef:

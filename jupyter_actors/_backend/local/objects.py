@@ -63,24 +63,13 @@ class Lent:
 
     # -- releasing (I/O thread) -----------------------------------------------------------
     def release(self, conn, refs, actors) -> None:
-        dropped_actors = []
         with self.lock:
             for ref_id, count in refs:
-                n = conn.lent_refs.get(ref_id, 0) - count
-                if n > 0:
-                    conn.lent_refs[ref_id] = n
-                elif ref_id in conn.lent_refs:
-                    del conn.lent_refs[ref_id]
+                if _returned(conn.lent_refs, ref_id, count):
                     self._drop_holder(ref_id)
         for actor_id, count in actors:
-            n = conn.lent_actors.get(actor_id, 0) - count
-            if n > 0:
-                conn.lent_actors[actor_id] = n
-            elif actor_id in conn.lent_actors:
-                del conn.lent_actors[actor_id]
-                dropped_actors.append(actor_id)
-        for actor_id in dropped_actors:
-            self.registry.drop_holder(actor_id)
+            if _returned(conn.lent_actors, actor_id, count):
+                self.registry.drop_holder(actor_id)
 
     def worker_gone(self, conn) -> None:
         """Everything a dead worker held is released."""
@@ -106,3 +95,13 @@ class Lent:
     # -- looking up ----------------------------------------------------------------------
     def get(self, ref_id):
         return self.refs.get(ref_id)
+
+
+def _returned(lent: dict, key, count: int) -> bool:
+    """Subtract ``count`` arrivals from what was lent; True when none is left out."""
+    n = lent.get(key, 0) - count
+    if n > 0:
+        lent[key] = n
+        return False
+    # More arrivals than sends: a copy made by hand in the worker; never below zero.
+    return lent.pop(key, None) is not None
