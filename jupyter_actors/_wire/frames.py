@@ -127,7 +127,7 @@ def _decode_marshal(meta, parts):
         else:
             item = items[i]
             items[i] = item[:j] + (payload,) + item[j + 1:]
-    return _typed(items)
+    return _new_tuple(BY_TAG[items[0]], tuple(items[1:]))  # _typed, inlined
 
 
 def _typed(items):
