@@ -1,4 +1,4 @@
-"""Printing what workers print, on the driver, as ``(ClassName pid=N) line``.
+"""Printing what workers print, on the driver, as ``(ClassName pid=N) line``; asking their prompts.
 
 The runtime asks the router for a context when a call is submitted and hands
 it back with every line the call prints. The plain router ignores the context
@@ -8,6 +8,8 @@ integration installs a router whose context is the cell that made the call.
 from __future__ import annotations
 
 import sys
+
+from . import _prompting
 
 
 class OutputRouter:
@@ -23,6 +25,19 @@ class OutputRouter:
             return
         out.write(format_lines(prefix, text, _isatty(out)))
         out.flush()
+
+    # Workers' breakpoint() and input() are answered where their output goes.
+    def can_ask(self, context) -> bool:
+        """Whether someone can answer a prompt of the call with this context."""
+        return _prompting.terminal_available()
+
+    def ask(self, context, prompt: str, password: bool = False) -> str:
+        """One line from the user (blocks; ends with ``_prompting.Interrupted``)."""
+        return _prompting.ask_terminal(prompt, password)
+
+    def abort_prompts(self, reason: str = "the cell was interrupted") -> None:
+        """End every ask under way (the user interrupted, or the runtime stops)."""
+        _prompting.abort_all(reason)
 
 
 def format_lines(prefix: str, text: str, colour: bool) -> str:

@@ -9,7 +9,9 @@ Loading it (or listing ``jupyter_actors`` in ``c.InteractiveShellApp.extensions`
 - lets ``asyncio.run(...)`` run in a cell (``_jupyter.asyncio_run``);
 - shows a progress bar for a long ``get`` of many refs (``progress``);
 - cancels the not-yet-started calls of a cell the user interrupts
-  (``_jupyter.interrupts``).
+  (``_jupyter.interrupts``);
+- asks a worker's ``breakpoint()`` / ``input()`` in the running cell
+  (``_jupyter.cell_input``).
 
 ``%unload_ext jupyter_actors`` undoes all of it. IPython is imported here and
 nowhere on the plain ``import jupyter_actors`` path.
@@ -24,7 +26,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from . import _api, progress
 from ._api import session
 from ._jupyter.display import ActorTable
-from ._jupyter import asyncio_run, interrupts
+from ._jupyter import asyncio_run, cell_input, interrupts
 from ._jupyter.cell_output import CellOutputRouter, _parent_of
 from ._jupyter.remote_cell import (CellUsageError, check_options_for, find_definition,
                                    parse_options)
@@ -156,6 +158,7 @@ class _Extension:
             self.enabled_progress = True
         shell.events.register("pre_run_cell", self.pre_run_cell)
         shell.events.register("post_run_cell", self.post_run_cell)
+        cell_input.cell_started()  # the cell that loads the extension runs now
 
     def unload(self, shell) -> None:
         if self.shell is None:
@@ -178,10 +181,14 @@ class _Extension:
         self.enabled_progress = False
 
     def pre_run_cell(self, info=None) -> None:
+        cell_input.cell_started()
         interrupts.wake_loop_on_interrupt()
 
     def post_run_cell(self, result) -> None:
+        cell_input.cell_ended()
         if interrupts.was_interrupted(result):
+            # A worker's debugger or input() prompt ends with the cell: its call fails.
+            session.output_router().abort_prompts("the cell was interrupted")
             parent = _parent_of(sys.stdout)
             interrupts.cancel_queued_calls(parent.get("msg_id") if parent else None)
 

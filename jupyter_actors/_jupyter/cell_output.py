@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from .._output import OutputRouter, _isatty, format_lines
+from . import cell_input
 
 
 class CellContext:
@@ -63,6 +64,21 @@ class CellOutputRouter(OutputRouter):
                 target.reset_thread_parent(token)
         else:
             _publish_with_parent(target, parent, lines)
+
+
+    # A worker's breakpoint() / input(): asked in the running cell, through the kernel.
+    def can_ask(self, context) -> bool:
+        found = cell_input.kernel()
+        if found is None:
+            return super().can_ask(context)
+        return cell_input.can_ask(found)
+
+    def ask(self, context, prompt: str, password: bool = False) -> str:
+        found = cell_input.kernel()
+        if found is None:
+            return super().ask(context, prompt, password)
+        streams = (context.stdout, context.stderr) if isinstance(context, CellContext) else ()
+        return cell_input.ask(found, prompt, password, streams)
 
 
 def _parent_of(stream) -> dict | None:

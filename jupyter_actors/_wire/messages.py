@@ -32,6 +32,9 @@
     request           Request           request_id, what, args
     exiting           ActorExiting      call_id
     blocked           WorkerBlocked     blocked, ref_ids
+    prompt_open       PromptOpen        request_id, call_id, kind
+    prompt_line       PromptLine        request_id, call_id, prompt, password
+    prompt_close      PromptClose       call_id
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
@@ -70,6 +73,12 @@ object and routes them; the worker picks the ids of the refs it will hold
   goes on (False): meanwhile the task pool may start another worker, and the
   queued tasks it waits for run first, so tasks that wait for tasks (a
   recursive quicksort) never run out of workers.
+- ``PromptOpen`` / ``PromptLine`` / ``PromptClose``: ``breakpoint()``,
+  ``pdb.set_trace()`` or ``input()`` in a call. Open waits for the call's turn
+  (one prompt session at a time) and is answered with a ``Reply`` whose value
+  says whether anyone can answer (``kind`` is ``"debugger"`` or ``"input"``);
+  each line is answered with the text the user typed, or an error (the cell was
+  interrupted); Close lets the next session have the prompt.
 
 On the wire a message is the plain tuple ``(tag, *fields)`` (see ``frames``).
 """
@@ -285,11 +294,32 @@ class WorkerBlocked(NamedTuple):
     TAG = "blocked"
 
 
+class PromptOpen(NamedTuple):
+    request_id: int
+    call_id: int
+    kind: str
+    TAG = "prompt_open"
+
+
+class PromptLine(NamedTuple):
+    request_id: int
+    call_id: int
+    prompt: str
+    password: bool
+    TAG = "prompt_line"
+
+
+class PromptClose(NamedTuple):
+    call_id: int
+    TAG = "prompt_close"
+
+
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
              RefAnswer, Reply, ExitWhenDone)
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
              NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
-             PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked)
+             PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
+             PromptOpen, PromptLine, PromptClose)
 
 # tag -> message type, for decoding.
 BY_TAG = {kind.TAG: kind for kind in TO_WORKER + TO_DRIVER}

@@ -69,6 +69,7 @@ def main() -> None:
     worker = Worker(channel)
     sys.stdout = worker.stdout
     sys.stderr = worker.stderr
+    worker.prompts.install()
     _ids.use_process_prefix()  # ids picked here must not clash with the driver's
     client = worker.client = ClientBackend(worker)
     session.use_backend(client, parent_pid)

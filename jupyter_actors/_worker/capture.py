@@ -46,6 +46,11 @@ class CapturedStream(io.TextIOBase):
                 self._channel.send(new(OutputLines, (call_id, self.name, head + "\n")))
         return len(text)
 
+    def take_partial(self, call_id) -> str:
+        """What a call wrote after its last newline (a prompt's text), taken back."""
+        with self._lock:
+            return self._partial.pop(call_id, "")
+
     def flush_call(self, call_id) -> None:
         """Send what is left of a call's last line, before the call's result."""
         with self._lock:

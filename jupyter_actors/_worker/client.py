@@ -308,12 +308,15 @@ class ClientBackend(Backend):
 
     # -- requests the worker waits for ----------------------------------------------------
     def request(self, what, args=(), message=None):
-        """Ask the driver and wait for its answer (SubmitActor for a named actor, or a Request)."""
+        """Ask the driver and wait for its answer (a Request, SubmitActor for a named actor,
+        or what ``message(request_id)`` builds)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         request_id = next(self._request_ids)
         self.replies[request_id] = fut
         if message is None:
             message = Request(request_id, what, args)
+        elif callable(message):  # builds a message of its own kind around the id
+            message = message(request_id)
         else:
             message.options["reply_id"] = request_id
         self.send(message)

@@ -9,6 +9,7 @@ import threading
 
 from .._wire.messages import ActorExiting
 from .capture import CapturedStream
+from .prompts import Prompts
 
 
 class Worker:
@@ -23,12 +24,15 @@ class Worker:
         self.client = None        # the ClientBackend: calls made here go through it
         self.reading = None       # who reads the socket (roles sets it)
         self.actor_info = None    # an actor's id, class, name, namespace, kind, concurrency
+        self.prompts = Prompts(self)  # breakpoint() and input() ask the driver's user
 
     # Output of a call is flushed before its result.
     def finish(self, message, soon: bool = False) -> None:
         call_id = message.call_id
         self.stdout.flush_call(call_id)
         self.stderr.flush_call(call_id)
+        if self.prompts.open_calls:  # a debugger session ends with its call
+            self.prompts.close(call_id)
         if self.client.dropped:  # refs and handles this worker let go of, first
             self.client.flush_releases()
         if soon:

@@ -21,6 +21,7 @@ import threading
 from ...exceptions import ActorDiedError, TaskCancelledError
 from .io_loop import IOLoop
 from .objects import Lent
+from .prompts import PromptSessions
 from .records import CANCELLED, FAILED, FINISHED, RUNNING, CallRecord, fail_record
 from .registry import Registry
 from .results import ResultHandlers, interruptible, not_interrupted, not_started
@@ -44,7 +45,10 @@ class Runtime:
         self.lent = Lent(self.registry)
         self.task_pool = TaskPool(self, self.num_cpus)
         self.results = ResultHandlers(self)
-        self.io = IOLoop(self.results.table(), self.worker_exited, self.results.fail_call)
+        self.prompts = PromptSessions(self)
+        handlers = self.results.table()
+        handlers.update(self.prompts.table())
+        self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
         self.spawner = Spawner(self.io, self.session_dir, idle)
 
@@ -57,6 +61,7 @@ class Runtime:
             conn.outbox.clear()
         self.io.closed(conn)
         self.lent.worker_gone(conn)
+        self.prompts.worker_gone(conn)
         self.spawner.exited(conn)
         if conn.owner is not None:
             conn.owner.on_exit(conn)
@@ -95,6 +100,7 @@ class Runtime:
         if self.stopping:
             return
         self.stopping = True
+        self.prompts.shutdown()
         conns, waiting = self.spawner.stop()
         for conn in conns:
             kill_process(conn)
