@@ -11,9 +11,10 @@ from tests.helpers import FileEvent
 
 
 def _our_workers() -> list:
+    """Worker processes and the zygote that forks them (children of this process or of it)."""
     me = psutil.Process()
     found = []
-    for child in me.children(recursive=False):
+    for child in me.children(recursive=True):
         try:
             if "jupyter_actors._worker" in " ".join(child.cmdline()):
                 found.append(child)
@@ -26,13 +27,25 @@ def _our_workers() -> list:
 def no_orphan_workers():
     """Fail a test that leaves worker processes behind after shutdown()."""
     yield
+    before = _our_workers()  # forked workers are not our children once their zygote ended
     ray.shutdown()
     deadline = time.monotonic() + 10
-    left = _our_workers()
+    left = _still_running(before) + _our_workers()
     while left and time.monotonic() < deadline:
         time.sleep(0.02)
-        left = _our_workers()
+        left = _still_running(before) + _our_workers()
     assert not left, f"worker processes left behind: {[p.pid for p in left]}"
+
+
+def _still_running(processes: list) -> list:
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def test_interrupt_leaves_other_cells_calls_alone(kernel, tmp_path):
 
 def worker_pids(kernel) -> list:
     cell = kernel.run("import psutil\n"
-                      "print(*[p.pid for p in psutil.Process().children()"
+                      "print(*[p.pid for p in psutil.Process().children(recursive=True)"
                       " if 'jupyter_actors._worker' in ' '.join(p.cmdline())])")
     return [int(p) for p in cell.stdout.split()]
 

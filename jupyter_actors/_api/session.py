@@ -8,6 +8,7 @@ session too, so the Jupyter layer can swap it whichever backend runs.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import threading
 
@@ -29,12 +30,16 @@ _INIT_IGNORED = {"include_dashboard", "dashboard_host", "dashboard_port", "loggi
 
 def init(address: str | None = None, *, num_cpus: int | None = None,
          ignore_reinit_error: bool = False, log_to_driver: bool = True,
-         namespace: str | None = None, idle_workers: int | None = None, **ray_options):
+         namespace: str | None = None, idle_workers: int | None = None,
+         preload=(), **ray_options):
     """Start the embedded runtime (optional: the first remote call starts it).
 
     ``num_cpus`` bounds the pool that runs remote functions (default: the
     machine's cores); ``idle_workers`` is how many spare worker processes are
-    kept started so that creating an actor is fast (default 2).
+    kept started so that creating an actor is fast (default 2). Workers are
+    forked from a template process that has imported jupyter_actors only;
+    ``preload`` names modules it imports too (e.g. ``["numpy"]``), so that every
+    actor shares them instead of importing its own copy.
     """
     global _backend, default_namespace
     if address not in (None, "local"):
@@ -54,10 +59,27 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                                "or call shutdown() first.")
         if num_cpus is not None and num_cpus < 1:
             raise ValueError("num_cpus must be at least 1")
+        preload = _check_preload(preload)
         _backend = LocalBackend(_router, num_cpus=num_cpus, idle_workers=idle_workers,
-                                log_to_driver=log_to_driver)
+                                log_to_driver=log_to_driver, preload=preload)
         default_namespace = namespace
         return RuntimeInfo(_backend.info())
+
+
+def _check_preload(preload) -> tuple:
+    """Module names, each one importable here (a typo fails now, not in the workers)."""
+    if isinstance(preload, str) or not all(isinstance(name, str) for name in preload):
+        raise TypeError(f"init(preload=...) takes a list of module names, "
+                        f"e.g. preload=['numpy'], not {preload!r}")
+    for name in preload:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise ValueError(f"init(preload=...): no module named {name!r} can be imported "
+                             f"here, so workers could not import it either")
+    return tuple(preload)
 
 
 class RuntimeInfo(dict):

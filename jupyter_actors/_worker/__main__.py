@@ -1,7 +1,9 @@
 """The worker process: one actor, or a slot of the remote-function pool.
 
-Started by the driver as ``python -m jupyter_actors._worker FD PPID`` with its
-end of a socketpair inherited as FD. Threads:
+Forked by the zygote (``zygote.py``, ``python -m jupyter_actors._worker zygote
+CONTROL_FD LIFELINE_FD PPID``) with its end of a socketpair received as FD, or,
+where fork is unavailable, started as ``python -m jupyter_actors._worker FD
+PPID`` with it inherited. Threads:
 
     remote functions,        async actor                    threaded actor,
     threaded actor, N > 1    ───────────                    max_concurrency 1
@@ -32,6 +34,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 from .. import _ids
 from .._api import refs as _refs
@@ -58,9 +61,35 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
+def watch_lifeline(lifeline_fd: int) -> None:
+    """A forked worker's driver is not its parent: end when the driver's end of the
+    lifeline closes (the driver exited or was killed)."""
+    def wait():
+        try:
+            while os.read(lifeline_fd, 1):
+                pass
+        except OSError:
+            pass
+        driver_gone()
+    threading.Thread(target=wait, name="lifeline", daemon=True).start()
+
+
 def main() -> None:
+    if sys.argv[1] == "zygote":
+        from .zygote import serve
+        control_fd, lifeline_fd, driver_pid = (int(arg) for arg in sys.argv[2:5])
+        die_with_parent(driver_pid)
+        serve(control_fd, lifeline_fd, driver_pid, run)
+        return
     fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(parent_pid)
+    run(fd, parent_pid)
+
+
+def run(fd: int, parent_pid: int, lifeline_fd: int | None = None) -> None:
+    """Be a worker on the socket ``fd`` for the driver ``parent_pid``."""
+    if lifeline_fd is not None:
+        watch_lifeline(lifeline_fd)
     # The driver handles Ctrl-C; a worker never dies of the kernel's SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_session_dir(os.environ.get("JUPYTER_ACTORS_SESSION_DIR"))

@@ -21,8 +21,9 @@ class LocalBackend(Backend):
 
     name = "local"
 
-    def __init__(self, router, num_cpus=None, idle_workers=None, log_to_driver=True):
-        self.runtime = Runtime(router, num_cpus, idle_workers, log_to_driver)
+    def __init__(self, router, num_cpus=None, idle_workers=None, log_to_driver=True,
+                 preload=()):
+        self.runtime = Runtime(router, num_cpus, idle_workers, log_to_driver, preload)
         calls = WorkerCalls(self)
         calls.results = self.runtime.results
         self.runtime.io.handlers.update(calls.table())  # before any worker starts

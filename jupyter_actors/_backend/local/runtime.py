@@ -2,8 +2,8 @@
 
     caller threads                   I/O thread (io_loop)           spawner thread (spawner)
     ──────────────                   ────────────────────           ────────────────────────
-    .remote(): the backend makes     select() over every channel,   start fresh workers
-      a record; its actor or the     each process's exit fd and a   (never a fork of the
+    .remote(): the backend makes     select() over every channel,   fork workers from the
+      a record; its actor or the     each process's exit fd and a   zygote (never from the
       task pool sends its frame, or  wake-up socket; frames in go   driver), keep a few idle
       queues it until its worker     to the result handlers         so creating an actor
       and ObjectRef args are ready   (results); a dead worker       does not wait for one
@@ -35,7 +35,7 @@ class Runtime:
     """Everything one driver session owns; ``shutdown`` undoes all of it."""
 
     def __init__(self, router, num_cpus: int | None = None, idle_workers: int | None = None,
-                 log_to_driver: bool = True):
+                 log_to_driver: bool = True, preload: tuple = ()):
         self.num_cpus = num_cpus or os.cpu_count() or 1
         self.log_to_driver = log_to_driver
         self.router = router
@@ -50,7 +50,7 @@ class Runtime:
         handlers.update(self.prompts.table())
         self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
-        self.spawner = Spawner(self.io, self.session_dir, idle)
+        self.spawner = Spawner(self.io, self.session_dir, idle, preload)
 
     # -- a worker ended (I/O thread) ---------------------------------------------------
     def worker_exited(self, conn) -> None:

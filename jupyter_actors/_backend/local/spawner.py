@@ -1,11 +1,15 @@
-"""Starting worker processes: fresh interpreters, a few kept idle so an actor starts at once.
+"""Starting worker processes: forked from a zygote, a few kept idle so an actor starts at once.
 
     caller threads                    spawner thread
     ──────────────                    ──────────────
-    acquire(callback): an idle        start ``python -m jupyter_actors._worker FD PPID``
-      worker now, or the next one ──▶ on an inherited socketpair (never a fork of the
-      started                         driver, nothing listening); hand it to the oldest
-                                      waiting callback, or keep it idle
+    acquire(callback): an idle        a new socketpair; its worker end goes to the zygote
+      worker now, or the next one ──▶ (zygote.py), which forks a worker on it (never a
+      started                         fork of the driver, nothing listening); hand it to
+                                      the oldest waiting callback, or keep it idle
+
+The zygote starts with the runtime and is replaced when it dies. Where fork is
+unavailable (or the zygote cannot start), each worker is a fresh interpreter:
+``python -m jupyter_actors._worker FD PPID`` on an inherited socketpair.
 """
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ import sys
 import threading
 
 from .connection import Connection
+from .zygote import Zygote, fork_available
+
+# A zygote that dies this many times in a row is given up for fresh interpreters.
+ZYGOTE_ATTEMPTS = 3
 
 
 def worker_options() -> dict:
@@ -49,10 +57,16 @@ def kill_process(conn: Connection) -> None:
 class Spawner:
     """Starts workers on its own thread and keeps ``idle_target`` of them idle."""
 
-    def __init__(self, io, session_dir: str, idle_target: int):
+    def __init__(self, io, session_dir: str, idle_target: int, preload: tuple = ()):
         self.io = io
         self.session_dir = session_dir
         self.idle_target = idle_target
+        self.preload = list(preload)
+        self.zygote = None
+        self.zygote_failures = 0 if fork_available() else ZYGOTE_ATTEMPTS
+        # Every forked worker holds the read end; the driver alone the write end,
+        # so its end-of-file tells a worker that the driver is gone.
+        self.lifeline_r, self.lifeline_w = os.pipe()
         self.lock = threading.Lock()
         self.stopping = False
         self.conns: set = set()        # every worker process not yet seen to exit
@@ -111,6 +125,11 @@ class Spawner:
             self._requests.append(None)
             self._cv.notify()
         self.thread.join(timeout)
+        zygote = self.zygote
+        if zygote is not None:
+            zygote.join(timeout)
+        for fd in (self.lifeline_r, self.lifeline_w):
+            os.close(fd)
 
     def _request(self) -> None:
         # Caller holds self.lock.
@@ -149,23 +168,17 @@ class Spawner:
             elif callback is not None:
                 callback(conn, error) if conn is None else callback(conn)
 
-    def _start_worker(self) -> Connection:
-        parent, child = socket.socketpair()
+    def _worker_env(self) -> dict:
         env = dict(os.environ)
         env["JUPYTER_ACTORS_SESSION_DIR"] = self.session_dir
         # A kernel's inline plotting backend means nothing in a worker.
         env.pop("MPLBACKEND", None)
+        return env
+
+    def _start_worker(self) -> Connection:
+        parent, child = socket.socketpair()
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
-                 str(os.getpid())],
-                pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                cwd=os.getcwd(),
-                # Its own process group: a kernel interrupt (SIGINT to the
-                # kernel's group) must not kill a worker still starting up,
-                # before it ignores SIGINT. EOF and the parent-death signal
-                # still end it with the driver.
-                start_new_session=True)
+            proc = self._fork(child) or self._spawn(child)
         finally:
             child.close()
         parent.setblocking(False)
@@ -179,3 +192,46 @@ class Spawner:
             self.conns.add(conn)
         self.io.call_soon(self.io.register, conn)
         return conn
+
+    def _fork(self, child: socket.socket):
+        """A worker forked by the zygote (started, or replaced, as needed); None: spawn one."""
+        while self.zygote_failures < ZYGOTE_ATTEMPTS and not self.stopping:
+            env = self._worker_env()
+            zygote = self.zygote
+            if zygote is None or not zygote.alive:
+                try:
+                    zygote = self.zygote = Zygote(env, self.lifeline_r, self.preload,
+                                                  self._zygote_lost)
+                except OSError:
+                    self.zygote_failures = ZYGOTE_ATTEMPTS
+                    return None
+            proc = zygote.fork(child, env, os.getcwd())
+            if proc is not None:
+                self.zygote_failures = 0
+                return proc
+            self.zygote_failures += 1
+        return None
+
+    def _zygote_lost(self, zygote) -> None:
+        """Idle workers of a zygote that ended could not report their exit: replace them."""
+        with self.lock:
+            stale = [c for c in self.idle if getattr(c.proc, "zygote", None) is zygote]
+            for conn in stale:
+                self.idle.remove(conn)
+            if stale and not self.stopping:
+                self._request()
+        for conn in stale:
+            kill_process(conn)
+
+    def _spawn(self, child: socket.socket) -> subprocess.Popen:
+        env = self._worker_env()
+        return subprocess.Popen(
+            [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
+             str(os.getpid())],
+            pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            cwd=os.getcwd(),
+            # Its own process group: a kernel interrupt (SIGINT to the
+            # kernel's group) must not kill a worker still starting up,
+            # before it ignores SIGINT. EOF and the parent-death signal
+            # still end it with the driver.
+            start_new_session=True)

@@ -1,0 +1,156 @@
+"""The driver's end of the zygote (``_worker/zygote.py``): start it, ask it for workers,
+learn how each of them ended.
+
+    spawner thread                    zygote-reader thread (one per zygote)
+    ──────────────                    ─────────────────────────────────────
+    fork(sock, env, cwd): send the    ("ready", failed) → warn of a preload that failed
+      worker's end of a socketpair    ("forked", pid)   → a ForkedProcess to fork()
+      (SCM_RIGHTS); wait for its pid  ("exited", pid, code) → that process's wait() returns
+                                      end-of-file: the zygote is gone; every process it
+                                      forked reports "unknown", fork() returns None
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+
+from ..._wire.control import recv_frame, send_frame
+
+# How long a fork may take before the zygote is deemed stuck (it then is replaced).
+FORK_TIMEOUT = 30.0
+
+
+def fork_available() -> bool:
+    """Whether workers can be forked from a zygote here (else each is a fresh interpreter)."""
+    if os.environ.get("JUPYTER_ACTORS_START_METHOD") == "spawn":
+        return False
+    return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "win32"
+
+
+class ForkedProcess:
+    """What a Connection needs of a worker the zygote forked: ``pid``, ``kill``, ``wait``."""
+
+    def __init__(self, pid: int, zygote):
+        self.pid = pid
+        self.zygote = zygote
+        self.returncode = None
+        self._ended = threading.Event()
+
+    def kill(self) -> None:
+        # Once the zygote reported the exit, the pid may belong to someone else.
+        if self._ended.is_set():
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def wait(self, timeout: float | None = None):
+        """The exit code (negative: the signal), or None when the zygote could not tell."""
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+        return self.returncode
+
+    def ended(self, returncode) -> None:
+        self.returncode = returncode
+        self._ended.set()
+
+
+class Zygote:
+    """One zygote process and the thread that reads its reports."""
+
+    def __init__(self, env: dict, lifeline_fd: int, preload: list, on_lost=None):
+        control, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_actors._worker", "zygote", str(theirs.fileno()),
+                 str(lifeline_fd), str(os.getpid())],
+                pass_fds=(theirs.fileno(), lifeline_fd), env=env, stdin=subprocess.DEVNULL,
+                cwd=os.getcwd(), start_new_session=True)
+        except BaseException:
+            control.close()
+            raise
+        finally:
+            theirs.close()
+        self.control = control
+        self.on_lost = on_lost            # on_lost(zygote): it ended (killed, or stopped)
+        self.alive = True
+        self.children: dict = {}          # pid -> ForkedProcess not yet seen to exit
+        self.lock = threading.Lock()
+        self._forked: queue.SimpleQueue = queue.SimpleQueue()
+        send_frame(control, ([p for p in sys.path if p], list(preload)))
+        self.reader = threading.Thread(target=self._read, name="jupyter_actors-zygote",
+                                       daemon=True)
+        self.reader.start()
+
+    def fork(self, sock: socket.socket, env: dict, cwd: str) -> ForkedProcess | None:
+        """A worker running on ``sock`` (the zygote gets a copy); None if the zygote is gone."""
+        try:
+            send_frame(self.control, (env, cwd), fds=(sock.fileno(),))
+        except OSError:
+            self.stop()
+            return None
+        try:
+            proc = self._forked.get(timeout=FORK_TIMEOUT)
+        except queue.Empty:
+            proc = None
+        if proc is None:
+            self.stop()
+        return proc
+
+    def stop(self) -> None:
+        """End the zygote (closing its socket is enough); its workers live on."""
+        self.alive = False
+        try:
+            self.control.shutdown(socket.SHUT_RDWR)  # wakes the reader
+        except OSError:
+            pass
+
+    def join(self, timeout: float = 5) -> None:
+        self.stop()
+        self.reader.join(timeout)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                report, _ = recv_frame(self.control)
+            except (OSError, ValueError, EOFError):
+                report = None
+            if report is None:
+                break
+            kind = report[0]
+            if kind == "forked":
+                pid = report[1]
+                proc = ForkedProcess(pid, self) if pid > 0 else None
+                if proc is not None:
+                    with self.lock:
+                        self.children[pid] = proc
+                self._forked.put(proc)
+            elif kind == "exited":
+                with self.lock:
+                    proc = self.children.pop(report[1], None)
+                if proc is not None:
+                    proc.ended(report[2])
+            elif kind == "ready" and report[1]:
+                warnings.warn("jupyter_actors: preload failed in the worker template: "
+                              + "; ".join(report[1]), RuntimeWarning, stacklevel=1)
+        self.alive = False
+        self._forked.put(None)
+        with self.lock:
+            orphans, self.children = list(self.children.values()), {}
+        for proc in orphans:
+            proc.ended(None)
+        if self.on_lost is not None:
+            self.on_lost(self)
+        self.control.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,127 @@
+"""The zygote: a fresh, single-threaded interpreter that has imported the worker's code and
+forks a worker for each request (as multiprocessing's forkserver does).
+
+    driver (_backend/local/zygote.py)           zygote (this module, one thread)
+    ─────────────────────────────────           ────────────────────────────────
+    Setup(sys_path, preload) ─────────────▶    import them, freeze the heap, ("ready",)
+    Fork(env, cwd) + the worker's end of a ──▶  fork: the child closes the zygote's fds,
+      fresh socketpair (SCM_RIGHTS)              starts its own session, runs the worker
+    ◀── ("forked", pid)                          on the received socket
+    ◀── ("exited", pid, returncode)             SIGCHLD: reap every child, report its status
+    EOF (the driver closed or died) ──────▶    exit (and the parent-death signal on Linux)
+
+A forked worker is not the driver's child, so the zygote reports each exit
+status (signals included) for the driver's ActorDiedError. Workers do not die
+with the zygote: a killed zygote is replaced and its workers keep serving.
+They end with the driver through the lifeline, a pipe whose only write end the
+driver holds: a thread in each worker waits for its end-of-file.
+
+Frames both ways: ``_wire/control.py``.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+
+from .._wire.control import recv_frame, send_frame
+
+def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> None:
+    """The zygote's main loop (``python -m jupyter_actors._worker zygote ...``); each
+    child runs ``run_worker(fd, driver_pid, lifeline_fd)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    control = socket.socket(fileno=control_fd)
+    setup, _ = recv_frame(control)
+    if setup is None:
+        os._exit(0)
+    sys_path, preload = setup
+    for path in reversed(sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    failed = _preload(preload)
+    # Forked children share the zygote's heap until they write to it: keep the
+    # collector from touching (and so copying) every inherited object.
+    gc.freeze()
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    send_frame(control, ("ready", failed))
+    selector = selectors.DefaultSelector()
+    selector.register(control, selectors.EVENT_READ, "control")
+    selector.register(wake_r, selectors.EVENT_READ, "child")
+    zygote_fds = (control, wake_r, wake_w)
+    while True:
+        for key, _ in selector.select():
+            if key.data == "child":
+                try:
+                    while wake_r.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                _reap(control)
+                continue
+            request, fds = recv_frame(control, want_fds=True)
+            if request is None:
+                os._exit(0)
+            if not fds:
+                continue
+            env, cwd = request
+            pid = _fork_worker(run_worker, fds[0], lifeline_fd, driver_pid, env, cwd,
+                               zygote_fds, selector)
+            os.close(fds[0])
+            for extra in fds[1:]:
+                os.close(extra)
+            send_frame(control, ("forked", pid))
+        _reap(control)
+
+
+def _preload(names: list) -> list:
+    """Import what every worker should share (ours, and the user's ``preload``)."""
+    failed = []
+    for name in ["jupyter_actors._worker.__main__", "cloudpickle", "asyncio",
+                 "concurrent.futures", *names]:
+        try:
+            __import__(name)
+        except BaseException as exc:  # a bad preload must not keep workers from starting
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    return failed
+
+
+def _reap(control: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        send_frame(control, ("exited", pid, os.waitstatus_to_exitcode(status)))
+
+
+def _fork_worker(run_worker, fd, lifeline_fd, driver_pid, env, cwd, zygote_fds, selector) -> int:
+    if threading.active_count() != 1:  # never fork a process with threads
+        return -1
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        selector.close()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for sock in zygote_fds:
+            sock.close()
+        os.setsid()  # its own session: a kernel's Ctrl-C is the driver's to handle
+        os.environ.clear()
+        os.environ.update(env)
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
+        sys.argv[1:] = [str(fd), str(driver_pid)]
+        run_worker(fd, driver_pid, lifeline_fd)
+    finally:
+        os._exit(1)

@@ -1,0 +1,165 @@
+"""Workers forked from a zygote: their own session, no listening socket, death with the
+driver, a dead zygote replaced, preloading, and fresh interpreters where fork is off."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+import jupyter_actors as ray
+from jupyter_actors import exceptions
+from tests.helpers import GUARD, pid_gone
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+@ray.remote
+class Probe:
+    def where(self):
+        return os.getpid(), os.getppid(), os.getsid(0)
+
+    def imported_by(self, module):
+        return __import__(module).IMPORTED_BY, os.getpid()
+
+
+def zygotes(parent=None) -> list:
+    parent = parent or psutil.Process()
+    return [p for p in parent.children() if "zygote" in p.cmdline()]
+
+
+def test_actors_are_forked_by_one_zygote_in_their_own_session():
+    """Each worker is the zygote's child, leads its own session, and listens on nothing."""
+    ray.init()
+    actors = [Probe.remote() for _ in range(3)]
+    places = ray.get([a.where.remote() for a in actors], timeout=GUARD)
+    [zygote] = zygotes()
+    for pid, ppid, sid in places:
+        assert ppid == zygote.pid and sid == pid
+    for proc in [zygote] + [psutil.Process(pid) for pid, _, _ in places]:
+        listening = [c for c in proc.net_connections(kind="all")
+                     if c.status == psutil.CONN_LISTEN]
+        assert not listening
+
+
+def test_a_dead_zygote_is_replaced_and_its_workers_live_on():
+    """SIGKILL to the zygote: old actors keep answering, new ones start, exits still reported."""
+    ray.init()
+    old = Probe.remote()
+    old_pid = ray.get(old.where.remote(), timeout=GUARD)[0]
+    [zygote] = zygotes()
+    zygote.kill()
+    assert pid_gone(zygote.pid)
+    assert ray.get(old.where.remote(), timeout=GUARD)[0] == old_pid
+    new = Probe.remote()
+    pid, ppid, _ = ray.get(new.where.remote(), timeout=GUARD)
+    assert ppid != zygote.pid and ppid in [z.pid for z in zygotes()]
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(exceptions.ActorDiedError, match="killed by SIGKILL"):
+        ray.get(new.where.remote(), timeout=GUARD)
+
+
+DRIVER = textwrap.dedent("""
+    import os, sys, threading, time
+    import psutil
+    import jupyter_actors as ray
+    from tests.helpers import FileEvent
+
+    @ray.remote
+    class Idle:
+        def pid(self):
+            return os.getpid()
+
+    @ray.remote
+    class Stuck:
+        async def pid(self):
+            return os.getpid()
+
+        def block(self, path):
+            # A sync method blocks an async actor's loop, its only reader once the
+            # reading thread is gone: then only the lifeline can tell it the driver died.
+            deadline = time.monotonic() + 30
+            while any(t.name == "reader" for t in threading.enumerate()):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            FileEvent(path).set()
+            time.sleep(600)
+
+    @ray.remote
+    def task_pid():
+        return os.getpid()
+
+    idle, stuck = Idle.remote(), Stuck.remote()
+    pids = ray.get([idle.pid.remote(), stuck.pid.remote(), task_pid.remote()])
+    stuck.block.remote(sys.argv[1])
+    stuck.pid.remote()  # wakes the reading thread, which then leaves reading to the loop
+    assert FileEvent(sys.argv[1]).wait()
+    zygote = [p.pid for p in psutil.Process().children() if "zygote" in p.cmdline()]
+    print(" ".join(map(str, pids + zygote)), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_killing_the_driver_ends_the_zygote_and_every_forked_worker(tmp_path):
+    """Driver SIGKILLed: the zygote, idle actors, a blocked async actor, task workers end."""
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "blocked")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 4  # two actors, a task worker, the zygote
+    finally:
+        proc.kill()
+        proc.wait(GUARD)
+    for pid in pids:
+        assert pid_gone(pid), f"process {pid} outlived its driver"
+
+
+def test_fresh_interpreters_where_fork_is_not_used():
+    """The spawn fallback: workers are the driver's own children and nothing forks them."""
+    script = textwrap.dedent("""
+        import os, psutil
+        import jupyter_actors as ray
+
+        @ray.remote
+        class A:
+            def ppid(self):
+                return os.getppid()
+
+        actor = A.remote()
+        print(ray.get(actor.ppid.remote()) == os.getpid(),
+              any("zygote" in p.cmdline() for p in psutil.Process().children()))
+    """)
+    env = dict(os.environ, JUPYTER_ACTORS_START_METHOD="spawn")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=GUARD * 2)
+    assert done.stdout.split() == ["True", "False"], done.stderr
+
+
+def test_preload_imports_once_in_the_zygote_and_user_modules_in_each_worker(tmp_path,
+                                                                            monkeypatch):
+    """init(preload=[m]): m was imported before the fork; a module an actor imports, after."""
+    for name in ("preloaded_mod", "lazy_mod"):
+        (tmp_path / f"{name}.py").write_text("import os\nIMPORTED_BY = os.getpid()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ray.init(preload=["preloaded_mod"])
+    actor = Probe.remote()
+    imported_by, pid = ray.get(actor.imported_by.remote("preloaded_mod"), timeout=GUARD)
+    assert imported_by == zygotes()[0].pid and imported_by != pid
+    imported_by, pid = ray.get(actor.imported_by.remote("lazy_mod"), timeout=GUARD)
+    assert imported_by == pid
+
+
+@pytest.mark.parametrize("preload, error", [
+    (["no_such_module_here"], ValueError),
+    ("numpy", TypeError),
+])
+def test_a_bad_preload_fails_at_init(preload, error):
+    with pytest.raises(error, match="preload"):
+        ray.init(preload=preload)
+    assert not ray.is_initialized()
