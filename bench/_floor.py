@@ -125,6 +125,12 @@ def run(rows, cfg) -> dict:
     reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
     out: dict = {}
 
+    if "cold" in rows:
+        # What any runtime's first worker pays at least: start Python, import cloudpickle.
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import cloudpickle"], check=True)
+        out["cold"] = [time.perf_counter() - t]
+
     if "create" in rows:
         samples = []
         for _ in range(reps):

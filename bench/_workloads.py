@@ -37,6 +37,41 @@ def _rate(n, seconds):
     return n / seconds
 
 
+def _scale_rows(ray, Threaded, rows) -> dict:
+    """scale_N: N actors created and each one's first call answered, time per actor;
+    memory: the unique memory (USS) of an idle actor's process, in MiB."""
+    import os
+
+    import psutil
+
+    @ray.remote
+    class Idle:
+        def pid(self):
+            return os.getpid()
+
+    out = {}
+    if "memory" in rows:
+        actors = [Idle.remote() for _ in range(3)]
+        pids = ray.get([a.pid.remote() for a in actors])
+        time.sleep(1.0)  # let start-up work settle
+        out["memory"] = [psutil.Process(p).memory_full_info().uss / 2**20 for p in pids]
+        for a in actors:
+            ray.kill(a)
+    for row in ("scale_10", "scale_100", "scale_200", "scale_1000"):
+        if row not in rows:
+            continue
+        n = int(row.split("_")[1])
+        t = time.perf_counter()
+        actors = [Threaded.remote() for _ in range(n)]
+        ray.get([a.f.remote(1) for a in actors])
+        out[row] = [(time.perf_counter() - t) / n]
+        for a in actors:
+            ray.kill(a)
+        del actors
+        time.sleep(1.0)  # let the killed actors go before the next size
+    return out
+
+
 def run(ray, rows, cfg, init_kwargs=None):
     """Measure ``rows`` (names from ``bench.ROWS``); returns {row: [samples]}."""
     reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
@@ -147,6 +182,8 @@ def run(ray, rows, cfg, init_kwargs=None):
                 raise AssertionError("the array came back different")
             del back
         out["array"] = samples[1:]
+
+    out.update(_scale_rows(ray, Threaded, rows))
 
     import _composition
     out.update(_composition.run(ray, rows, cfg))

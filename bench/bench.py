@@ -29,6 +29,11 @@ ROWS = {
     "init": ("init()", "ms", False),
     "cold": ("cold start: init + actor + 1st call", "ms", False),
     "create": ("actor creation (+ 1st call)", "ms", False),
+    "scale_10": ("10 actors created + 1st calls, per actor", "ms", False),
+    "scale_100": ("100 actors created + 1st calls, per actor", "ms", False),
+    "scale_200": ("200 actors created + 1st calls, per actor", "ms", False),
+    "scale_1000": ("1000 actors created + 1st calls, per actor", "ms", False),
+    "memory": ("unique memory (USS) of an idle actor", "MiB", False),
     "sync_threaded": ("1:1 sync calls, threaded actor", "calls/s", True),
     "sync_mc16": ("1:1 sync calls, threaded mc=16", "calls/s", True),
     "sync_async": ("1:1 sync calls, async actor", "calls/s", True),
@@ -48,10 +53,19 @@ ROWS = {
     "queue": ("Queue, 10,000 items producer -> consumer", "calls/s", True),
 }
 
+# Rows that name several: --only scale runs scale_10 ... scale_1000.
+GROUPS = {"scale": ["scale_10", "scale_100", "scale_200", "scale_1000"]}
+# Rows Ray's column skips (too long: Ray takes about a second per actor here).
+OURS_ONLY = {"scale_1000"}
+
 # Targets (same machine, same run): ("ratio", x) = at least x times better
-# than Ray; ("max", v) / ("min", v) = an absolute bound on our figure.
+# than Ray; ("max", v) / ("min", v) = an absolute bound on our figure;
+# ("floor", x) = our time at most x times the floor's.
 TARGETS = {
     "init": ("ratio", 30),
+    "cold": ("floor", 1.5),
+    "scale_200": ("ratio", 50),
+    "memory": ("max", 6),
     "sync_threaded": ("ratio", 5), "sync_mc16": ("ratio", 5), "sync_async": ("ratio", 5),
     "pipe_threaded": ("ratio", 10), "pipe_mc16": ("ratio", 10), "pipe_async": ("ratio", 10),
     "sleep": ("max", 0.12),
@@ -62,6 +76,7 @@ TARGETS = {
 
 # What the floor column runs for rows where a socketpair echo is not the floor.
 FLOOR_NOTES = {
+    "cold": "python -c 'import cloudpickle'",
     "create": "spawn python + echo",
     "task_sync": "ProcessPoolExecutor",
     "task_pipe": "ProcessPoolExecutor",
@@ -97,6 +112,7 @@ def run_column(lib: str, rows: list, cfg: dict) -> dict:
         import jupyter_actors as ray
         return _workloads.run(ray, rows, cfg)
     import ray
+    rows = [r for r in rows if r not in OURS_ONLY]
     return _workloads.run(ray, rows, cfg,
                           init_kwargs={"include_dashboard": False, "log_to_driver": False})
 
@@ -164,6 +180,8 @@ def fmt(value, unit: str) -> str:
         return f"{value:,.0f}/s"
     if unit == "s wall":
         return f"{value:.3f} s"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
     return f"{value:.2f} GB/s"
 
 
@@ -174,7 +192,7 @@ def advantage(ours, ray, higher_is_better: bool):
     return ours / ray if higher_is_better else ray / ours
 
 
-def verdict(row: str, ours, ratio):
+def verdict(row: str, ours, ratio, floor=None):
     target = TARGETS.get(row)
     if target is None:
         return "", None
@@ -182,8 +200,11 @@ def verdict(row: str, ours, ratio):
     if kind == "ratio":
         text = f">={bound}x Ray"
         ok = None if ratio is None else ratio >= bound
+    elif kind == "floor":
+        text = f"<={bound}x floor"
+        ok = None if ours is None or floor is None else ours <= bound * floor
     elif kind == "max":
-        text = f"<={bound} s"
+        text = f"<={bound} " + ("MiB" if ROWS[row][1] == "MiB" else "s")
         ok = None if ours is None else ours <= bound
     else:
         text = f">={bound} GB/s"
@@ -207,7 +228,7 @@ def render(results: dict, rows: list, info: dict, versions: dict) -> str:
         med = {lib: (results.get(lib, {}).get("rows") or {}).get(row) for lib in LIBS}
         med = {lib: (m["median"] if m else None) for lib, m in med.items()}
         ratio = advantage(med["ours"], med["ray"], higher)
-        target, ok = verdict(row, med["ours"], ratio)
+        target, ok = verdict(row, med["ours"], ratio, med["floor"])
         floor = fmt(med["floor"], unit)
         if row in FLOOR_NOTES and med["floor"] is not None:
             floor += f" ({FLOOR_NOTES[row]})"
@@ -252,7 +273,7 @@ def versions(libs) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
-    parser.add_argument("--only", help="comma-separated rows: " + ",".join(ROWS))
+    parser.add_argument("--only", help="comma-separated rows: " + ",".join([*ROWS, *GROUPS]))
     parser.add_argument("--libs", default=",".join(LIBS),
                         help="comma-separated columns (ours, ray, floor)")
     parser.add_argument("--reps", type=int, help="repetitions per row (median reported)")
@@ -264,6 +285,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     chosen = list(ROWS) if not args.only else [r.strip() for r in args.only.split(",") if r]
+    chosen = [name for r in chosen for name in GROUPS.get(r, [r])]
     unknown = [r for r in chosen if r not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")

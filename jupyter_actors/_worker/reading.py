@@ -124,7 +124,8 @@ class Reading:
 
         The reading thread stops reading after its current wait. While the
         loop runs a blocking method nothing reads, but nothing could be
-        served then anyway; on Linux the parent-death signal still ends the
+        served then anyway; the lifeline (a forked worker) or the parent-death
+        signal (a spawned one, on Linux) still ends the
         worker with the driver.
         """
         self.loop_reads = True
