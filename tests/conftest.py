@@ -11,10 +11,26 @@ from tests.helpers import FileEvent
 
 
 def _our_workers() -> list:
-    """Worker processes and the zygote that forks them (children of this process or of it)."""
-    me = psutil.Process()
+    """Our worker processes: children of this process, and of its zygote (which forks them)."""
     found = []
-    for child in me.children(recursive=True):
+    for child in _worker_children(psutil.Process()):
+        found.append(child)
+        try:
+            forks = "zygote" in child.cmdline()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            forks = False
+        if forks:
+            found.extend(_worker_children(child))
+    return found
+
+
+def _worker_children(parent) -> list:
+    found = []
+    try:
+        children = parent.children(recursive=False)
+    except psutil.NoSuchProcess:
+        return found
+    for child in children:
         try:
             if "jupyter_actors._worker" in " ".join(child.cmdline()):
                 found.append(child)
