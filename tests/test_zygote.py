@@ -27,9 +27,15 @@ class Probe:
         return __import__(module).IMPORTED_BY, os.getpid()
 
 
-def zygotes(parent=None) -> list:
-    parent = parent or psutil.Process()
-    return [p for p in parent.children() if "zygote" in p.cmdline()]
+def zygotes() -> list:
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if "zygote" in child.cmdline():
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # another test's process, already ended
+    return found
 
 
 def test_actors_are_forked_by_one_zygote_in_their_own_session():
