@@ -19,10 +19,12 @@ the widgets, ``%actors``, interrupts) rely on these fields only:
     call_id, kind ("call" | "task" | "init"), label ("Class.method" or the
     function's name), actor_id (None for tasks), status ("pending" |
     "running" | "finished" | "failed" | "cancelled"), submitted, started,
-    finished, slot, pid, error, context (the output-router context of the
-    caller, None once finished), and owner: what ran it, with class_name
-    (None for the task pool), name, is_async, max_concurrency and pid of an
-    actor, or size of the task pool.
+    finished, slot, pid, error, group (the concurrency group of an actor
+    call; None for the actor's default group and for tasks), context (the
+    output-router context of the caller, None once finished), and owner: what
+    ran it, with class_name (None for the task pool), name, is_async,
+    max_concurrency, concurrency_groups (``{name: size}`` or None) and pid of
+    an actor, or size of the task pool.
 
 Tracing is always on, so its cost per call is a dict insert, a dict pop and a
 deque append; listeners are called only while someone (a live widget) listens.

@@ -150,6 +150,9 @@ def timeline(filename=None, *, actors=None, since: float | None = None,
         status = r.status
         end = r.finished if r.finished is not None else now
         args = {"call_id": r.call_id, "status": status}
+        group = getattr(r, "group", None)
+        if group is not None:
+            args["concurrency_group"] = group
         if status == "failed":
             args["error"] = _short_error(r.error)
         if r.kind == "init":

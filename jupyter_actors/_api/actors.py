@@ -17,13 +17,14 @@ from .options import ACTOR, METHOD, check_options
 
 
 class MethodInfo:
-    __slots__ = ("name", "signature", "is_async", "num_returns")
+    __slots__ = ("name", "signature", "is_async", "num_returns", "group")
 
-    def __init__(self, name, signature, is_async, num_returns):
+    def __init__(self, name, signature, is_async, num_returns, group=None):
         self.name = name
         self.signature = signature
         self.is_async = is_async
         self.num_returns = num_returns
+        self.group = group          # @method(concurrency_group=...), None: the default group
 
 
 def _inspect_methods(cls) -> dict:
@@ -44,8 +45,28 @@ def _inspect_methods(cls) -> dict:
         is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         num_returns = getattr(fn, "__jupyter_actors_num_returns__",
                               getattr(fn, "__ray_num_returns__", 1))
-        methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, num_returns)
+        group = getattr(fn, "__jupyter_actors_concurrency_group__",
+                        getattr(fn, "__ray_concurrency_group__", None))
+        methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, num_returns,
+                                   group)
     return methods
+
+
+def check_method_groups(cls_name: str, methods: dict, groups) -> None:
+    """Every ``@method(concurrency_group=...)`` of the class names one of ``groups``."""
+    for info in methods.values():
+        if info.group is not None and (not groups or info.group not in groups):
+            declared = (f"the class declares {', '.join(map(repr, groups))}" if groups else
+                        "the class declares none (@remote(concurrency_groups={...}))")
+            raise ValueError(f"{cls_name}.{info.name} is in concurrency group {info.group!r}, "
+                             f"which {cls_name} does not declare: {declared}")
+
+
+def unknown_group(label: str, group: str, groups) -> ValueError:
+    declared = (f"its groups are {', '.join(map(repr, groups))}" if groups else
+                "it declares none (@remote(concurrency_groups={...}) on the class, or "
+                "Cls.options(concurrency_groups={...}))")
+    return ValueError(f"{label}: unknown concurrency group {group!r}; {declared}")
 
 
 class ActorClass:
@@ -65,6 +86,8 @@ class ActorClass:
                                 if inspect.isfunction(init)
                                 else Signature(None, f"{cls.__name__}.__init__"))
         self._definition = definition or LazyDefinition(self._cls)
+        if options.get("concurrency_groups") is not None:
+            check_method_groups(cls.__name__, self._methods, options["concurrency_groups"])
         functools.update_wrapper(self, cls, updated=())
         _classes.setdefault(self._key, self)
 
@@ -131,6 +154,8 @@ def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "Acto
         if found is not None:
             return handle_of_found(found, backend)
     is_async = actor_class._is_async
+    groups = options.get("concurrency_groups") or None
+    check_method_groups(actor_class._cls.__name__, actor_class._methods, groups)
     spec = ActorSpec(
         actor_id=_ids.new_actor_id(), class_name=actor_class._cls.__name__,
         class_key=actor_class._key, definition=actor_class._definition, args=payload, deps=deps,
@@ -138,8 +163,9 @@ def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "Acto
         max_concurrency=options.get("max_concurrency") or (1000 if is_async else 1),
         name=name, namespace=namespace,
         max_pending_calls=options.get("max_pending_calls", -1),
-        context=session.output_router().capture())
-    return ActorHandle(backend.create_actor(spec), actor_class, backend)
+        context=session.output_router().capture(),
+        concurrency_groups=dict(groups) if groups else None)
+    return ActorHandle(backend.create_actor(spec), actor_class, backend, spec.concurrency_groups)
 
 
 class ActorHandle:
@@ -149,11 +175,12 @@ class ActorHandle:
     actor's id, which the session's backend maps back to the actor.
     """
 
-    def __init__(self, actor, actor_class: ActorClass, backend):
+    def __init__(self, actor, actor_class: ActorClass, backend, groups=None):
         self._actor = actor                  # the backend's token
         self._actor_id = actor.actor_id
         self._actor_class = actor_class
         self._backend = backend
+        self._groups = groups                # {name: size} of its concurrency groups, or None
         # Unnamed actors live while a handle does (the backend counts them).
         backend.add_handle(actor)
         weakref.finalize(self, backend.drop_handle, actor)
@@ -196,7 +223,7 @@ class ActorHandle:
         _refs.note(self._actor)
         cls = self._actor_class
         return (_rebuild_handle, (self._actor_id, self._actor.named_key, cls._key,
-                                  cls._definition.payload().blob))
+                                  cls._definition.payload().blob, self._groups))
 
     def __hash__(self) -> int:
         return hash(self._actor_id)
@@ -206,41 +233,49 @@ class ActorHandle:
 
 
 def handle_of_found(found, backend) -> ActorHandle:
-    """A handle for what ``backend.find_actor`` found: (token, class key, class payload)."""
-    actor, class_key, payload = found
-    return ActorHandle(actor, actor_class_from_payload(class_key, payload), backend)
+    """A handle for what ``backend.find_actor`` found: (token, class key, class payload, groups)."""
+    actor, class_key, payload, groups = found
+    return ActorHandle(actor, actor_class_from_payload(class_key, payload), backend, groups)
 
 
-def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes) -> ActorHandle:
+def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes,
+                    groups=None) -> ActorHandle:
     """Unpickling a handle: the same actor, as this process's backend reaches it."""
     backend = session.backend()
     actor = backend.adopt_actor(actor_id, named_key)
     if _refs.capturing():
         _refs.note(actor)
-    return ActorHandle(actor, actor_class_from_payload(class_key, Payload(class_blob)), backend)
+    return ActorHandle(actor, actor_class_from_payload(class_key, Payload(class_blob)), backend,
+                       groups)
 
 
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
-    __slots__ = ("_handle", "_info", "_num_returns")
+    __slots__ = ("_handle", "_info", "_num_returns", "_group")
 
-    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None):
+    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None, group=None):
         self._handle = handle
         self._info = info
         self._num_returns = info.num_returns if num_returns is None else num_returns
+        self._group = info.group if group is None else group
 
     def remote(self, *args, **kwargs):
         info = self._info
         handle = self._handle
+        group = self._group
+        if group is not None and (handle._groups is None or group not in handle._groups):
+            raise unknown_group(f"{info.signature.label}.remote()", group, handle._groups)
         payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
         spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
-                                   self._num_returns, session._router.capture(), exported, None))
+                                   self._num_returns, session._router.capture(), exported, None,
+                                   group))
         return handle._backend.call_actor(handle._actor, spec)
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)
-        return ActorMethod(self._handle, self._info, options.get("num_returns"))
+        return ActorMethod(self._handle, self._info, options.get("num_returns"),
+                           options.get("concurrency_group"))
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of "

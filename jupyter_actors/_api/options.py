@@ -50,6 +50,20 @@ def _optional_str(value):
     return None
 
 
+def _group_sizes(value):
+    """``{"io": 2, "compute": 4}``: each group's name and how many of its calls may run at once."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return f"must be a dict of group name -> max concurrency, got {type(value).__name__}"
+    for name, size in value.items():
+        if not isinstance(name, str) or not name:
+            return f"names must be non-empty strings, got {name!r}"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            return f"sizes must be ints >= 1, got {name!r}: {size!r}"
+    return None
+
+
 def _bool(value):
     return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
 
@@ -80,10 +94,8 @@ OPTIONS = {o.name: o for o in [
            "max_task_retries is not supported yet: a dead actor stays dead"),
     Option("runtime_env", _AT, object, "refused", None, (None, {}),
            "runtime_env is not supported: workers share the driver's environment"),
-    Option("concurrency_groups", _A, object, "refused", None, (None, {}),
-           "concurrency_groups are not supported yet"),
-    Option("concurrency_group", _M, str, "refused", None, (None,),
-           "concurrency groups are not supported yet"),
+    Option("concurrency_groups", _A, object, "honoured", _group_sizes),
+    Option("concurrency_group", _M, str, "honoured", _optional_str),
     Option("retry_exceptions", _T, bool, "refused", None, (False, None),
            "retry_exceptions is not supported yet"),
     # Resources and scheduling: one machine, nothing to place.
@@ -109,6 +121,11 @@ def check_options(options: dict, target: str) -> dict:
     """``options`` if every one is known for ``target`` and has a usable value; else raise."""
     allowed = names_for(target)
     unknown = set(options) - allowed
+    grouping = unknown & {"concurrency_group", "concurrency_groups"}
+    if target == TASK and grouping:
+        raise TypeError(f"{min(grouping)} applies to actors and their methods, not to remote "
+                        f"functions: a remote function runs in the task pool, which has no "
+                        f"concurrency groups (use max_calls / num_cpus to limit it)")
     if unknown:
         raise TypeError(f"unknown option(s) for {_WHAT[target]}: {', '.join(sorted(unknown))}; "
                         f"valid options are {', '.join(shown_names(allowed))}")
@@ -116,7 +133,7 @@ def check_options(options: dict, target: str) -> dict:
         option = OPTIONS[name]
         problem = option.check(value) if option.check is not None else None
         if problem is not None:
-            error = TypeError if name == "name" else ValueError
+            error = TypeError if name in ("name", "concurrency_group") else ValueError
             raise error(f"{name} {problem}")
         if option.status == "refused" and value not in option.refused_unless:
             error = ValueError if name == "lifetime" else NotImplementedError

@@ -39,11 +39,15 @@ def _make_remote(obj, options: dict):
 
 
 def method(**options):
-    """Per-method options for an actor method: ``@method(num_returns=2)``."""
+    """Per-method options for an actor method: ``@method(num_returns=2)``,
+    ``@method(concurrency_group="io")``."""
     check_options({k: v for k, v in options.items() if v is not None}, METHOD)
 
     def decorate(fn):
         if options.get("num_returns") is not None:
             fn.__jupyter_actors_num_returns__ = options["num_returns"]
+        if options.get("concurrency_group") is not None:
+            # Checked against the class's groups when @remote sees the class.
+            fn.__jupyter_actors_concurrency_group__ = options["concurrency_group"]
         return fn
     return decorate

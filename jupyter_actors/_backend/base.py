@@ -40,6 +40,9 @@ class ActorSpec(NamedTuple):
     namespace: str | None
     max_pending_calls: int    # -1: no limit
     context: Any              # output-router context of the caller
+    # {"io": 2, ...}: the actor's named concurrency groups and their sizes; the default
+    # group (methods with no group) is sized by max_concurrency.
+    concurrency_groups: dict | None = None
 
 
 class CallSpec(NamedTuple):
@@ -52,6 +55,7 @@ class CallSpec(NamedTuple):
     context: Any
     exported: Any
     ref_ids: tuple | None = None   # ids chosen by the caller (a worker), else the backend's
+    group: str | None = None       # the concurrency group it runs in; None: the default group
 
 
 class TaskSpec(NamedTuple):
@@ -101,7 +105,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def find_actor(self, name: str, namespace: str | None):
-        """``(token, class_key, class payload)`` of the live actor with that name, or None."""
+        """``(token, class_key, class payload, concurrency groups)`` of the live actor with
+        that name, or None."""
 
     @abc.abstractmethod
     def adopt_actor(self, actor_id: str, named_key):
@@ -110,7 +115,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe_actor(self, actor: Any) -> dict:
         """A snapshot: class_name, name, pid, kind, max_concurrency, running, queued,
-        done, failed, alive, death."""
+        done, failed, alive, death, and groups: one row per concurrency group (the
+        default one first, named None) with name, max_concurrency, running, queued."""
 
     @abc.abstractmethod
     def describe_actors(self) -> list:

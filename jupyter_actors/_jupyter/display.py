@@ -83,7 +83,8 @@ def actor_html(row: dict) -> str:
     return (f"<div class='jupyter-actors-actor'><b>{html.escape(row['class_name'])}</b>{name} "
             f"{_badge('alive' if row['alive'] else 'dead')} "
             f"<small>{row['kind']} actor · pid {row['pid'] if row['pid'] else '–'} · "
-            f"max_concurrency {row['max_concurrency']} · running {row['running']} · "
+            f"max_concurrency {html.escape(concurrency_cell(row))} · "
+            f"running {html.escape(running_cell(row))} · "
             f"queued {row['queued']} · done {row['done']} · failed {row['failed']}</small>"
             f"{death}</div>")
 
@@ -92,10 +93,32 @@ def _summary(row: dict) -> str:
     parts = [row["class_name"]]
     if row["name"]:
         parts.append(f"name={row['name']!r}")
-    parts += [f"pid={row['pid']}", row["kind"], f"max_concurrency={row['max_concurrency']}",
-              f"running={row['running']}", f"queued={row['queued']}", f"done={row['done']}",
+    parts += [f"pid={row['pid']}", row["kind"], f"max_concurrency={concurrency_cell(row)}",
+              f"running={running_cell(row)}", f"queued={row['queued']}", f"done={row['done']}",
               f"failed={row['failed']}", "alive" if row["alive"] else "dead"]
     return ", ".join(parts)
+
+
+def _named_groups(row: dict) -> list:
+    return [g for g in row.get("groups") or () if g["name"] is not None]
+
+
+def concurrency_cell(row: dict) -> str:
+    """``2``, or with concurrency groups ``2 (io=2, compute=4)``: the default group first."""
+    named = _named_groups(row)
+    if not named:
+        return str(row["max_concurrency"])
+    sizes = ", ".join(f"{g['name']}={g['max_concurrency']}" for g in named)
+    return f"{row['max_concurrency']} ({sizes})"
+
+
+def running_cell(row: dict) -> str:
+    """``3``, or with concurrency groups ``3 (default=0, io=2, compute=1)``: running calls
+    per group."""
+    if not _named_groups(row):
+        return str(row["running"])
+    running = ", ".join(f"{g['name'] or 'default'}={g['running']}" for g in row["groups"])
+    return f"{row['running']} ({running})"
 
 
 # -- %actors ------------------------------------------------------------------------
@@ -113,7 +136,7 @@ class ActorTable:
     def _cells(self, row: dict) -> list:
         status = "alive" if row["alive"] else f"dead: {row['death'] or 'unknown cause'}"
         return [row["class_name"], row["name"] or "", str(row["pid"] or ""), row["kind"],
-                str(row["max_concurrency"]), str(row["running"]), str(row["queued"]),
+                concurrency_cell(row), running_cell(row), str(row["queued"]),
                 str(row["done"]), str(row["failed"]), status]
 
     def __repr__(self) -> str:

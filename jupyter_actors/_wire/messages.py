@@ -5,7 +5,7 @@
     driver → worker
     actor             CreateActor       call_id, class_payload, args, deps, options
     tasks             BecomeTaskWorker  options
-    call              CallMethod        call_id, method, args, deps, num_returns
+    call              CallMethod        call_id, method, args, deps, num_returns, group
     define            DefineFunction    func_id, function_payload
     task              RunTask           call_id, func_id, args, deps, num_returns, label
     cancel            CancelCall        call_id
@@ -23,7 +23,7 @@
     out               OutputLines       call_id, stream, text
     lookup            LookupRef         ref_id
     submit_actor      SubmitActor       call_id, actor_id, class_key, class_payload, args, deps, exported, options
-    submit_call       SubmitCall        call_id, actor_id, method, label, args, deps, num_returns, return_ids, exported, parent_id
+    submit_call       SubmitCall        call_id, actor_id, method, label, args, deps, num_returns, return_ids, exported, parent_id, group
     submit_task       SubmitTask        call_id, func_id, label, function_payload, args, deps, num_returns, return_ids, exported, options
     put               PutObject         ref_id, payload, exported
     cancel_ref        CancelRef         ref_id, force
@@ -42,9 +42,13 @@ What the fields hold:
   refs' values, in placeholder order.
 - ``options`` (a dict) of ``CreateActor`` / ``BecomeTaskWorker``: ``sys_path``,
   ``cwd`` and ``alias_ray`` for every worker; for an actor also ``actor_id``,
-  ``class_name``, ``name``, ``namespace``, ``max_concurrency`` and ``is_async``.
+  ``class_name``, ``name``, ``namespace``, ``max_concurrency``, ``is_async`` and
+  ``concurrency_groups`` (``{name: size}`` or None).
   Of ``SubmitActor`` / ``SubmitTask``: the actor's or task's options, and
   ``parent_id``.
+- ``group`` of ``CallMethod`` / ``SubmitCall``: the concurrency group the call
+  runs in (the method's, or the one given with ``.options``); None for the
+  default group, sized by ``max_concurrency``.
 - ``payloads`` of ``CallOk``: a tuple, one payload per declared return value.
 - ``error``: ``(exception payload or None, type name, message, traceback text)``.
 - ``t``, ``t_start``, ``t_end``: the worker's ``time.monotonic()``; ``slot``: the
@@ -109,6 +113,7 @@ class CallMethod(NamedTuple):
     args: Any
     deps: tuple
     num_returns: int
+    group: Any
     TAG = "call"
 
 
@@ -235,6 +240,7 @@ class SubmitCall(NamedTuple):
     return_ids: tuple
     exported: tuple
     parent_id: Any
+    group: Any
     TAG = "submit_call"
 
 

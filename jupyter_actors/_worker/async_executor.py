@@ -1,5 +1,10 @@
 """How an async actor runs calls: every method on one event loop in the main thread, at
-most max_concurrency in flight, admitted strictly in arrival order (``FifoGate``)."""
+most max_concurrency in flight, admitted strictly in arrival order (``FifoGate``).
+
+Concurrency groups share the loop: each group has its own gate (the default
+group's is sized by max_concurrency), so a full group makes only its own calls
+wait.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -51,12 +56,15 @@ class FifoGate:
 class AsyncExecutor:
     """Every method of an async actor runs on one event loop in the main thread."""
 
-    def __init__(self, worker, max_concurrency: int):
+    def __init__(self, worker, max_concurrency: int, groups: dict | None = None):
         self.worker = worker
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.loop_thread = threading.get_ident()   # run() is called in this thread
-        self.gate = FifoGate(max_concurrency)
+        self.gate = FifoGate(max_concurrency)    # the default group's
+        self.gates = {None: self.gate}
+        for name, size in (groups or {}).items():
+            self.gates[name] = FifoGate(size)
         self.free_slots: list = []
         self.next_slot = 0
         self.tasks: dict = {}
@@ -99,7 +107,9 @@ class AsyncExecutor:
     def _cancel(self, call_id) -> None:
         task = self.tasks.get(call_id)
         if task is not None:
-            task.cancel()
+            # A task cancelled before its first step never enters _run's body, so nothing
+            # would answer for it; its first step is already scheduled, so cancel after it.
+            self.loop.call_soon(task.cancel)
             return
         for call in self.held:
             if call.call_id == call_id:
@@ -121,8 +131,9 @@ class AsyncExecutor:
     async def _run(self, call: Call) -> None:
         worker = self.worker
         current_call.set(call.call_id)  # this task's own context
+        gate = self.gate if call.group is None else self.gates[call.group]
         try:
-            await self.gate.acquire()
+            await gate.acquire()
         except asyncio.CancelledError:
             self._done(call, CallCancelled(call.call_id, time.monotonic()))
             return
@@ -144,7 +155,7 @@ class AsyncExecutor:
         else:
             message = new(CallOk, (call.call_id, payloads, start, time.monotonic(), slot))
         heapq.heappush(self.free_slots, slot)
-        self.gate.release()
+        gate.release()
         self._done(call, message)
 
     def _done(self, call: Call, message) -> None:

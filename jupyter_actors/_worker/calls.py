@@ -12,15 +12,16 @@ _OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
 
 
 class Call:
-    __slots__ = ("call_id", "target", "args_payload", "deps", "num_returns", "label")
+    __slots__ = ("call_id", "target", "args_payload", "deps", "num_returns", "label", "group")
 
-    def __init__(self, call_id, target, args_payload, deps, num_returns, label):
+    def __init__(self, call_id, target, args_payload, deps, num_returns, label, group=None):
         self.call_id = call_id
         self.target = target            # method name, or function id for tasks
         self.args_payload = args_payload
         self.deps = deps
         self.num_returns = num_returns
         self.label = label
+        self.group = group              # an actor call's concurrency group (None: default)
 
 
 def load_arguments(call: Call):

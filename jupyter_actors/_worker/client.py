@@ -170,6 +170,7 @@ class ClientBackend(Backend):
     def create_actor(self, spec):
         options = {"class_name": spec.class_name, "is_async": spec.is_async,
                    "max_concurrency": spec.max_concurrency, "name": spec.name,
+                   "concurrency_groups": spec.concurrency_groups,
                    "namespace": spec.namespace, "max_pending_calls": spec.max_pending_calls,
                    "parent_id": current_call.get()}
         message = SubmitActor(_ids.next_id(), spec.actor_id, spec.class_key,
@@ -186,11 +187,11 @@ class ClientBackend(Backend):
         return token
 
     def call_actor(self, actor: RemoteActor, spec):
-        label, method, args, deps, num_returns, context, exported, _ = spec
+        label, method, args, deps, num_returns, context, exported, _, group = spec
         ids, refs, result = self._call_refs("call", label, num_returns, actor.actor_id)
         self.send(SubmitCall(ids[0], actor.actor_id, method, label, args,
                              tuple(d._id for d in deps), num_returns, ids,
-                             self._exported(exported), current_call.get()))
+                             self._exported(exported), current_call.get(), group))
         return result
 
     def adopt_actor(self, actor_id: str, named_key) -> RemoteActor:
@@ -225,7 +226,8 @@ class ClientBackend(Backend):
             if token is None:
                 named = None if info["name"] is None else (info["namespace"], info["name"])
                 token = self.tokens[info["actor_id"]] = RemoteActor(info["actor_id"], named)
-        return handle_of_found((token, info["class_key"], self.worker.actor_class_payload), self)
+        return handle_of_found((token, info["class_key"], self.worker.actor_class_payload,
+                                info.get("concurrency_groups")), self)
 
     def kill(self, actor: RemoteActor, no_restart: bool = True) -> None:
         self.send(KillActor(actor.actor_id))
@@ -234,8 +236,8 @@ class ClientBackend(Backend):
         found = self.request("find_actor", (name, namespace))
         if found is None:
             return None
-        actor_id, named_key, class_key, blob = found
-        return (self.adopt_actor(actor_id, named_key), class_key, Payload(blob))
+        actor_id, named_key, class_key, blob, groups = found
+        return (self.adopt_actor(actor_id, named_key), class_key, Payload(blob), groups)
 
     def describe_actor(self, actor: RemoteActor) -> dict:
         return self.request("describe_actor", (actor.actor_id,))
@@ -293,8 +295,8 @@ class ClientBackend(Backend):
             self.send(WorkerBlocked(False, ()))
 
     def _check_self_wait(self, refs, info) -> None:
-        if info["is_async"] or info["max_concurrency"] != 1:
-            return
+        if info["is_async"] or info["max_concurrency"] != 1 or info.get("concurrency_groups"):
+            return  # another thread (or a group's own threads) can run what it waits for
         for ref in refs:
             owner = ref._owner
             if (isinstance(owner, WorkerCall) and owner.actor_id == info["actor_id"]

@@ -1,6 +1,8 @@
 """How a worker runs calls on threads: a FIFO queue served by max_concurrency threads
 (``SyncExecutor``; 1 = submission order), or, for a threaded actor with
-max_concurrency 1, whichever thread read the call (``InlineExecutor``).
+max_concurrency 1, whichever thread read the call (``InlineExecutor``), or, for
+a threaded actor with concurrency groups, a queue and threads per group
+(``GroupedExecutor``).
 Remote functions use a SyncExecutor in the main thread, where a cancel can
 interrupt them.
 """
@@ -84,11 +86,12 @@ class SyncExecutor:
         for t in threads:
             t.join()
 
-    def _serve(self, slot: int) -> None:
+    def _serve(self, slot: int, source: queue.SimpleQueue | None = None) -> None:
+        source = source or self.queue
         while True:
-            call = self.queue.get()
+            call = source.get()
             if call is _EXIT:
-                self.queue.put(_EXIT)  # let the other slots see it too
+                source.put(_EXIT)  # let the other slots see it too
                 return
             self._execute(call, slot)
 
@@ -183,3 +186,46 @@ class InlineExecutor(SyncExecutor):
                 self.on_exit()
                 return
             self._execute(call, 0, more)
+
+
+class GroupedExecutor(SyncExecutor):
+    """A threaded actor with concurrency groups: a FIFO queue and a pool of threads per group.
+
+    The default group (methods with no group) has max_concurrency threads, each
+    named group its size; a cancel finds a queued call in any group, since all
+    share the ``queued`` set. Threads are numbered across groups (the slot a
+    call reports), default group first.
+    """
+
+    def __init__(self, worker, max_concurrency: int, groups: dict, resolve_target):
+        super().__init__(worker, max_concurrency, resolve_target)
+        self.sizes = {None: max_concurrency, **groups}
+        self.queues = {name: self.queue if name is None else queue.SimpleQueue()
+                       for name in self.sizes}
+
+    def submit(self, calls) -> None:
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
+        queues = self.queues
+        for call in calls:
+            queues[call.group].put(call)
+
+    def stop(self) -> None:
+        for source in self.queues.values():
+            source.put(_EXIT)  # behind each group's calls
+
+    def run(self) -> None:
+        threads = []
+        slot = 0
+        for name, size in self.sizes.items():
+            for _ in range(size):
+                if slot:  # slot 0, of the default group, is this thread
+                    threads.append(threading.Thread(
+                        target=self._serve, args=(slot, self.queues[name]), daemon=True,
+                        name=f"actor-{name or 'default'}-{slot}"))
+                slot += 1
+        for t in threads:
+            t.start()
+        self._serve(0)
+        for t in threads:
+            t.join()

@@ -12,7 +12,7 @@ from .._wire.payloads import deserialize_definition
 from .async_executor import AsyncExecutor
 from .calls import Call, describe_error, load_arguments
 from .capture import current_call
-from .executors import InlineExecutor, SyncExecutor
+from .executors import GroupedExecutor, InlineExecutor, SyncExecutor
 from .reading import Reading, dispatch
 
 
@@ -21,8 +21,11 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     apply_environment(options)
     name = options["class_name"]
     max_concurrency = options["max_concurrency"]
+    groups = options.get("concurrency_groups")
     if options["is_async"]:
-        executor = AsyncExecutor(worker, max_concurrency)
+        executor = AsyncExecutor(worker, max_concurrency, groups)
+    elif groups:
+        executor = GroupedExecutor(worker, max_concurrency, groups, None)
     elif max_concurrency == 1:
         executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
     else:
@@ -32,8 +35,8 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     worker.actor_class_payload = cls_payload
 
     def make_call(msg: CallMethod) -> Call:
-        call_id, method, args, deps, num_returns = msg
-        return Call(call_id, method, args, deps, num_returns, f"{name}.{method}")
+        call_id, method, args, deps, num_returns, group = msg
+        return Call(call_id, method, args, deps, num_returns, f"{name}.{method}", group)
 
     # A thread reads while the constructor runs (it may get() a ref argument).
     reading = start_reading(worker, sock, decoder, make_call, early, actor=True)

@@ -9,9 +9,10 @@ and sends what changed to the browser.
     group     one actor, or the remote-function pool, inside a section
     lane      one slot of a group: a thread of a threaded actor, the in-flight
               slot of an async actor, or one worker process of the pool
-    bar       one call: [call_id, group, lane, method, queued_at, started, ended, status]
-              with times in ms since its section's t0 (None: not yet), lane -1
-              while it waits in the queue
+    bar       one call: [call_id, group, lane, method, queued_at, started, ended, status,
+              concurrency group] with times in ms since its section's t0 (None: not
+              yet), lane -1 while it waits in the queue, and the actor's concurrency
+              group the call ran in (None: its default group, or a task)
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ STATUS = {"pending": 0, "running": 1, "finished": 2, "failed": 3, "cancelled": 4
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 
 # Bar row indices.
-ID, GROUP, LANE, METHOD, QUEUED, STARTED, ENDED, STATE = range(8)
+ID, GROUP, LANE, METHOD, QUEUED, STARTED, ENDED, STATE, CONCURRENCY_GROUP = range(9)
 
 
 def _ms(t: float | None, t0: float) -> float | None:
@@ -176,7 +177,7 @@ class TimelineModel:
     def _row(self, call_id: int, bar: list) -> list:
         t0 = self.sections[self.groups[bar[0]][0]].t0
         return [call_id, bar[0], bar[1], bar[2], _ms(bar[3], t0), _ms(bar[4], t0),
-                _ms(bar[5], t0), bar[6]]
+                _ms(bar[5], t0), bar[6], getattr(self.records[call_id], "group", None)]
 
     _LAYOUT_KEYS = ("sections", "groups", "lanes", "methods", "evicted")
 
@@ -271,8 +272,10 @@ def _describe_group(section: int, owner) -> dict:
     name = f" '{owner.name}'" if owner.name else ""
     pid = f" · pid {owner.pid}" if owner.pid else ""
     kind = "async" if owner.is_async else "threaded"
+    groups = getattr(owner, "concurrency_groups", None)
+    sizes = "".join(f" · {g}={n}" for g, n in groups.items()) if groups else ""
     return {"section": section, "label": f"{owner.class_name}{name}{pid}",
-            "detail": f"{kind} · max_concurrency={owner.max_concurrency}", "kind": kind}
+            "detail": f"{kind} · max_concurrency={owner.max_concurrency}{sizes}", "kind": kind}
 
 
 def _lane_label(owner, key) -> str:

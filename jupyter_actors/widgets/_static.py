@@ -153,7 +153,7 @@ def svg(state: dict, stats: list, width: int = LABEL_W + PLOT_W + 10) -> str:
     height = y + 4
 
     rects: list = []
-    for call_id, group, lane, method, _q, s, e, status in bars:
+    for call_id, group, lane, method, _q, s, e, status, concurrency_group in bars:
         if lane < 0 or s is None:
             continue
         section = groups[group]["section"]
@@ -165,7 +165,8 @@ def svg(state: dict, stats: list, width: int = LABEL_W + PLOT_W + 10) -> str:
         cls = ["ja-bar", {0: "queued", 1: "running", 2: "ok", 3: "failed", 4: "cancelled"}[status]]
         tip = (f"{methods[method]} · call {call_id}\nran {seconds((end - s) / 1e3)}"
                f" (queued {seconds((s - (_q or 0)) / 1e3)}) · {lanes[lane][1]}"
-               f" · {('queued', 'running', 'finished', 'failed', 'cancelled')[status]}")
+               f" · {('queued', 'running', 'finished', 'failed', 'cancelled')[status]}"
+               + (f"\nconcurrency group {concurrency_group}" if concurrency_group else ""))
         rects.append(f'<rect class="{" ".join(cls)}" x="{x:.2f}" y="{lane_y[lane] + 0.5:.2f}" '
                      f'width="{w:.2f}" height="{max(h - 1, 1):.2f}" fill="{colour}"'
                      f'{BAR_STYLE[status]}>'

@@ -13,7 +13,8 @@ const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948
 const LABEL_W = 210, AXIS_H = 22, SECTION_H = 22, GROUP_H = 18, QUEUE_H = 10, PAD_R = 12;
 const STATUS = ["queued", "running", "finished", "failed", "cancelled"];
 // Columns of a bar row (see _model.py).
-const ID = 0, GROUP = 1, LANE = 2, METHOD = 3, QUEUED = 4, STARTED = 5, ENDED = 6, STATE = 7;
+const ID = 0, GROUP = 1, LANE = 2, METHOD = 3, QUEUED = 4, STARTED = 5, ENDED = 6, STATE = 7,
+  CONCURRENCY_GROUP = 8;
 
 function svgEl(tag, attrs, parent) {
   const e = document.createElementNS(NS, tag);
@@ -420,7 +421,8 @@ class View {
     this.tip.textContent =
       `${this.store.layout.methods[row[METHOD]]}\ncall id ${row[ID]} · ${STATUS[row[STATE]]}\n` +
       `ran ${seconds(end - row[STARTED])}, queued ${seconds(row[STARTED] - row[QUEUED])}\n` +
-      `${group.label} · ${lane ? lane.label : ""}`;
+      `${group.label} · ${lane ? lane.label : ""}` +
+      (row[CONCURRENCY_GROUP] ? `\nconcurrency group ${row[CONCURRENCY_GROUP]}` : "");
     const box = this.root.getBoundingClientRect();
     this.tip.style.display = "block";
     this.tip.style.left = `${Math.min(e.clientX - box.left + 14, box.width - 220)}px`;

@@ -17,7 +17,8 @@ class ActorState:
     """One actor: its worker, the calls waiting to be sent, and how it ended."""
 
     def __init__(self, runtime, actor_id: str, class_name: str, name, is_async: bool,
-                 max_concurrency: int, named_key=None, max_pending_calls: int = -1):
+                 max_concurrency: int, named_key=None, max_pending_calls: int = -1,
+                 concurrency_groups: dict | None = None):
         self.runtime = runtime
         self.actor_id = actor_id
         self.class_name = class_name
@@ -25,6 +26,7 @@ class ActorState:
         self.named_key = named_key
         self.is_async = is_async
         self.max_concurrency = max_concurrency
+        self.concurrency_groups = concurrency_groups   # {name: size}, or None
         self.max_pending_calls = max_pending_calls
         self.lock = threading.RLock()
         self.conn: Connection | None = None
@@ -193,17 +195,24 @@ class ActorState:
 
     def describe(self) -> dict:
         conn = self.conn
-        running = queued = 0
+        sizes = {None: self.max_concurrency, **(self.concurrency_groups or {})}
+        running = dict.fromkeys(sizes, 0)
+        queued = dict.fromkeys(sizes, 0)
         if conn is not None:
             for record in list(conn.pending.values()):
                 if record.status == RUNNING:
-                    running += 1
+                    running[record.group] += 1
                 elif record.status == PENDING:
-                    queued += 1
-        queued += sum(1 for r in list(self.queue) if r is not _EXIT_MARKER)
+                    queued[record.group] += 1
+        for record in list(self.queue):
+            if record is not _EXIT_MARKER:
+                queued[record.group] += 1
+        groups = [{"name": name, "max_concurrency": size, "running": running[name],
+                   "queued": queued[name]} for name, size in sizes.items()]
+        running, queued = sum(running.values()), sum(queued.values())
         return {"actor_id": self.actor_id, "class_name": self.class_name, "name": self.name, "pid": self.pid,
                 "kind": "async" if self.is_async else "threaded",
-                "max_concurrency": self.max_concurrency, "running": running,
+                "max_concurrency": self.max_concurrency, "groups": groups, "running": running,
                 "queued": queued, "done": self.counts[FINISHED],
                 "failed": self.counts[FAILED] + self.counts[CANCELLED],
                 # Killed counts as dead at once, before the I/O thread sees the exit.

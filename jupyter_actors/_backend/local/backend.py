@@ -36,14 +36,15 @@ class LocalBackend(Backend):
         rt = self.runtime
         key = None if spec.name is None else (spec.namespace, spec.name)
         state = ActorState(rt, spec.actor_id, spec.class_name, spec.name, spec.is_async,
-                           spec.max_concurrency, key, spec.max_pending_calls)
+                           spec.max_concurrency, key, spec.max_pending_calls,
+                           spec.concurrency_groups)
         state.class_key, state.definition = spec.class_key, spec.definition
         rt.registry.add(state)  # raises if the name is taken
         options = worker_options()
         options.update(actor_id=spec.actor_id, class_key=spec.class_key,
                        class_name=spec.class_name, name=spec.name,
                        namespace=spec.namespace, max_concurrency=spec.max_concurrency,
-                       is_async=spec.is_async)
+                       is_async=spec.is_async, concurrency_groups=spec.concurrency_groups)
         record = CallRecord("init", f"{spec.class_name}.__init__",
                             (spec.definition.payload(), options), state, spec.args, spec.deps,
                             1, spec.context, spec.exported)
@@ -54,9 +55,11 @@ class LocalBackend(Backend):
     def call_actor(self, actor: ActorState, spec: CallSpec):
         if actor.max_pending_calls >= 0:
             actor.check_pending_limit()
-        label, method, args, deps, num_returns, context, exported, ref_ids = spec
+        label, method, args, deps, num_returns, context, exported, ref_ids, group = spec
         record = CallRecord("call", label, method, actor, args, deps, num_returns, context,
                             exported, call_id=ref_ids[0] if ref_ids else None)
+        if group is not None:
+            record.group = group
         refs = _new_refs(record, ref_ids)
         actor.submit(record)
         return refs
@@ -78,7 +81,7 @@ class LocalBackend(Backend):
         actor = self.runtime.registry.find(namespace, name)
         if actor is None:
             return None
-        return (actor, actor.class_key, actor.definition.payload())
+        return (actor, actor.class_key, actor.definition.payload(), actor.concurrency_groups)
 
     def adopt_actor(self, actor_id: str, named_key):
         actor = self.runtime.registry.get(actor_id)

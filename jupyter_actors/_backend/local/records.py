@@ -21,7 +21,8 @@ class CallRecord:
     __slots__ = ("call_id", "kind", "label", "target", "owner", "actor_id", "refs", "context",
                  "args_payload", "deps", "num_returns", "retries_left", "submitted",
                  "started", "finished", "slot", "status", "pid", "conn", "waiting",
-                 "exported", "error", "cancel_requested", "max_calls", "nested", "__weakref__")
+                 "exported", "error", "cancel_requested", "max_calls", "nested", "group",
+                 "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
                  context, exported=None, retries=0, max_calls=0, call_id=None):
@@ -50,6 +51,7 @@ class CallRecord:
         self.cancel_requested = False
         self.max_calls = max_calls        # tasks: runs of this function a worker may make
         self.nested = False               # tasks: submitted inside a worker (runs first)
+        self.group = None                 # calls: the concurrency group, None: the default
 
     def deps_ready(self) -> bool:
         return all(d._future.done() for d in self.deps)
@@ -76,7 +78,7 @@ def send_record(conn, record: CallRecord) -> None:
     conn.pending[record.call_id] = record
     if record.kind == "call":
         message = new(CallMethod, (record.call_id, record.target, record.args_payload,
-                                   record.dep_payloads(), record.num_returns))
+                                   record.dep_payloads(), record.num_returns, record.group))
     elif record.kind == "task":
         message = RunTask(record.call_id, record.target, record.args_payload,
                           record.dep_payloads(), record.num_returns, record.label)

@@ -82,7 +82,7 @@ class WorkerCalls:
                 raise ActorDiedError(f"The actor {m.actor_id} of {m.label} is gone.")
             spec = CallSpec(m.label, m.method, m.args, tuple(self._refs(m.deps)),
                             m.num_returns, self._context(conn, m.parent_id),
-                            self._exported(m.exported), m.return_ids)
+                            self._exported(m.exported), m.return_ids, m.group)
             refs = self.backend.call_refs(actor, spec)
         except Exception as exc:
             self._fail(conn, m.return_ids, exc)
@@ -112,7 +112,8 @@ class WorkerCalls:
                              self._exported(m.exported), options["is_async"],
                              options["max_concurrency"], options.get("name"),
                              options.get("namespace"), options.get("max_pending_calls", -1),
-                             self._context(conn, options.get("parent_id")))
+                             self._context(conn, options.get("parent_id")),
+                             options.get("concurrency_groups"))
             actor = self.backend.create_actor(spec)
         except Exception as exc:
             if reply_id is not None:
@@ -169,7 +170,8 @@ class WorkerCalls:
         if actor is None:
             return None
         self.runtime.lent.lend(conn, [actor])
-        return (actor.actor_id, actor.named_key, actor.class_key, actor.definition.payload().blob)
+        return (actor.actor_id, actor.named_key, actor.class_key, actor.definition.payload().blob,
+                actor.concurrency_groups)
 
     def _describe_actor(self, conn, actor_id):
         actor = self.runtime.registry.get(actor_id)
