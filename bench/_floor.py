@@ -170,7 +170,7 @@ def run(rows, cfg) -> dict:
             samples.append(pipe_n / (time.perf_counter() - t))
         return samples[1:]
 
-    for kind in ("threaded", "mc16", "async"):
+    for kind in ("threaded", "mc16", "async", "group", "group_async"):
         if f"sync_{kind}" in rows:
             out[f"sync_{kind}"] = sync_calls()
         if f"pipe_{kind}" in rows:

@@ -30,7 +30,20 @@ def _define(ray):
     def task(x=None):
         return x
 
-    return Threaded, Async, task
+    # Concurrency groups: the same echo, in a group of one.
+    @ray.remote(concurrency_groups={"io": 1})
+    class GroupedThreaded:
+        @ray.method(concurrency_group="io")
+        def f(self, x=None):
+            return x
+
+    @ray.remote(concurrency_groups={"io": 1})
+    class GroupedAsync:
+        @ray.method(concurrency_group="io")
+        async def f(self, x=None):
+            return x
+
+    return Threaded, Async, task, GroupedThreaded, GroupedAsync
 
 
 def _rate(n, seconds):
@@ -81,7 +94,7 @@ def run(ray, rows, cfg, init_kwargs=None):
     t1 = time.perf_counter()
     if "init" in rows:
         out["init"] = [t1 - t0]
-    Threaded, Async, task = _define(ray)
+    Threaded, Async, task, GroupedThreaded, GroupedAsync = _define(ray)
     first = Threaded.remote()
     ray.get(first.f.remote(1))
     if "cold" in rows:
@@ -109,6 +122,10 @@ def run(ray, rows, cfg, init_kwargs=None):
                 actors[kind] = first
             elif kind == "mc16":
                 actors[kind] = Threaded.options(max_concurrency=16).remote()
+            elif kind == "group":
+                actors[kind] = GroupedThreaded.remote()
+            elif kind == "group_async":
+                actors[kind] = GroupedAsync.remote()
             else:
                 actors[kind] = Async.remote()
             ray.get(actors[kind].f.remote(1))
@@ -131,7 +148,7 @@ def run(ray, rows, cfg, init_kwargs=None):
             samples.append(_rate(pipe_n, time.perf_counter() - t))
         return samples[1:]
 
-    for kind in ("threaded", "mc16", "async"):
+    for kind in ("threaded", "mc16", "async", "group", "group_async"):
         if f"sync_{kind}" in rows:
             out[f"sync_{kind}"] = sync_calls(actor(kind).f.remote)
         if f"pipe_{kind}" in rows:

@@ -107,15 +107,22 @@ class AsyncExecutor:
     def _cancel(self, call_id) -> None:
         task = self.tasks.get(call_id)
         if task is not None:
-            # A task cancelled before its first step never enters _run's body, so nothing
-            # would answer for it; its first step is already scheduled, so cancel after it.
-            self.loop.call_soon(task.cancel)
+            task.cancel()
+            # A task cancelled before its first step never enters _run's body: then
+            # nothing has answered for it when it ends, and this does.
+            task.add_done_callback(lambda _task: self._never_started(call_id))
             return
         for call in self.held:
             if call.call_id == call_id:
                 self.held.remove(call)
                 self.worker.finish(CallCancelled(call_id, time.monotonic()))
                 return
+
+    def _never_started(self, call_id) -> None:
+        if self.tasks.pop(call_id, None) is not None:
+            self.worker.finish(CallCancelled(call_id, time.monotonic()))
+            if self.exiting and not self.tasks:
+                self.loop.stop()
 
     def _stop_when_idle(self) -> None:
         self.exiting = True
