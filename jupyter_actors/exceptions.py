@@ -6,6 +6,8 @@ Every class has a Ray alias (``RayTaskError`` = ``TaskError`` and so on), so
 """
 from __future__ import annotations
 
+import sys
+
 __all__ = [
     "ActorDiedError",
     "ActorError",
@@ -44,6 +46,20 @@ class TaskError(Error):
         self.remote_traceback = remote_traceback
         self.function_name = function_name
         self.pid = pid
+
+    @property
+    def _render_traceback_(self):
+        """IPython's hook: draw the remote frames as the rest of the local traceback.
+
+        Absent (AttributeError) when there are no remote frames or no IPython
+        shell runs, so IPython then draws the error its usual way.
+        """
+        if self.__dict__.get("_remote_frames") and "IPython" in sys.modules:
+            from ._jupyter.remote_tracebacks import renderer_for
+            render = renderer_for(self)
+            if render is not None:
+                return render
+        raise AttributeError("_render_traceback_")
 
 
 class RemoteTraceback(Exception):

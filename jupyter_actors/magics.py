@@ -102,8 +102,19 @@ def _cache_cell(shell, cell: str) -> tuple:
     first_in_cell = _first_code_line(cell.splitlines())
     first_in_source = _first_code_line(transformed.splitlines())
     source = "\n" * max(0, 1 + first_in_cell - first_in_source) + transformed
-    filename = shell.compile.cache(source, shell.execution_count)
+    filename = shell.compile.cache(source, _running_cell_number(shell))
     return source, filename
+
+
+def _running_cell_number(shell) -> int:
+    """The number the frontend shows for the running cell (``In [N]``).
+
+    IPython 9 counts the next cell as soon as one starts, IPython 8 when it
+    ends: the running cell's own result knows its number in both.
+    """
+    running = getattr(shell.displayhook, "exec_result", None)
+    number = getattr(running, "execution_count", None)
+    return number if isinstance(number, int) else shell.execution_count
 
 
 def _first_code_line(lines: list) -> int:

@@ -10,7 +10,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from ..exceptions import GetTimeoutError
+from ..exceptions import Error, GetTimeoutError
 from . import refs as _refs
 from . import session
 from .actors import ActorHandle, handle_of_found
@@ -34,6 +34,16 @@ def _check_not_in_async_actor(what: str) -> None:
 def get(refs, *, timeout: float | None = None):
     """The value of a ref, or a list of values for a list of refs; raises the call's error."""
     __tracebackhide__ = True  # IPython and pytest show the user's frame, not ours
+    try:
+        return _get(refs, timeout)
+    except Error as exc:
+        # The error object is shared by every get and await of the ref: start
+        # its traceback here, not after the frames of an earlier raise.
+        raise exc.with_traceback(None)
+
+
+def _get(refs, timeout):
+    __tracebackhide__ = True
     _check_not_in_async_actor("get")
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     if isinstance(refs, ObjectRef):

@@ -17,6 +17,7 @@ import threading
 from typing import Any, Callable
 
 from .._wire.payloads import serialize
+from ..exceptions import Error
 
 # True inside a worker process, where refs resolve through the driver.
 IN_WORKER = False
@@ -66,7 +67,12 @@ class ObjectRef:
     def __await__(self):
         # Wrap a copy: cancelling the awaiting task (asyncio.wait_for timing
         # out) must not cancel the ref that get() and other awaiters share.
-        return asyncio.wrap_future(self.future()).__await__()
+        try:
+            return (yield from asyncio.wrap_future(self.future()).__await__())
+        except Error as exc:
+            # The error object is shared by every get and await of this ref:
+            # start its traceback here, not after an earlier raise's frames.
+            raise exc.with_traceback(None)
 
     def as_future(self) -> asyncio.Future:
         """An ``asyncio.Future`` in the running loop (Ray's ``ObjectRef.as_future``)."""

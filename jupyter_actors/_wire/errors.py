@@ -13,7 +13,7 @@ def remote_exception(error: tuple, where: str, pid: int | None) -> BaseException
     It is an instance of the remote exception's own class and of ``TaskError``,
     with the remote traceback attached as its ``__cause__``.
     """
-    payload, type_name, message, tb_text = error
+    payload, type_name, message, tb_text = error[:4]
     original = None
     if payload is not None:
         try:
@@ -28,6 +28,9 @@ def remote_exception(error: tuple, where: str, pid: int | None) -> BaseException
     exc.function_name = where
     exc.pid = pid
     exc.__cause__ = RemoteTraceback(f"\n{where} failed in pid {pid}:\n\n{tb_text}")
+    # What IPython draws as the rest of the local traceback (_jupyter/remote_tracebacks.py).
+    exc._remote_frames = error[4] if len(error) > 4 else ()
+    exc._remote_chained = error[5] if len(error) > 5 else True
     return exc
 
 

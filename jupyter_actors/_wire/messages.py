@@ -50,7 +50,10 @@ What the fields hold:
   runs in (the method's, or the one given with ``.options``); None for the
   default group, sized by ``max_concurrency``.
 - ``payloads`` of ``CallOk``: a tuple, one payload per declared return value.
-- ``error``: ``(exception payload or None, type name, message, traceback text)``.
+- ``error``: ``(exception payload or None, type name, message, traceback text,
+  frames, chained)``: ``frames`` are the user's frames that raised it, as plain
+  tuples (``_wire/tracebacks.py``), ``chained`` whether the remote exception
+  had a cause or context that only the text shows.
 - ``t``, ``t_start``, ``t_end``: the worker's ``time.monotonic()``; ``slot``: the
   thread (threaded actor) or in-flight slot (async actor) that ran the call.
 - ``text`` of ``OutputLines``: complete lines, each ending in ``"\\n"``.

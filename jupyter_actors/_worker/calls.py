@@ -6,6 +6,8 @@ import os
 import traceback
 
 from .._wire.payloads import NONE_PAYLOAD, DepArg, deserialize, serialize
+from .._wire.tracebacks import describe_frames
+from ..exceptions import RemoteTraceback
 
 # Frames of the worker's own machinery, left out of the tracebacks users see.
 _OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
@@ -67,7 +69,20 @@ def describe_error(exc: BaseException) -> tuple:
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
+        frames = describe_frames(exc)
+    except Exception:
+        frames = ()  # the text above still tells what happened
+    try:
         payload = serialize(exc.with_traceback(None))
     except Exception:
         payload = None
-    return (payload, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)
+    return (payload, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text,
+            frames, is_chained(exc))
+
+
+def is_chained(exc: BaseException) -> bool:
+    """Whether the traceback text says more than the frames: a cause or a context."""
+    cause = exc.__cause__
+    if cause is not None:
+        return not isinstance(cause, RemoteTraceback)
+    return exc.__context__ is not None and not exc.__suppress_context__
