@@ -80,9 +80,17 @@ class ActorMagics(Magics):
 
     @line_magic
     def actors(self, line: str):
-        """Show the runtime's actors: class, name, pid, kind, concurrency, call counts, status."""
-        if line.strip():
-            raise UsageError(f"%actors takes no arguments, got {line.strip()!r}")
+        """Show the runtime's actors: class, name, pid, kind, concurrency, call counts, status.
+
+        ``%actors --live`` shows them in an ActorsView, which updates while calls run and
+        has buttons to cancel an actor's queued calls or kill it.
+        """
+        option = line.strip()
+        if option == "--live":
+            from .widgets import ActorsView
+            return ActorsView()
+        if option:
+            raise UsageError(f"%actors takes no arguments but --live, got {option!r}")
         backend = session.current_backend()
         return ActorTable(backend.describe_actors() if backend is not None else [])
 

@@ -7,115 +7,22 @@ screenshot the README shows (docs/images/playground.png).
 """
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import pathlib
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
+from tests.browser_utils import (GUARD_MS, LONG_TASKS, launch_chromium, missing, open_notebook,
+                                 serve_lab)
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("JUPYTER_ACTORS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "images" / "playground.png"
-GUARD_MS = 60_000  # deadlock guard for any single wait in the browser
 BARS = ".jupyter-actors-timeline-view rect.ja-bar"
 
-
-def _missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed (pip install playwright)"
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
-    if importlib.util.find_spec("jupyterlab") is None:
-        return "jupyterlab is not installed"
-    if importlib.util.find_spec("anywidget") is None:
-        return "anywidget is not installed"
-    return None
-
-
-if _missing():
-    pytest.skip(_missing(), allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _notebook(cells: list) -> dict:
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
-                   "metadata": {}, "outputs": [], "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 with its own settings, serving a temporary folder."""
-    root = tmp_path_factory.mktemp("lab")
-    (root / "playground.ipynb").write_text(json.dumps(_notebook([
-        "from jupyter_actors.widgets import ConcurrencyPlayground\n"
-        "pg = ConcurrencyPlayground(kind='async', max_concurrency=2, n_tasks=16, duration=0.2)\n"
-        "pg",
-    ])))
-    (root / "timeline.ipynb").write_text(json.dumps(_notebook([TIMELINE_SETUP, TIMELINE_RUN])))
-    settings = root / ".settings"
-    # No news pop-up over the screenshot.
-    notify = settings / "@jupyterlab" / "apputils-extension"
-    notify.mkdir(parents=True)
-    (notify / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".config"),
-               JUPYTER_RUNTIME_DIR=str(root / ".runtime"), PYTHONUNBUFFERED="1")
-    env.pop("JUPYTER_TOKEN", None)
-    log = open(root / "lab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabServerApp.user_settings_dir={settings}",
-         f"--LabServerApp.workspaces_dir={root / '.workspaces'}",
-         "--ServerApp.open_browser=False"]
-        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            pytest.fail("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
-        time.sleep(0.2)
-    yield {"base": base, "token": token, "root": root}
-    proc.terminate()  # shuts the kernel down; its workers exit with it
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-    log.close()
+if missing():
+    pytest.skip(missing(), allow_module_level=True)
 
 
 # A threaded actor with four threads: thousands of calls, one failing, and an
@@ -157,36 +64,33 @@ print("ran", N)"""
 
 
 @pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with its own settings, serving a temporary folder."""
+    yield from serve_lab(tmp_path_factory.mktemp("lab"), {
+        "playground.ipynb": [
+            "from jupyter_actors.widgets import ConcurrencyPlayground\n"
+            "pg = ConcurrencyPlayground(kind='async', max_concurrency=2, n_tasks=16, "
+            "duration=0.2)\n"
+            "pg"],
+        "timeline.ipynb": [TIMELINE_SETUP, TIMELINE_RUN],
+    })
+
+
+@pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def _open(browser, lab, name: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000},
-                                  device_scale_factor=1)
-    page = context.new_page()
-    page.set_default_timeout(GUARD_MS)
-    page.goto(f"{lab['base']}/lab/tree/{name}?token={lab['token']}&reset")
-    page.wait_for_selector(".jp-Notebook .jp-Cell")
-    # The kernel must be up before a cell runs: the status bar says "Idle".
-    page.wait_for_selector("text=/Python 3 \\(ipykernel\\) \\| Idle/")
-    return context, page
+    yield from launch_chromium()
 
 
 @pytest.fixture
 def page(browser, lab):
-    context, page = _open(browser, lab, "playground.ipynb")
+    context, page = open_notebook(browser, lab, "playground.ipynb")
     yield page
     context.close()
 
 
 @pytest.fixture
 def timeline_page(browser, lab):
-    context, page = _open(browser, lab, "timeline.ipynb")
+    context, page = open_notebook(browser, lab, "timeline.ipynb")
     yield page
     context.close()
 
@@ -246,15 +150,6 @@ def test_playground_draws_bars_live_and_saves_a_screenshot(page):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     playground.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
-
-
-# Long main-thread tasks in the page, collected while calls are drawn.
-LONG_TASKS = """() => {
-  window.__longTasks = [];
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) window.__longTasks.push(e.duration);
-  }).observe({type: "longtask", buffered: false});
-}"""
 
 
 def test_timeline_of_thousands_of_calls_stays_responsive(timeline_page):

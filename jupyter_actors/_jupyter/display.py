@@ -130,20 +130,26 @@ COLUMNS = ("class", "name", "pid", "kind", "max_concurrency", "running", "queued
 class ActorTable:
     """The actors of the session when ``%actors`` ran (dead ones still referenced too)."""
 
-    def __init__(self, rows: list):
+    def __init__(self, rows: list, restarts: bool = False):
         self.rows = rows       # the backend's describe_actors()
+        self.restarts = restarts
+        self.columns = COLUMNS[:-1] + ("restarts", "status") if restarts else COLUMNS
 
     def _cells(self, row: dict) -> list:
         status = "alive" if row["alive"] else f"dead: {row['death'] or 'unknown cause'}"
-        return [row["class_name"], row["name"] or "", str(row["pid"] or ""), row["kind"],
-                concurrency_cell(row), running_cell(row), str(row["queued"]),
-                str(row["done"]), str(row["failed"]), status]
+        cells = [row["class_name"], row["name"] or "", str(row["pid"] or ""), row["kind"],
+                 concurrency_cell(row), running_cell(row), str(row["queued"]),
+                 str(row["done"]), str(row["failed"])]
+        if self.restarts:
+            cells.append(str(row.get("restarts", 0)))
+        return cells + [status]
 
     def __repr__(self) -> str:
         if not self.rows:
             return "No actors."
-        table = [list(COLUMNS)] + [self._cells(r) for r in self.rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS) - 1)]
+        columns = self.columns
+        table = [list(columns)] + [self._cells(r) for r in self.rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns) - 1)]
         lines = []
         for line in table:
             cells = [c.ljust(w) for c, w in zip(line, widths)] + [line[-1]]
@@ -156,7 +162,7 @@ class ActorTable:
     def _repr_html_(self) -> str:
         if not self.rows:
             return "<p><i>No actors.</i></p>"
-        head = "".join(f"<th>{c}</th>" for c in COLUMNS)
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for row in self.rows:
             cells = [html.escape(c) for c in self._cells(row)[:-1]]

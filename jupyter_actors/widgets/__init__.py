@@ -1,9 +1,10 @@
-"""Widgets that show how calls interleave: a live ``Timeline`` and a ``ConcurrencyPlayground``.
+"""Widgets: a live ``Timeline`` of calls, a ``ConcurrencyPlayground``, a live ``ActorsView``.
 
-    from jupyter_actors.widgets import Timeline, ConcurrencyPlayground
+    from jupyter_actors.widgets import ActorsView, Timeline, ConcurrencyPlayground
     Timeline()                      # every call from now on (and those still remembered)
     Timeline(actor)                 # one actor
     ConcurrencyPlayground()         # try max_concurrency, async vs threaded, blocking code
+    ActorsView()                    # every actor, its calls and state; cancel and kill buttons
 
 They need ipywidgets and anywidget, which load only when a widget is used:
 worker processes import this package (the playground's actor classes live
@@ -11,13 +12,16 @@ here) and must stay light.
 """
 from __future__ import annotations
 
-__all__ = ["ConcurrencyPlayground", "Timeline"]
+__all__ = ["ActorsView", "ConcurrencyPlayground", "Timeline"]
 
 
 def __getattr__(name: str):
     if name == "Timeline":
         from ._timeline import Timeline
         return Timeline
+    if name == "ActorsView":
+        from ._actors_view import ActorsView
+        return ActorsView
     if name == "ConcurrencyPlayground":
         from ._playground import ConcurrencyPlayground
         return ConcurrencyPlayground

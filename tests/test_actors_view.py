@@ -1,0 +1,109 @@
+"""ActorsView: its rows follow the actors while calls run; cancel and kill from the view.
+
+Real actors in real worker processes; the widget is the real one (outside a
+kernel its comm messages go nowhere, its state is all there). The buttons
+themselves are clicked in tests/test_browser_actors_view.py.
+"""
+from __future__ import annotations
+
+import pytest
+
+import jupyter_actors as ray
+from tests.helpers import GUARD, FileEvent, wait_until_started
+
+pytest.importorskip("anywidget", reason="the widgets need anywidget")
+
+from jupyter_actors.widgets import ActorsView  # noqa: E402
+
+# Row fields (see _actors_view._row).
+ID, CLASS, NAME, PID, KIND, CONCURRENCY, RUNNING, QUEUED, DONE, FAILED, RESTARTS, ALIVE, DEATH = \
+    range(13)
+
+
+@ray.remote
+class Gated:
+    def wait_for(self, path):
+        return FileEvent(path).wait(GUARD)
+
+    def fail(self):
+        raise ValueError("no")
+
+    def ping(self):
+        return "pong"
+
+
+def row_of(view, handle) -> list:
+    view._flush()
+    return next(r for r in view._rows if r[ID] == handle._actor_id)
+
+
+def test_rows_follow_calls_while_they_run(tmp_path):
+    """running / queued / done / failed change as the calls do; restarts default to 0."""
+    gate = FileEvent(tmp_path / "gate")
+    a = Gated.options(name="gated").remote()
+    view = ActorsView()
+    try:
+        first = a.wait_for.remote(gate.path)
+        queued = [a.ping.remote() for _ in range(3)]
+        wait_until_started(first)
+        row = row_of(view, a)
+        assert row[CLASS:KIND + 1] == ["Gated", "gated", row[PID], "threaded"]
+        assert row[PID] > 0 and row[CONCURRENCY] == 1 and row[RESTARTS] == 0
+        assert (row[RUNNING], row[QUEUED], row[DONE]) == (1, 3, 0)
+        gate.set()
+        ray.get(queued, timeout=GUARD)
+        with pytest.raises(ValueError):
+            ray.get(a.fail.remote(), timeout=GUARD)
+        row = row_of(view, a)
+        assert (row[RUNNING], row[QUEUED], row[DONE], row[FAILED]) == (0, 0, 4, 1)
+        assert row[ALIVE] is True and row[DEATH] == ""
+    finally:
+        view.close()
+
+
+def test_cancel_and_kill_from_the_view(tmp_path):
+    """The view's cancel cancels only queued calls; kill ends the actor, shown dead with why."""
+    gate = FileEvent(tmp_path / "gate")
+    a, b = Gated.remote(), Gated.remote()
+    ray.get([a.ping.remote(), b.ping.remote()], timeout=GUARD)
+    view = ActorsView()
+    try:
+        running = a.wait_for.remote(gate.path)
+        queued = [a.ping.remote() for _ in range(3)]
+        wait_until_started(running)
+        view._on_frontend_message(view, {"kind": "cancel", "actor_id": a._actor_id}, [])
+        for ref in queued:
+            with pytest.raises(ray.exceptions.TaskCancelledError):
+                ray.get(ref, timeout=GUARD)
+        gate.set()
+        assert ray.get(running, timeout=GUARD) is True
+        view._on_frontend_message(view, {"kind": "kill", "actor_id": b._actor_id}, [])
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(b.ping.remote(), timeout=GUARD)
+        row = row_of(view, b)
+        assert row[ALIVE] is False and "kill" in row[DEATH]
+        assert row_of(view, a)[ALIVE] is True
+        text = repr(view.table())
+        assert text.splitlines()[0].split() == [
+            "class", "name", "pid", "kind", "max_concurrency", "running", "queued", "done",
+            "failed", "restarts", "status"]
+        assert "dead: killed" in text
+        # A message about an actor that is gone breaks nothing.
+        view._on_frontend_message(view, {"kind": "kill", "actor_id": "0" * 16}, [])
+    finally:
+        view.close()
+
+
+def test_static_view_is_the_table_and_does_not_follow():
+    """live=False: a snapshot; the mime bundle holds the same table as text and HTML."""
+    a = Gated.remote()
+    ray.get(a.ping.remote(), timeout=GUARD)
+    view = ActorsView(live=False)
+    data, _ = view._repr_mimebundle_()
+    assert "Gated" in data["text/plain"] and "restarts" in data["text/plain"]
+    assert "<th>restarts</th>" in data["text/html"] and "<td>threaded</td>" in data["text/html"]
+    assert repr(view) == "ActorsView(all actors)"
+    before = view._rows
+    ray.get(a.ping.remote(), timeout=GUARD)
+    view._flush()
+    assert view._rows == before
