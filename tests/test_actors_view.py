@@ -82,12 +82,13 @@ def test_cancel_and_kill_from_the_view(tmp_path):
             ray.get(b.ping.remote(), timeout=GUARD)
         row = row_of(view, b)
         assert row[ALIVE] is False and "kill" in row[DEATH]
+        view.kill(b)  # killing a dead actor again changes nothing
         assert row_of(view, a)[ALIVE] is True
         text = repr(view.table())
         assert text.splitlines()[0].split() == [
             "class", "name", "pid", "kind", "max_concurrency", "running", "queued", "done",
             "failed", "restarts", "status"]
-        assert "dead: killed" in text
+        assert "was killed by jupyter_actors.kill()" in text  # the final cause
         # A message about an actor that is gone breaks nothing.
         view._on_frontend_message(view, {"kind": "kill", "actor_id": "0" * 16}, [])
     finally:
@@ -100,10 +101,29 @@ def test_static_view_is_the_table_and_does_not_follow():
     ray.get(a.ping.remote(), timeout=GUARD)
     view = ActorsView(live=False)
     data, _ = view._repr_mimebundle_()
-    assert "Gated" in data["text/plain"] and "restarts" in data["text/plain"]
+    assert data["text/plain"] == repr(view) == "ActorsView(all actors)"
     assert "<th>restarts</th>" in data["text/html"] and "<td>threaded</td>" in data["text/html"]
-    assert repr(view) == "ActorsView(all actors)"
+    assert "Gated" in repr(view.table()) and "restarts" in repr(view.table())
     before = view._rows
     ray.get(a.ping.remote(), timeout=GUARD)
     view._flush()
     assert view._rows == before
+
+
+@pytest.mark.kernel
+def test_actors_live_magic_shows_the_view_and_its_table():
+    """%actors --live displays an ActorsView whose snapshot is the table with restarts."""
+    from tests.kernel_utils import kernel_with_extension
+    kernel = kernel_with_extension(
+        "@ray.remote\nclass Box:\n    def ping(self):\n        return 1\n"
+        "box = Box.options(name='box').remote()\nray.get(box.ping.remote())")
+    try:
+        cell = kernel.run("%actors --live")
+        data = cell.displays()[0]
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert "<th>restarts</th>" in data["text/html"] and "<td>box</td>" in data["text/html"]
+        assert data["text/plain"] == "ActorsView(all actors)"
+        bad = kernel.run("%actors --bogus", ok=False)
+        assert "takes no arguments but --live" in bad.stderr
+    finally:
+        kernel.shutdown()

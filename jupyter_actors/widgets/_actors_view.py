@@ -13,6 +13,7 @@ snapshot is refreshed after each cell, like the Timeline's.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 
@@ -24,6 +25,7 @@ from .._jupyter.display import ActorTable, concurrency_cell
 from .._trace import tracer
 from . import _display
 from ._pump import pump
+from ._static import MARK_CLOSE, MARK_OPEN
 
 _HERE = pathlib.Path(__file__).parent
 POLL = 1.0  # seconds between two looks when no call ran (an actor may die or restart idle)
@@ -75,14 +77,25 @@ class ActorsView(anywidget.AnyWidget):
         self._changed = True
         return count
 
-    def kill(self, actor) -> None:
-        """End the actor's process, as ``kill(handle)`` does."""
+    def kill(self, actor, wait: float = 5.0) -> None:
+        """End the actor's process, as ``kill(handle)`` does, and wait (at most ``wait``
+        seconds) until its end is known, so the table shows the final cause."""
         actor_id = getattr(actor, "_actor_id", actor)
         backend = session.current_backend()
         if backend is None:
             return
-        backend.kill(backend.adopt_actor(actor_id, None))
+        token = backend.adopt_actor(actor_id, None)
+        pid = backend.describe_actor(token)["pid"]
+        backend.kill(token)
+        first = backend.describe_actor(token)["death"]
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if backend.describe_actor(token)["death"] != first or not _exists(pid):
+                break
+            time.sleep(0.01)
         self._changed = True
+        if self._live:
+            pump.call(self._refresh)
 
     def stop(self) -> None:
         """Stop updating; what is shown stays."""
@@ -103,9 +116,11 @@ class ActorsView(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs):
         data, metadata = super()._repr_mimebundle_(**kwargs)
-        table = self.table()
-        data["text/plain"] = repr(table)
-        data["text/html"] = table._repr_html_()
+        # The snapshot is brought up to date after each cell (as the Timeline's), so
+        # the stored notebook holds the last state; text/plain stays the same, and
+        # the HTML is marked as a snapshot (nbval compares ``view.table()`` instead).
+        data["text/plain"] = repr(self)
+        data["text/html"] = f"{MARK_OPEN}{self.table()._repr_html_()}{MARK_CLOSE}"
         return data, metadata
 
     def _ipython_display_(self):
@@ -150,6 +165,19 @@ class ActorsView(anywidget.AnyWidget):
             pass  # the actor is gone already: the next refresh shows it
         if self._live:
             pump.call(self._refresh)
+
+
+def _exists(pid) -> bool:
+    """Whether the process is there still (False once the driver has reaped it)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _row(d: dict) -> list:
