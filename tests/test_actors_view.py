@@ -48,7 +48,7 @@ def test_rows_follow_calls_while_they_run(tmp_path):
         wait_until_started(first)
         row = row_of(view, a)
         assert row[CLASS:KIND + 1] == ["Gated", "gated", row[PID], "threaded"]
-        assert row[PID] > 0 and row[CONCURRENCY] == 1 and row[RESTARTS] == 0
+        assert row[PID] > 0 and row[CONCURRENCY] == "1" and row[RESTARTS] == 0
         assert (row[RUNNING], row[QUEUED], row[DONE]) == (1, 3, 0)
         gate.set()
         ray.get(queued, timeout=GUARD)
