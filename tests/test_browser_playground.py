@@ -39,8 +39,9 @@ class Worker:
     def fail(self):
         raise ValueError("deliberate")
 
-@ray.remote
+@ray.remote(concurrency_groups={"waits": 1})
 class Waiter:
+    @ray.method(concurrency_group="waits")
     async def wait_forever(self):
         await asyncio.sleep(600)
 
@@ -153,7 +154,8 @@ def test_playground_draws_bars_live_and_saves_a_screenshot(page):
 
 
 def test_timeline_of_thousands_of_calls_stays_responsive(timeline_page):
-    """3000 calls drawn live without freezing the page; failed and cancelled calls marked."""
+    """3000 calls drawn live without freezing the page; failed and cancelled calls marked;
+    a bar's tooltip names its concurrency group."""
     page = timeline_page
     page.evaluate(LONG_TASKS)
     page.locator(".jp-Cell .jp-InputArea-editor").first.click()
@@ -167,6 +169,11 @@ def test_timeline_of_thousands_of_calls_stays_responsive(timeline_page):
     page.wait_for_function(f"document.querySelectorAll('{BARS}.cancelled').length === 1")
     text = page.locator(".jupyter-actors-timeline-view").inner_text()
     assert "max overlap 4" in text and "1 failed" in text and "1 cancelled" in text
+    page.locator(f"{BARS}.cancelled").hover()
+    tip = page.locator(".jupyter-actors-timeline-view .ja-tip")
+    assert "Waiter.wait_forever" in tip.inner_text()
+    assert "concurrency group waits" in tip.inner_text()
+    page.mouse.move(5, 5)
     # The page answered throughout: no main-thread task came near freezing it (redrawing
     # everything for each update would take seconds here; on an idle machine the longest
     # task is about 0.1 s, the bound leaves room for a loaded CI machine).

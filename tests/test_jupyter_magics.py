@@ -180,6 +180,20 @@ def test_actors_table_lists_live_and_dead_actors(kernel):
     assert "<table" in html and "listed-one" in html and "killed" in html
 
 
+def test_actors_table_shows_concurrency_groups(kernel):
+    """A %%remote class with --concurrency-groups: %actors shows each group's size and running calls."""
+    kernel.run("%%remote --concurrency-groups '{\"io\": 2}'\n"
+               "class Grouped:\n"
+               "    @ray.method(concurrency_group='io')\n"
+               "    def fetch(self):\n"
+               "        return 'io'\n")
+    kernel.run("grouped = Grouped.options(name='grouped-one').remote()\n"
+               "assert ray.get(grouped.fetch.remote(), timeout=GUARD) == 'io'\n")
+    text = kernel.run("%actors").result["text/plain"]
+    row = next(r for r in text.splitlines() if "grouped-one" in r)
+    assert "1 (io=2)" in row and "0 (default=0, io=0)" in row, text
+
+
 def test_actors_takes_no_arguments(kernel):
     cell = kernel.run("%actors --all", ok=False)
     assert cell.reply["status"] == "error"
