@@ -9,7 +9,8 @@ adds the ``%%remote`` magic and routes actor output to the cell that made the ca
 from __future__ import annotations
 
 from . import exceptions
-from ._api import (ActorClass, ActorHandle, ActorMethod, ObjectRef, RemoteFunction,
+from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerator, ObjectRef,
+                   ObjectRefGenerator, RemoteFunction,
                    available_resources, cancel, cluster_resources, get, get_actor, init,
                    is_initialized, kill, method, put, remote, shutdown, wait)
 from .tracing import timeline
@@ -20,7 +21,9 @@ __all__ = [
     "ActorClass",
     "ActorHandle",
     "ActorMethod",
+    "DynamicObjectRefGenerator",
     "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
     "available_resources",
     "cancel",

@@ -1,12 +1,14 @@
 """The public API: specs built here, run by the session's backend (see ``_backend.base``)."""
 from .actors import ActorClass, ActorHandle, ActorMethod
 from .functions import RemoteFunction
+from .generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from .ops import cancel, get, get_actor, kill, put, wait
 from .refs import ObjectRef
 from .remote import method, remote
 from .session import (available_resources, cluster_resources, init, is_initialized,
                       shutdown)
 
-__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ObjectRef", "RemoteFunction",
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "DynamicObjectRefGenerator", "ObjectRef",
+           "ObjectRefGenerator", "RemoteFunction",
            "available_resources", "cancel", "cluster_resources", "get", "get_actor", "init",
            "is_initialized", "kill", "method", "put", "remote", "shutdown", "wait"]

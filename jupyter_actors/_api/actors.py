@@ -13,18 +13,34 @@ from .._wire.payloads import LazyDefinition, Payload, deserialize_definition
 from . import refs as _refs
 from . import session
 from .arguments import Signature, _signature, prepare_arguments
+from .generators import is_generator_function, wire_num_returns
 from .options import ACTOR, METHOD, check_options
 
 
 class MethodInfo:
-    __slots__ = ("name", "signature", "is_async", "num_returns", "group")
+    __slots__ = ("name", "signature", "is_async", "num_returns", "group", "is_generator",
+                 "declared", "backpressure")
 
-    def __init__(self, name, signature, is_async, num_returns, group=None):
+    def __init__(self, name, signature, is_async, fn, group=None):
         self.name = name
         self.signature = signature
         self.is_async = is_async
-        self.num_returns = num_returns
         self.group = group          # @method(concurrency_group=...), None: the default group
+        self.is_generator = is_generator_function(fn)
+        # As given to @method (None: not given).
+        self.declared = getattr(fn, "__jupyter_actors_num_returns__",
+                                getattr(fn, "__ray_num_returns__", None))
+        self.backpressure = getattr(fn, "__jupyter_actors_backpressure__", None)
+        # What a call sends (see _wire.messages): a generator streams by default.
+        self.num_returns = wire_num_returns(self.declared, self.is_generator,
+                                            self.backpressure, signature.label)
+
+    def with_options(self, options: dict) -> int:
+        """The num_returns a call with these ``.options()`` sends."""
+        num_returns = options.get("num_returns", self.declared)
+        backpressure = options.get("_generator_backpressure_num_objects", self.backpressure)
+        return wire_num_returns(num_returns, self.is_generator, backpressure,
+                                self.signature.label)
 
 
 def _inspect_methods(cls) -> dict:
@@ -43,12 +59,9 @@ def _inspect_methods(cls) -> dict:
             continue
         label = f"{cls.__name__}.{name}"
         is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-        num_returns = getattr(fn, "__jupyter_actors_num_returns__",
-                              getattr(fn, "__ray_num_returns__", 1))
         group = getattr(fn, "__jupyter_actors_concurrency_group__",
                         getattr(fn, "__ray_concurrency_group__", None))
-        methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, num_returns,
-                                   group)
+        methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, fn, group)
     return methods
 
 
@@ -274,7 +287,7 @@ class ActorMethod:
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)
-        return ActorMethod(self._handle, self._info, options.get("num_returns"),
+        return ActorMethod(self._handle, self._info, self._info.with_options(options),
                            options.get("concurrency_group"))
 
     def __call__(self, *args, **kwargs):

@@ -9,6 +9,7 @@ from .._backend.base import TaskSpec
 from .._wire.payloads import LazyDefinition
 from . import session
 from .arguments import _signature, prepare_arguments
+from .generators import is_generator_function, wire_num_returns
 from .options import TASK, check_options
 
 
@@ -23,6 +24,8 @@ class RemoteFunction:
         # Names the function across processes (the task pool defines it once per worker).
         self._id = func_id or f"{name}-{id(self):x}-{time.monotonic_ns():x}"
         self._definition = LazyDefinition(self._function)
+        self._is_generator = is_generator_function(fn)
+        self._num_returns = self._wire_num_returns(options)
         functools.update_wrapper(self, fn, updated=())
         _functions.setdefault(self._id, self)
 
@@ -36,13 +39,18 @@ class RemoteFunction:
         raise TypeError(f"Remote functions cannot be called directly. Instead of running "
                         f"'{name}()', try '{name}.remote()'.")
 
+    def _wire_num_returns(self, options: dict) -> int:
+        return wire_num_returns(options.get("num_returns"), self._is_generator,
+                                options.get("_generator_backpressure_num_objects"),
+                                self._signature.label)
+
     def remote(self, *args, **kwargs):
-        return _submit_task(self, self._options, args, kwargs)
+        return _submit_task(self, self._options, self._num_returns, args, kwargs)
 
     def options(self, **options) -> "_RemoteFunctionWithOptions":
         merged = dict(self._options)
         merged.update(check_options(dict(options), TASK))
-        return _RemoteFunctionWithOptions(self, merged)
+        return _RemoteFunctionWithOptions(self, merged, self._wire_num_returns(merged))
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {self._signature.label}>"
@@ -58,18 +66,19 @@ def _remote_function_from(func_id: str, fn, options: dict) -> RemoteFunction:
 
 
 class _RemoteFunctionWithOptions:
-    def __init__(self, fn: RemoteFunction, options: dict):
+    def __init__(self, fn: RemoteFunction, options: dict, num_returns: int):
         self._fn = fn
         self._options = options
+        self._num_returns = num_returns
 
     def remote(self, *args, **kwargs):
-        return _submit_task(self._fn, self._options, args, kwargs)
+        return _submit_task(self._fn, self._options, self._num_returns, args, kwargs)
 
 
-def _submit_task(fn: RemoteFunction, options: dict, args, kwargs):
+def _submit_task(fn: RemoteFunction, options: dict, num_returns: int, args, kwargs):
     backend = session.backend()
     payload, deps, exported = prepare_arguments(fn._signature, args, kwargs)
     spec = TaskSpec(fn._signature.label, fn._id, fn._definition, payload, deps,
-                    options.get("num_returns", 1), session.output_router().capture(), exported,
+                    num_returns, session.output_router().capture(), exported,
                     options.get("max_retries", 3), options.get("max_calls", 0))
     return backend.submit_task(spec)

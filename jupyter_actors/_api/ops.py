@@ -14,6 +14,7 @@ from ..exceptions import Error, GetTimeoutError
 from . import refs as _refs
 from . import session
 from .actors import ActorHandle, handle_of_found
+from .generators import ObjectRefGenerator
 from .refs import ObjectRef
 
 # The Jupyter integration installs a progress-bar version of "get many refs".
@@ -61,6 +62,10 @@ def _get(refs, timeout):
         if deadline is None and len(refs) > 1 and get_progress is not None:
             return get_progress(refs)
         return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
+    if isinstance(refs, ObjectRefGenerator):
+        raise TypeError("get() cannot take an ObjectRefGenerator: iterate it and get each "
+                        "item, e.g. [get(ref) for ref in gen]; get(gen.completed()) waits "
+                        "for the call to finish.")
     raise TypeError(f"get() expects an ObjectRef or a list of ObjectRefs, "
                     f"got {type(refs).__name__}")
 
@@ -82,6 +87,8 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
         raise TypeError(f"wait() expects a list of ObjectRefs, got {type(refs).__name__}")
     for r in refs:
         if not isinstance(r, ObjectRef):
+            if isinstance(r, ObjectRefGenerator):
+                return _wait_with_generators(refs, num_returns, timeout)
             raise TypeError(f"wait() expects ObjectRefs, got {type(r).__name__} in the list")
     if len(set(refs)) != len(refs):
         raise ValueError("wait() requires a list of unique ObjectRefs")
@@ -113,6 +120,31 @@ def _wait(refs, num_returns, timeout):
     return ready, [r for r in refs if r not in chosen]
 
 
+def _wait_with_generators(refs, num_returns, timeout):
+    """wait() over refs and generators: a generator is ready when next() would not wait."""
+    for r in refs:
+        if not isinstance(r, (ObjectRef, ObjectRefGenerator)):
+            raise TypeError(f"wait() expects ObjectRefs, got {type(r).__name__} in the list")
+    if len({id(r) for r in refs}) != len(refs):
+        raise ValueError("wait() requires a list of unique ObjectRefs")
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+
+    def done(r) -> bool:
+        return r._future.done() if isinstance(r, ObjectRef) else r.next_ready()
+    while True:
+        ready = [r for r in refs if done(r)][:num_returns]
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if len(ready) >= num_returns or (remaining is not None and remaining <= 0):
+            break
+        futures = [r._future if isinstance(r, ObjectRef) else r._stream.ready_future()
+                   for r in refs if not done(r)]
+        concurrent.futures.wait(futures, remaining, concurrent.futures.FIRST_COMPLETED)
+    chosen = {id(r) for r in ready}
+    return ready, [r for r in refs if id(r) not in chosen]
+
+
 def put(value: Any) -> ObjectRef:
     """Store a value for passing to calls; ``get`` returns a copy of it."""
     if isinstance(value, ObjectRef):
@@ -135,7 +167,9 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
     (``force=True`` kills its worker instead). A running call of a threaded
     actor is not interrupted: it runs to its end and its result is dropped.
     """
-    if not isinstance(ref, ObjectRef):
+    if isinstance(ref, ObjectRefGenerator):
+        ref = ref._completion  # the generator call itself
+    elif not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
     record = ref._owner
     if record is None:

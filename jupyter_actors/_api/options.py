@@ -44,6 +44,21 @@ def _pending_calls(value):
     return None
 
 
+def _num_returns(value):
+    if value in ("streaming", "dynamic"):
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return f"must be an int >= 0, 'streaming' or 'dynamic', got {value!r}"
+    return None
+
+
+def _backpressure(value):
+    if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
+        return (f"must be an int > 0 (the most items the generator yields ahead of the "
+                f"consumer; 1 behaves like a Python generator) or -1 (no limit), got {value!r}")
+    return None
+
+
 def _optional_str(value):
     if value is not None and not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
@@ -83,7 +98,8 @@ OPTIONS = {o.name: o for o in [
     Option("namespace", _A, str, "honoured", _optional_str),
     Option("get_if_exists", _A, bool, "honoured", _bool),
     Option("max_pending_calls", _A, int, "honoured", _pending_calls),
-    Option("num_returns", _MT, int, "honoured", _int_at_least(0)),
+    Option("num_returns", _MT, int, "honoured", _num_returns),
+    Option("_generator_backpressure_num_objects", _MT, int, "honoured", _backpressure),
     Option("max_retries", _T, int, "honoured", _int_at_least(-1, " (-1: for ever)")),
     Option("max_calls", _T, int, "honoured", _int_at_least(0, " (0: no limit)")),
     Option("lifetime", _A, str, "refused", _lifetime, (None, "non_detached"),

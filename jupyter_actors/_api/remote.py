@@ -49,5 +49,7 @@ def method(**options):
         if options.get("concurrency_group") is not None:
             # Checked against the class's groups when @remote sees the class.
             fn.__jupyter_actors_concurrency_group__ = options["concurrency_group"]
+        if options.get("_generator_backpressure_num_objects") is not None:
+            fn.__jupyter_actors_backpressure__ = options["_generator_backpressure_num_objects"]
         return fn
     return decorate

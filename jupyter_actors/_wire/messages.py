@@ -12,6 +12,8 @@
     ref               RefAnswer         ref_id, ok, payload
     reply             Reply             request_id, ok, payload
     exit              ExitWhenDone      (none)
+    consumed          ItemsConsumed     call_id, count
+    stream_item       StreamItem        call_id, ref_id, payload
     worker → driver
     init_ok           ActorReady        call_id
     init_err          ActorInitFailed   call_id, error
@@ -35,6 +37,8 @@
     prompt_open       PromptOpen        request_id, call_id, kind
     prompt_line       PromptLine        request_id, call_id, prompt, password
     prompt_close      PromptClose       call_id
+    item              GeneratorItem     call_id, index, payload
+    stream_consumed   StreamConsumed    call_id, count
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
@@ -86,6 +90,21 @@ object and routes them; the worker picks the ids of the refs it will hold
   says whether anyone can answer (``kind`` is ``"debugger"`` or ``"input"``);
   each line is answered with the text the user typed, or an error (the cell was
   interrupted); Close lets the next session have the prompt.
+
+Generators (a method or function that yields):
+- ``num_returns`` of ``CallMethod`` / ``RunTask`` / ``Submit*`` is ``-1``
+  (``STREAMING``) for a streaming generator, ``-(2 + N)`` for one whose
+  producer pauses while ``N`` yielded items are not yet taken by the consumer
+  (``_generator_backpressure_num_objects``), and ``-2`` (``DYNAMIC``) for
+  ``num_returns="dynamic"``. The call's own result is ``None`` once the
+  generator is exhausted; an exception raised in it fails the call.
+- ``GeneratorItem``: item ``index`` (0, 1, ...) the call yielded; the driver
+  ignores an index it has had (a retried task yields again from 0).
+- ``ItemsConsumed``: the consumer has taken ``count`` items so far (sent only
+  for calls with backpressure); ``StreamConsumed`` is the same, from a worker
+  that consumes another call's items, for the driver to pass on.
+- ``StreamItem``: the next item of a generator call this worker made, as a ref
+  the driver lends it (``ref_id``) with its value.
 
 On the wire a message is the plain tuple ``(tag, *fields)`` (see ``frames``).
 """
@@ -157,6 +176,19 @@ class Reply(NamedTuple):
 
 class ExitWhenDone(NamedTuple):
     TAG = "exit"
+
+
+class ItemsConsumed(NamedTuple):
+    call_id: int
+    count: int
+    TAG = "consumed"
+
+
+class StreamItem(NamedTuple):
+    call_id: int
+    ref_id: int
+    payload: Any
+    TAG = "stream_item"
 
 
 # -- worker -> driver -------------------------------------------------------------
@@ -321,14 +353,41 @@ class PromptLine(NamedTuple):
 class PromptClose(NamedTuple):
     call_id: int
     TAG = "prompt_close"
+class GeneratorItem(NamedTuple):
+    call_id: int
+    index: int
+    payload: Any
+    TAG = "item"
+
+
+class StreamConsumed(NamedTuple):
+    call_id: int
+    count: int
+    TAG = "stream_consumed"
 
 
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
-             RefAnswer, Reply, ExitWhenDone)
+             RefAnswer, Reply, ExitWhenDone, ItemsConsumed, StreamItem)
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
              NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
              PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
-             PromptOpen, PromptLine, PromptClose)
+             PromptOpen, PromptLine, PromptClose, GeneratorItem, StreamConsumed)
+
+# num_returns of a generator call (see the docstring).
+STREAMING = -1
+DYNAMIC = -2
+
+
+def streaming_num_returns(backpressure: int) -> int:
+    """The num_returns of a streaming call whose producer keeps at most ``backpressure``
+    items not yet taken (-1: no limit)."""
+    return STREAMING if backpressure < 1 else -(2 + backpressure)
+
+
+def backpressure_of(num_returns: int) -> int:
+    """The item limit of a streaming call (0: none)."""
+    return -num_returns - 2 if num_returns < DYNAMIC else 0
+
 
 # tag -> message type, for decoding.
 BY_TAG = {kind.TAG: kind for kind in TO_WORKER + TO_DRIVER}

@@ -42,10 +42,12 @@ from .._api import session
 from .._wire import frames
 from .._wire.messages import BecomeTaskWorker, CreateActor
 from .._wire.payloads import set_session_dir
+from . import calls
 from .channel import Channel
 from .client import ClientBackend
 from .reading import driver_gone, first_messages
 from .roles import run_actor, run_tasks
+from .streams import Producer
 from .worker import Worker
 
 
@@ -101,6 +103,7 @@ def run(fd: int, parent_pid: int, lifeline_fd: int | None = None) -> None:
     worker.prompts.install()
     _ids.use_process_prefix()  # ids picked here must not clash with the driver's
     client = worker.client = ClientBackend(worker)
+    worker.producer = calls.stream_producer = Producer(worker)
     session.use_backend(client, parent_pid)
     _refs.IN_WORKER = True
     _refs.set_resolver(client.ref_arrived)

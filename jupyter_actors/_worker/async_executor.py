@@ -15,6 +15,7 @@ import threading
 import time
 
 from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, new
+from . import calls
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
@@ -152,6 +153,9 @@ class AsyncExecutor:
             result = getattr(self.instance, call.target)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
+            elif call.num_returns < 0:  # a generator: items go out as it yields them
+                result = await calls.stream_producer.run_async(
+                    result, call.num_returns, call.label, call.call_id)
             payloads = encode_returns(result, call.num_returns, call.label)
         except asyncio.CancelledError:
             message = CallCancelled(call.call_id, time.monotonic())

@@ -36,20 +36,28 @@ def load_arguments(call: Call):
     return args, kwargs
 
 
+# The worker's streams.Producer (set at start): a generator call's items go out through it.
+stream_producer = None
+
+
 def encode_returns(value, num_returns: int, label: str) -> tuple:
     try:
         if num_returns == 1:
             return (NONE_PAYLOAD if value is None else serialize(value, handoff=True),)
         if num_returns == 0:
             return ()
+        if num_returns < 0:  # a generator: its items go out one by one as it yields them
+            return stream_producer.run(value, num_returns, label)
         values = tuple(value)
         if len(values) != num_returns:
             raise ValueError(f"{label} declares num_returns={num_returns} "
                              f"but returned {len(values)} values")
         return tuple(serialize(v, handoff=True) for v in values)
-    except ValueError:
+    except (ValueError, ReturnValueError):
         raise
     except Exception as exc:
+        if num_returns < 0:
+            raise  # raised by the generator itself, at the item where it happened
         raise ReturnValueError(
             f"could not pickle the return value of {label}: {type(exc).__name__}: {exc}") from exc
 

@@ -27,10 +27,12 @@ import weakref
 
 from .. import _ids
 from .._api import refs as _refs
+from .._api.generators import ObjectRefGenerator, Stream
 from .._api.refs import ObjectRef
 from .._backend.base import Backend
-from .._wire.messages import (CancelRef, KillActor, LookupRef, PutObject, Release, Request,
-                              SubmitActor, SubmitCall, SubmitTask, WorkerBlocked)
+from .._wire.messages import (DYNAMIC, CancelRef, KillActor, LookupRef, PutObject, Release,
+                              Request, StreamConsumed, SubmitActor, SubmitCall, SubmitTask,
+                              WorkerBlocked, backpressure_of)
 from .._wire.payloads import Payload, deserialize
 from .capture import current_call
 
@@ -72,6 +74,7 @@ class ClientBackend(Backend):
         self.dropped: collections.deque = collections.deque()  # ("ref"|"actor", id, count)
         self.defined: set = set()        # functions already sent to the driver
         self.replies: dict = {}          # request_id -> future
+        self.streams: dict = {}          # call_id -> (Stream, owner) of a generator call made here
         self._request_ids = itertools.count(1)
 
     # -- refs ----------------------------------------------------------------------------
@@ -163,8 +166,37 @@ class ClientBackend(Backend):
         ids = tuple(_ids.next_id() for _ in range(max(num_returns, 1)))
         owner = WorkerCall(ids[0], kind, label, actor_id)
         refs = [self._own_ref(i, owner) for i in ids]
-        result = None if num_returns == 0 else refs[0] if num_returns == 1 else refs
+        if num_returns == 1:
+            result = refs[0]
+        elif num_returns >= 0:
+            result = refs if num_returns else None
+        elif num_returns == DYNAMIC:
+            result = refs[0]   # its value, when the call ends, holds the items' refs
+        else:
+            result = self._open_stream(ids[0], refs[0], num_returns, label)
         return ids, refs, result
+
+    # -- generator calls made here --------------------------------------------------------
+    def _open_stream(self, call_id, first: ObjectRef, num_returns: int, label: str):
+        def consumed(count):
+            self.send(StreamConsumed(call_id, count))
+        stream = Stream(consumed if backpressure_of(num_returns) else None)
+        self.streams[call_id] = (stream, first._owner)
+        first._future.add_done_callback(lambda _: self.streams.pop(call_id, None))
+        return ObjectRefGenerator(stream, first, label, self.blocking_get)
+
+    def on_stream_item(self, call_id, ref_id: int, payload) -> None:
+        """The next item of a generator call made here: a ref the driver lent us."""
+        stream, owner = self.streams.get(call_id, (None, None))
+        ref = self._own_ref(ref_id, owner)  # dropped at once if nobody consumes any more
+        try:
+            value = deserialize(payload)  # also counts the refs and handles inside it
+        except BaseException as exc:
+            ref._future.set_exception(exc)
+        else:
+            ref._future.set_result(value)
+        if stream is not None:
+            stream.push(ref)
 
     # -- actors ----------------------------------------------------------------------------
     def create_actor(self, spec):

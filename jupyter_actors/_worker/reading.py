@@ -12,8 +12,8 @@ import socket
 import threading
 
 from .._wire import frames
-from .._wire.messages import (CallMethod, CancelCall, DefineFunction, ExitWhenDone, RefAnswer,
-                               Reply, RunTask)
+from .._wire.messages import (CallMethod, CancelCall, DefineFunction, ExitWhenDone,
+                               ItemsConsumed, RefAnswer, Reply, RunTask, StreamItem)
 from .channel import Poller
 
 
@@ -52,6 +52,10 @@ def dispatch(worker, batch: list, make_call) -> None:
             worker.functions_pending[msg.func_id] = msg.function_payload
         elif kind is ExitWhenDone:
             executor.stop()
+        elif kind is StreamItem:
+            worker.client.on_stream_item(msg.call_id, msg.ref_id, msg.payload)
+        elif kind is ItemsConsumed:
+            worker.producer.on_consumed(msg.call_id, msg.count)
     if calls:
         executor.submit(calls)
 

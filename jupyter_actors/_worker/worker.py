@@ -22,6 +22,7 @@ class Worker:
         self.stderr = CapturedStream("stderr", channel, sys.__stderr__)
         self.executor = None
         self.client = None        # the ClientBackend: calls made here go through it
+        self.producer = None      # streams.Producer: sends the items of generator calls
         self.reading = None       # who reads the socket (roles sets it)
         self.actor_info = None    # an actor's id, class, name, namespace, kind, concurrency
         self.prompts = Prompts(self)  # breakpoint() and input() ask the driver's user

@@ -13,6 +13,7 @@ from .actors import ActorState
 from .records import CallRecord
 from .runtime import Runtime
 from .spawner import worker_options
+from .streams import StreamHandlers, open_stream
 from .worker_calls import WorkerCalls
 
 
@@ -27,6 +28,7 @@ class LocalBackend(Backend):
         calls = WorkerCalls(self)
         calls.results = self.runtime.results
         self.runtime.io.handlers.update(calls.table())  # before any worker starts
+        self.runtime.io.handlers.update(StreamHandlers(self.runtime).table())
         # A ref that arrives from a worker (in a result) is the driver's own ref
         # again; one pickled outside any call is kept for the session.
         _refs.set_resolver(self._resolve_ref, self._pin)
@@ -167,7 +169,8 @@ def _as_list(refs, ref_ids) -> list:
 
 
 def _new_refs(record: CallRecord, ref_ids=None):
-    """The refs of a call (the first one's id is the call's): one, a list, or None."""
+    """The refs of a call (the first one's id is the call's): one, a list, None, or a
+    generator's (see streams.open_stream)."""
     n = record.num_returns
     if ref_ids:
         refs = [ObjectRef(i, concurrent.futures.Future()) for i in ref_ids]
@@ -177,6 +180,8 @@ def _new_refs(record: CallRecord, ref_ids=None):
     for ref in refs:
         ref._owner = record
     record.refs = refs
-    if n == 0:
-        return None
-    return refs[0] if n == 1 else refs
+    if n == 1:
+        return refs[0]
+    if n > 1:
+        return refs
+    return None if n == 0 else open_stream(record, refs[0], bool(ref_ids))

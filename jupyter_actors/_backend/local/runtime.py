@@ -49,6 +49,7 @@ class Runtime:
         handlers = self.results.table()
         handlers.update(self.prompts.table())
         self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
+        self.streams: dict = {}   # call_id -> streams.Feed of a generator call in flight
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
         self.spawner = Spawner(self.io, self.session_dir, idle, preload)
 

@@ -21,6 +21,7 @@ from ..._wire.messages import (ActorExiting, CancelRef, KillActor, PutObject, Re
 from ..._wire.payloads import LazyDefinition, serialize
 from ...exceptions import ActorDiedError, TaskError
 from ..base import ActorSpec, CallSpec, TaskSpec
+from .streams import forward
 
 
 class WorkerCalls:
@@ -88,6 +89,8 @@ class WorkerCalls:
             self._fail(conn, m.return_ids, exc)
             return
         self._hand_over(conn, refs)
+        if m.num_returns < 0:
+            forward(self.runtime, m.call_id, conn)
 
     def submit_task(self, conn, m: SubmitTask) -> None:
         options = m.options
@@ -101,6 +104,8 @@ class WorkerCalls:
             self._fail(conn, m.return_ids, exc)
             return
         self._hand_over(conn, refs)
+        if m.num_returns < 0:
+            forward(self.runtime, m.call_id, conn)
 
     def submit_actor(self, conn, m: SubmitActor) -> None:
         options = m.options

@@ -1,0 +1,163 @@
+"""Generator calls in the driver: each yielded item becomes a ref as soon as it arrives.
+
+    producer worker                I/O thread (this module)                 consumer
+    ───────────────                ────────────────────────                 ────────
+    GeneratorItem(index, value) ─▶ Feed.add: a ref holding the value  ──▶   the driver's Stream
+                                     (index already had: a retry; dropped)  (ObjectRefGenerator), or
+                                                                        ──▶ StreamItem to the worker
+                                                                            that made the call
+    the call's result or error  ─▶ the call's own ref: the stream ends (ObjectRefGenerator.end_with)
+    ItemsConsumed(count)        ◀─ the consumer took items (calls with backpressure only);
+                                   a consumer worker says so with StreamConsumed
+
+``num_returns="dynamic"`` collects the items instead, and the ref the caller
+holds gets a ``DynamicObjectRefGenerator`` of them when the call has finished.
+Nothing here runs for calls that are not generators.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+
+from ... import _ids
+from ..._api import refs as _refs
+from ..._api.generators import (ALL, DynamicObjectRefGenerator, ObjectRefGenerator, Stream,
+                                failed_ref)
+from ..._api.refs import ObjectRef
+from ..._wire.messages import (DYNAMIC, GeneratorItem, ItemsConsumed, StreamConsumed,
+                               StreamItem, backpressure_of)
+from ..._wire.payloads import deserialize
+from ...exceptions import TaskError
+from .results import _REBUILD
+
+
+class Feed:
+    """Where the items of one generator call go: a Stream, a worker, or a list (dynamic)."""
+
+    __slots__ = ("record", "stream", "conn", "items", "received")
+
+    def __init__(self, record):
+        self.record = record
+        self.stream = None      # the driver consumes
+        self.conn = None        # a worker consumes (it made the call)
+        self.items = None       # num_returns="dynamic"
+        self.received = 0
+
+    def add(self, index: int, payload) -> None:
+        if index != self.received:
+            return  # had already: a retried task yields its items again
+        self.received += 1
+        ref = _item_ref(self.record, payload)
+        if self.stream is not None:
+            self.stream.push(ref)
+        elif self.conn is not None:
+            conn = self.conn
+            if conn.exited:  # the consumer died: its producer must not wait for it
+                consumed(self.record, ALL)
+                return
+            lent = self.record.owner.runtime.lent
+            lent.lend(conn, [ref])
+            lent.lend_with_value(conn, ref)
+            conn.send(StreamItem(self.record.call_id, ref._id, payload))
+        elif self.items is not None:
+            self.items.append(ref)
+
+
+def _item_ref(record, payload) -> ObjectRef:
+    """A ref holding one yielded item (and noting the refs and handles inside it)."""
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+    ref = ObjectRef(_ids.next_id(), fut)
+    ref._owner = record
+    ref._payload = payload
+    capture = _REBUILD in payload.blob
+    previous = _refs.start_capture() if capture else None
+    try:
+        value = deserialize(payload)
+    except Exception as exc:
+        error = TaskError(f"could not unpickle an item yielded by {record.label}: "
+                          f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        fut.set_exception(error)
+        return ref
+    finally:
+        inner = _refs.stop_capture(previous) if capture else None
+    ref._inner = inner or None
+    fut.set_result(value)
+    return ref
+
+
+def consumed(record, count: int) -> None:
+    """Tell the producer how many items its consumer has taken (backpressure)."""
+    conn = record.conn
+    if conn is not None:
+        conn.send(ItemsConsumed(record.call_id, count))
+
+
+def open_stream(record, first: ObjectRef, for_worker: bool):
+    """What a generator call gives its caller; ``first`` is the call's own ref.
+
+    The driver gets an ObjectRefGenerator (or, for "dynamic", the ref of the
+    DynamicObjectRefGenerator); a worker gets the call's ref (its client makes
+    the generator, and ``forward`` sends it the items).
+    """
+    streams = record.owner.runtime.streams
+    call_id = record.call_id
+    feed = streams[call_id] = Feed(record)
+    if record.num_returns == DYNAMIC:
+        return _open_dynamic(record, first, feed, streams)
+    first._future.add_done_callback(lambda _: streams.pop(call_id, None))
+    if for_worker:
+        return first
+    limit = backpressure_of(record.num_returns)
+    feed.stream = Stream((lambda count: consumed(record, count)) if limit else None)
+    return ObjectRefGenerator(feed.stream, first, record.label)
+
+
+def _open_dynamic(record, user: ObjectRef, feed: Feed, streams: dict) -> ObjectRef:
+    # The call's own ref is internal; the caller's ref gets the items when it ends.
+    done = ObjectRef(_ids.next_id(), concurrent.futures.Future())
+    done._owner = record
+    record.refs = [done]
+    feed.items = []
+
+    def finished(fut):
+        streams.pop(record.call_id, None)
+        error = fut.exception()
+        if error is not None and not isinstance(error, TaskError):
+            user._future.set_exception(error)  # cancelled, or the actor died
+            return
+        items = feed.items
+        if error is not None:  # raised by the generator: the item where it happened
+            items = items + [failed_ref(error, record)]
+        value = DynamicObjectRefGenerator(items)
+        user._payload, inner = _refs.serialize_noting(value)
+        user._inner = inner or None
+        user._future.set_result(value)
+    done._future.add_done_callback(finished)
+    return user
+
+
+def forward(runtime, call_id: int, conn) -> None:
+    """The worker on ``conn`` made this generator call: its items go there."""
+    feed = runtime.streams.get(call_id)
+    if feed is not None and feed.items is None:
+        feed.conn = conn
+
+
+class StreamHandlers:
+    """The I/O thread's handlers of the generator messages."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def table(self) -> dict:
+        return {GeneratorItem: self.item, StreamConsumed: self.consumed}
+
+    def item(self, conn, m: GeneratorItem) -> None:
+        feed = self.runtime.streams.get(m.call_id)
+        if feed is not None:
+            feed.add(m.index, m.payload)
+
+    def consumed(self, conn, m: StreamConsumed) -> None:
+        feed = self.runtime.streams.get(m.call_id)
+        if feed is not None:
+            consumed(feed.record, m.count)

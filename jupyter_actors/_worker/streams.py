@@ -1,0 +1,137 @@
+"""A generator call in the worker: each yielded item goes to the driver as it comes.
+
+    executor thread or event loop            reading thread or loop
+    ─────────────────────────────            ──────────────────────
+    for item in gen (async for ...):         ItemsConsumed(call_id, count) ─▶ on_consumed:
+      GeneratorItem(call_id, i, payload) ─▶    wakes a producer that waits
+      with backpressure N: wait while N
+      items are not yet taken by the consumer
+    then the call's result: None
+
+Items are held back up to the channel's HOLD so that a fast generator sends
+many per write; a producer about to wait sends what it holds first.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from .._wire.messages import GeneratorItem, backpressure_of, new
+from .._wire.payloads import NONE_PAYLOAD, serialize
+from .calls import ReturnValueError
+from .capture import current_call
+
+# What run_async returns: the items went out, the call's result is None.
+STREAMED = object()
+_FINAL = (NONE_PAYLOAD,)
+
+
+def encode_item(item, index: int, label: str):
+    if item is None:
+        return NONE_PAYLOAD
+    try:
+        return serialize(item, handoff=True)
+    except Exception as exc:
+        raise ReturnValueError(f"could not pickle item {index} yielded by {label}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+def _not_a_generator(value, label: str) -> TypeError:
+    return TypeError(f"{label} was called as a generator (num_returns='streaming' or "
+                     f"'dynamic') but returned {type(value).__name__}, not a generator")
+
+
+class Producer:
+    """Sends the items of this worker's generator calls; waits for consumers that lag."""
+
+    def __init__(self, worker):
+        self.channel = worker.channel
+        self.cond = threading.Condition()
+        self.consumed: dict = {}   # call_id -> items taken (calls with backpressure)
+        self.events: dict = {}     # call_id -> (loop, asyncio.Event) of an async producer
+
+    # -- from the reading thread or loop ----------------------------------------------
+    def on_consumed(self, call_id, count: int) -> None:
+        with self.cond:
+            if count <= self.consumed.get(call_id, count):
+                return
+            self.consumed[call_id] = count
+            self.cond.notify_all()
+            waiter = self.events.get(call_id)
+        if waiter is not None:
+            loop, event = waiter
+            loop.call_soon_threadsafe(event.set)
+
+    # -- a generator on a thread ----------------------------------------------------------
+    def run(self, gen, num_returns: int, label: str) -> tuple:
+        """Send every item of ``gen`` (in the calling thread); the call's result payloads."""
+        if gen is STREAMED:
+            return _FINAL
+        if not hasattr(gen, "__next__"):
+            raise _not_a_generator(gen, label)
+        call_id = current_call.get()
+        limit = backpressure_of(num_returns)
+        if limit:
+            with self.cond:
+                self.consumed[call_id] = 0
+        send = self.channel.send_soon
+        index = 0
+        try:
+            for item in gen:
+                send(new(GeneratorItem, (call_id, index, encode_item(item, index, label))))
+                index += 1
+                if limit and index - self.consumed[call_id] >= limit:
+                    self._wait(call_id, index - limit + 1)
+        finally:
+            if limit:
+                with self.cond:
+                    self.consumed.pop(call_id, None)
+        return _FINAL
+
+    def _wait(self, call_id, need: int) -> None:
+        self.channel.flush()  # the consumer needs what is held back to go on
+        with self.cond:
+            while self.consumed[call_id] < need:
+                self.cond.wait(0.5)  # short waits: a cancel can interrupt a task between them
+
+    # -- a generator on an async actor's loop -----------------------------------------------
+    async def run_async(self, gen, num_returns: int, label: str, call_id):
+        """Send every item of an async (or plain) generator, on the loop."""
+        is_async = hasattr(gen, "__anext__")
+        if not is_async and not hasattr(gen, "__next__"):
+            raise _not_a_generator(gen, label)
+        limit = backpressure_of(num_returns)
+        event = None
+        if limit:
+            event = asyncio.Event()
+            with self.cond:
+                self.consumed[call_id] = 0
+                self.events[call_id] = (asyncio.get_running_loop(), event)
+        send = self.channel.send_soon
+        index = 0
+        try:
+            while True:
+                if is_async:
+                    try:
+                        item = await gen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                else:
+                    try:
+                        item = next(gen)
+                    except StopIteration:
+                        break
+                send(new(GeneratorItem, (call_id, index, encode_item(item, index, label))))
+                index += 1
+                if limit:
+                    need = index - limit + 1
+                    while self.consumed[call_id] < need:
+                        self.channel.flush()
+                        event.clear()
+                        await event.wait()
+        finally:
+            if limit:
+                with self.cond:
+                    self.consumed.pop(call_id, None)
+                    self.events.pop(call_id, None)
+        return STREAMED
