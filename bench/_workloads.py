@@ -203,6 +203,8 @@ def run(ray, rows, cfg, init_kwargs=None):
     out.update(_scale_rows(ray, Threaded, rows))
 
     import _composition
+    import _generators
     out.update(_composition.run(ray, rows, cfg))
+    out.update(_generators.run(ray, rows, cfg))
     ray.shutdown()
     return out

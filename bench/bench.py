@@ -54,6 +54,8 @@ ROWS = {
     "task_fanout": ("task submitting 10 tasks, getting them", "calls/s", True),
     "pool_map": ("ActorPool.map, 1000 items, 2 actors", "calls/s", True),
     "queue": ("Queue, 10,000 items producer -> consumer", "calls/s", True),
+    "stream_threaded": ("generator, 10,000 items, threaded actor", "calls/s", True),
+    "stream_async": ("generator, 10,000 items, async actor", "calls/s", True),
 }
 
 # Rows that name several: --only scale runs scale_10 ... scale_1000.
@@ -75,6 +77,7 @@ TARGETS = {
     "array": ("min", 2.5),
     "a2a_sync": ("ratio", 5), "a2a_pipe": ("ratio", 5), "task_fanout": ("ratio", 5),
     "pool_map": ("ratio", 5), "queue": ("ratio", 5),
+    "stream_threaded": ("ratio", 10), "stream_async": ("ratio", 10),
 }
 
 # What the floor column runs for rows where a socketpair echo is not the floor.
