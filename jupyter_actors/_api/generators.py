@@ -138,7 +138,12 @@ class Stream:
     def abandon(self) -> None:
         """The consumer is gone: a producer with backpressure must not wait for it."""
         if self.on_consume is not None and not self._ended:
-            self.on_consume(ALL)
+            # Run by the garbage collector, maybe while this thread holds the lock of
+            # the channel the message goes on: sent from another thread.
+            try:
+                threading.Thread(target=self.on_consume, args=(ALL,), daemon=True).start()
+            except RuntimeError:
+                pass  # the interpreter is exiting, and the workers with it
 
 
 def _wake(waiters) -> None:
