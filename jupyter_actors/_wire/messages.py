@@ -39,6 +39,7 @@
     prompt_close      PromptClose       call_id
     item              GeneratorItem     call_id, index, payload
     stream_consumed   StreamConsumed    call_id, count
+    returned          CallsReturned     call_ids
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
@@ -90,6 +91,8 @@ object and routes them; the worker picks the ids of the refs it will hold
   says whether anyone can answer (``kind`` is ``"debugger"`` or ``"input"``);
   each line is answered with the text the user typed, or an error (the cell was
   interrupted); Close lets the next session have the prompt.
+- ``CallsReturned``: a task worker about to wait (or waiting) gives back the
+  calls it was sent ahead and has not started, for other workers to run.
 
 Generators (a method or function that yields):
 - ``num_returns`` of ``CallMethod`` / ``RunTask`` / ``Submit*`` is ``-1``
@@ -366,12 +369,18 @@ class StreamConsumed(NamedTuple):
     TAG = "stream_consumed"
 
 
+class CallsReturned(NamedTuple):
+    call_ids: tuple
+    TAG = "returned"
+
+
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
              RefAnswer, Reply, ExitWhenDone, ItemsConsumed, StreamItem)
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
              NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
              PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
-             PromptOpen, PromptLine, PromptClose, GeneratorItem, StreamConsumed)
+             PromptOpen, PromptLine, PromptClose, GeneratorItem, StreamConsumed,
+             CallsReturned)
 
 # num_returns of a generator call (see the docstring).
 STREAMING = -1

@@ -320,10 +320,15 @@ class ClientBackend(Backend):
         if not waiting:
             yield
             return
+        executor = self.worker.executor if info is None else None
+        if executor is not None:
+            executor.waiting(True)
         self.send(WorkerBlocked(True, waiting))
         try:
             yield
         finally:
+            if executor is not None:
+                executor.waiting(False)
             self.send(WorkerBlocked(False, ()))
 
     def _check_self_wait(self, refs, info) -> None:

@@ -4,7 +4,8 @@ max_concurrency 1, whichever thread read the call (``InlineExecutor``), or, for
 a threaded actor with concurrency groups, a queue and threads per group
 (``GroupedExecutor``).
 Remote functions use a SyncExecutor in the main thread, where a cancel can
-interrupt them.
+interrupt them; the driver sends a task worker a few calls ahead, and while a
+task waits in ``get`` its worker gives back those it has not started.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import signal
 import threading
 import time
 
-from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, NotInterrupted, new
+from .._wire.messages import (CallCancelled, CallFailed, CallOk, CallsReturned, CallStarted,
+                               NotInterrupted, new)
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
@@ -37,12 +39,28 @@ class SyncExecutor:
         # actor calls cannot (their state could be left half-changed).
         self.interruptible = False
         self.interrupt_target = None
+        self.waits = 0             # a task worker: its running call waits in get()
 
     def submit(self, calls) -> None:
         with self.lock:
+            if self.waits:
+                # A waiting task's worker holds no calls: they could wait on it.
+                self.worker.channel.send(CallsReturned(tuple(c.call_id for c in calls)))
+                return
             self.queued.update(call.call_id for call in calls)
         for call in calls:
             self.queue.put(call)
+
+    def waiting(self, waits: bool) -> None:
+        """A task worker's call starts (or stops) waiting for other calls: give back the
+        calls sent ahead that it has not started (they are skipped when reached)."""
+        with self.lock:
+            self.waits += 1 if waits else -1
+            if not waits or not self.queued:
+                return
+            returned = tuple(self.queued)
+            self.queued.clear()
+            self.worker.channel.send(CallsReturned(returned))
 
     def cancel(self, call_id) -> None:
         """Answer at once whether the call was skipped or is running on (or interrupted).
@@ -116,7 +134,13 @@ class SyncExecutor:
         worker = self.worker
         token = current_call.set(call.call_id)
         start = time.monotonic()
-        worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
+        if self.interruptible:
+            # A task's "start" is on its way before it runs: if the worker dies
+            # in it, the driver knows which call died and which never started
+            # (those are run elsewhere without using up a retry).
+            worker.channel.send(new(CallStarted, (call.call_id, start, slot)))
+        else:
+            worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
         try:
             args, kwargs = load_arguments(call)
             result = self.resolve_target(call.target)(*args, **kwargs)
@@ -131,6 +155,8 @@ class SyncExecutor:
             current_call.reset(token)
         # With calls waiting behind this one, its result may ride with theirs
         # (held HOLD seconds at most): one write and one driver wake-up for a run.
+        if self.interruptible:
+            more = bool(self.queued)  # the next task's "start" takes it along
         worker.finish(message, soon=more)
 
 

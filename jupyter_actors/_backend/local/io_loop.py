@@ -100,6 +100,9 @@ class IOLoop:
                     if not self._run_calls():
                         return
                 elif type(data) is tuple:
+                    # The process ended: what it wrote before (a result, a
+                    # call's start) is read first.
+                    self._read(data[1], until_empty=True)
                     self.on_exit(data[1])
                 else:
                     if mask & selectors.EVENT_READ:
@@ -123,11 +126,16 @@ class IOLoop:
                 self._log(f"running {getattr(fn, '__qualname__', fn)}", exc)
         return True
 
-    def _read(self, conn) -> None:
+    def _read(self, conn, until_empty: bool = False) -> None:
+        while self._read_once(conn) and until_empty and not conn.exited:
+            pass
+
+    def _read_once(self, conn) -> bool:
+        """Read and handle what the socket has; False when it had nothing (or ended)."""
         try:
             messages = conn.decoder.read(conn.sock)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             messages = None
         except Exception as exc:  # a frame that does not decode: the channel is unusable
@@ -136,7 +144,7 @@ class IOLoop:
             messages = None
         if messages is None:
             self.on_exit(conn)
-            return
+            return False
         handlers = self.handlers
         for message in messages:
             try:
@@ -150,6 +158,7 @@ class IOLoop:
                                       f"{type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     self.fail_call(conn, call_id, error)
+        return True
 
     def _log(self, what: str, exc: Exception) -> None:
         key = (what, type(exc))

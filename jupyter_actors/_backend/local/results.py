@@ -66,12 +66,15 @@ class ResultHandlers:
             record.status = RUNNING
         tracer.record_started(record)
 
-    def _finish(self, conn, call_id):
+    def _finish(self, conn, call_id, ended=None):
         record = conn.pending.pop(call_id, None)
         if record is not None:
             # The worker is done with it; the trace keeps the record a while,
             # so it must not keep the worker's connection or the cell alive.
             record.conn = record.context = None
+            if ended is not None:  # the worker's times of a call that ran to its end
+                record.started, record.finished, record.slot = \
+                    ended.t_start, ended.t_end, ended.slot
             if record.kind == "task":
                 record.owner.call_done(conn, record)
         return record
@@ -79,10 +82,9 @@ class ResultHandlers:
     def _ended(self, conn, message):
         """The record of a call that ran to its end (ok or failed), with the worker's times;
         None when there is nothing left to report (unknown, or already cancelled)."""
-        record = self._finish(conn, message.call_id)
+        record = self._finish(conn, message.call_id, message)
         if record is None:
             return None
-        record.started, record.finished, record.slot = message.t_start, message.t_end, message.slot
         if record.status == CANCELLED:
             tracer.record_finished(record)  # the trace gets the worker's times
             return None

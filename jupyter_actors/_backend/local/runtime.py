@@ -69,6 +69,15 @@ class Runtime:
 
     # -- cancel ----------------------------------------------------------------------
     def cancel(self, record: CallRecord, force: bool) -> None:
+        if record.kind == "task":
+            # A task's worker may give it back (or die) meanwhile: the pool
+            # moves it under this lock, so the cancel finds where it is now.
+            with self.task_pool.lock:
+                self._cancel(record, force)
+        else:
+            self._cancel(record, force)
+
+    def _cancel(self, record: CallRecord, force: bool) -> None:
         if record.status in (FINISHED, FAILED, CANCELLED) or record.cancel_requested:
             return
         conn = record.conn

@@ -1,15 +1,33 @@
-"""The pool of worker processes that run remote functions, one call at a time each."""
+"""The pool of worker processes that run remote functions, one call at a time each.
+
+A busy worker is sent up to ``AHEAD`` calls of a brief function (its last run
+took under ``BRIEF``), so that it starts the next one without waiting for the
+driver (pipelined tasks); longer calls wait for an idle worker, so they spread
+over the pool. Calls sent ahead queue in the worker
+in order; a cancel of one is answered by the worker ("cancelled" before it
+started), a worker whose task waits in ``get`` gives back the ones it has not
+started (``CallsReturned``), and when a worker dies only the call it had
+started uses up a retry: the task worker sends each call's "start" before
+running it, so the driver knows which one that was.
+"""
 from __future__ import annotations
 
 import collections
 import threading
+import time
 
 from ..._trace import tracer
 from ..._wire.messages import BecomeTaskWorker, DefineFunction, ExitWhenDone
 from ...exceptions import WorkerCrashedError
 from .connection import Connection
 from .records import CANCELLED, PENDING, CallRecord, fail_record, send_record
+from .results import not_started
 from .spawner import describe_exit, worker_options
+
+# Calls a worker holds at most: the one it runs and those sent ahead of time.
+AHEAD = 32
+# A function whose last run took less (seconds) is sent ahead to busy workers.
+BRIEF = 0.005
 
 
 class TaskPool:
@@ -40,6 +58,7 @@ class TaskPool:
         self.blocked: set = set()
         self.top_running = 0        # the driver's tasks (not nested) sent and not done
         self.functions: dict = {}   # func_id -> payload of the function
+        self.brief: dict = {}       # func_id -> whether its last run took under BRIEF
 
     def define(self, func_id, payload) -> None:
         self.functions[func_id] = payload
@@ -74,26 +93,72 @@ class TaskPool:
         while True:
             if self.nested:
                 queue = self.nested
-            elif self.queue and self.top_running < self.size:
+            elif self.queue and self.top_running < self.size * AHEAD:
                 queue = self.queue
             else:
                 return
-            if queue[0].status == CANCELLED:
+            record = queue[0]
+            if record.status == CANCELLED or record.cancel_requested:
                 queue.popleft()
+                fail_record(record, not_started(record))
                 continue
-            if not self.idle:
-                if len(self.workers) - len(self.blocked) + self.starting < self.size:
-                    self.starting += 1
-                    self.runtime.spawner.acquire(self._attach)
+            if self.idle:
+                conn = self.idle.pop()
+            elif len(self.workers) - len(self.blocked) + self.starting < self.size:
+                self.starting += 1
+                self.runtime.spawner.acquire(self._attach)
                 return
-            record = queue.popleft()
-            conn = self.idle.pop()
+            else:
+                conn = self._ahead_target(record)
+                if conn is None:
+                    return
+            queue.popleft()
             if not record.nested:
                 self.top_running += 1
             if record.target not in conn.defined:
                 conn.defined.add(record.target)
                 conn.send(DefineFunction(record.target, self.functions[record.target]))
             send_record(conn, record)
+
+    def _ahead_target(self, record: CallRecord):
+        """The busy worker to send ``record`` ahead to (fewest calls held), or None.
+
+        Only calls of brief functions, to a worker that holds only such calls
+        and whose current call has not run long: a call never waits behind a
+        long one while another worker could take it. Never to a waiting
+        worker, nor with max_calls (a worker leaves after that many runs).
+        """
+        brief = self.brief
+        if record.nested or record.max_calls or not brief.get(record.target):
+            return None
+        now = time.monotonic()
+        best = None
+        for conn in self.workers:
+            held = conn.pending
+            if (len(held) >= AHEAD or conn in self.blocked or conn.exited
+                    or (best is not None and len(held) >= len(best.pending))):
+                continue
+            if any(r.max_calls or not brief.get(r.target) for r in held.values()):
+                continue
+            running = next(iter(held.values()), None)
+            if running is not None and running.started is not None \
+                    and now - running.started > BRIEF:
+                continue  # monotonic clocks are the machine's: the worker's "start" compares
+            best = conn
+        return best
+
+    def calls_returned(self, conn: Connection, call_ids) -> None:
+        """A worker whose task waits gave back calls it had not started: run them elsewhere."""
+        with self.lock:
+            returned = [conn.pending.pop(call_id) for call_id in call_ids
+                        if call_id in conn.pending]
+            for record in reversed(returned):
+                record.conn = None
+                record.pid = None
+                if not record.nested:
+                    self.top_running -= 1
+                (self.nested if record.nested else self.queue).appendleft(record)
+            self._pump()
 
     def _attach(self, conn: Connection | None, error: BaseException | None = None) -> None:
         with self.lock:
@@ -114,6 +179,8 @@ class TaskPool:
         with self.lock:
             if not record.nested:
                 self.top_running -= 1
+            if record.started is not None and record.finished is not None:
+                self.brief[record.target] = record.finished - record.started < BRIEF
             limit = record.max_calls
             if limit:
                 runs = conn.task_runs[record.target] = conn.task_runs.get(record.target, 0) + 1
@@ -166,13 +233,20 @@ class TaskPool:
             lost = list(conn.pending.values())
             conn.pending.clear()
             self.top_running -= sum(1 for r in lost if not r.nested)
-            retry = [r for r in lost if r.retries_left > 0 and r.status != CANCELLED
-                     and not self.runtime.stopping]
-            for record in reversed(retry):
-                record.retries_left -= 1
+            # Calls sent ahead that never started run elsewhere and keep their
+            # retries; only the call that was running uses one up.
+            unstarted = [r for r in lost if r.started is None and r.status != CANCELLED
+                         and not r.cancel_requested and not self.runtime.stopping]
+            retry = [r for r in lost if r.started is not None and r.retries_left > 0
+                     and r.status != CANCELLED and not self.runtime.stopping]
+            for record in reversed(retry + unstarted):
+                if record.started is not None:
+                    record.retries_left -= 1
                 record.status = PENDING
                 record.started = None
+                record.conn = None
                 (self.nested if record.nested else self.queue).appendleft(record)
+            retry += unstarted
             how = describe_exit(conn.returncode)
             for record in lost:
                 if record in retry:

@@ -15,9 +15,9 @@ of the call that made it goes (its parent).
 """
 from __future__ import annotations
 
-from ..._wire.messages import (ActorExiting, CancelRef, KillActor, PutObject, RefAnswer, Release,
-                               Reply, Request, SubmitActor, SubmitCall, SubmitTask,
-                               WorkerBlocked)
+from ..._wire.messages import (ActorExiting, CallsReturned, CancelRef, KillActor, PutObject,
+                               RefAnswer, Release, Reply, Request, SubmitActor, SubmitCall,
+                               SubmitTask, WorkerBlocked)
 from ..._wire.payloads import LazyDefinition, serialize
 from ...exceptions import ActorDiedError, TaskError
 from ..base import ActorSpec, CallSpec, TaskSpec
@@ -36,7 +36,8 @@ class WorkerCalls:
         return {SubmitActor: self.submit_actor, SubmitCall: self.submit_call,
                 SubmitTask: self.submit_task, PutObject: self.put, CancelRef: self.cancel,
                 KillActor: self.kill, Release: self.release, Request: self.request,
-                ActorExiting: self.exiting, WorkerBlocked: self.blocked}
+                ActorExiting: self.exiting, WorkerBlocked: self.blocked,
+                CallsReturned: self.returned}
 
     # -- helpers --------------------------------------------------------------------------
     def _context(self, conn, parent_id):
@@ -154,6 +155,9 @@ class WorkerCalls:
             if ref is not None and ref._owner is not None and ref._owner.kind == "task":
                 awaited.append(ref._owner)
         self.runtime.task_pool.worker_blocked(conn, m.blocked, awaited)
+
+    def returned(self, conn, m: CallsReturned) -> None:
+        self.runtime.task_pool.calls_returned(conn, m.call_ids)
 
     def exiting(self, conn, m: ActorExiting) -> None:
         if conn.owner is not None and conn.owner.actor_id is not None:
