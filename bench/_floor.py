@@ -224,6 +224,9 @@ def run(rows, cfg) -> dict:
             await asyncio.gather(*[asyncio.sleep(0.05) for _ in range(1000)])
             return time.perf_counter() - t
         out["sleep"] = [asyncio.run(sleeps()) for _ in range(reps)]
+
+    import _bars
+    out.update(_bars.run_floor(rows, cfg))
     return out
 
 

@@ -206,5 +206,7 @@ def run(ray, rows, cfg, init_kwargs=None):
     import _generators
     out.update(_composition.run(ray, rows, cfg))
     out.update(_generators.run(ray, rows, cfg))
+    import _bars
+    out.update(_bars.run(ray, rows, cfg))
     ray.shutdown()
     return out

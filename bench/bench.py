@@ -56,6 +56,8 @@ ROWS = {
     "queue": ("Queue, 10,000 items producer -> consumer", "calls/s", True),
     "stream_threaded": ("generator, 10,000 items, threaded actor", "calls/s", True),
     "stream_async": ("generator, 10,000 items, async actor", "calls/s", True),
+    "bar_auto": ("1,000,000 tqdm.auto update() in an actor", "ms", False),
+    "bar_ray": ("1,000,000 tqdm_ray update() in an actor", "ms", False),
 }
 
 # Rows that name several: --only scale runs scale_10 ... scale_1000.
@@ -78,6 +80,7 @@ TARGETS = {
     "a2a_sync": ("ratio", 5), "a2a_pipe": ("ratio", 5), "task_fanout": ("ratio", 5),
     "pool_map": ("ratio", 5), "queue": ("ratio", 5),
     "stream_threaded": ("ratio", 10), "stream_async": ("ratio", 10),
+    "bar_auto": ("floor", 1.5), "bar_ray": ("floor", 1.5),
 }
 
 # What the floor column runs for rows where a socketpair echo is not the floor.
@@ -90,6 +93,8 @@ FLOOR_NOTES = {
     "await_gather": "asyncio socket echo",
     "sleep": "asyncio, 1 process",
     "array": "socketpair echo",
+    "bar_auto": "plain tqdm, 1 process, null file",
+    "bar_ray": "plain tqdm, 1 process, null file",
 }
 
 LIBS = ("ours", "ray", "floor")

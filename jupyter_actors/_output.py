@@ -1,4 +1,5 @@
-"""Printing what workers print, on the driver, as ``(ClassName pid=N) line``; asking their prompts.
+"""Printing what workers print, on the driver, as ``(ClassName pid=N) line``; asking their
+prompts; drawing their progress bars.
 
 The runtime asks the router for a context when a call is submitted and hands
 it back with every line the call prints. The plain router ignores the context
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _prompting
+from . import _prompting, _terminal_bars
 
 
 class OutputRouter:
@@ -23,8 +24,16 @@ class OutputRouter:
         out = sys.stdout if stream == "stdout" else sys.stderr
         if out is None:
             return
-        out.write(format_lines(prefix, text, _isatty(out)))
-        out.flush()
+        with _terminal_bars.writing_around_bars(out):
+            out.write(format_lines(prefix, text, _isatty(out)))
+            out.flush()
+
+    # A call's tqdm bars (in a worker) are drawn where its output goes.
+    def open_bar(self, context, prefix: str):
+        """A view with ``update(state, closed)`` for one bar of a call, or None."""
+        if sys.stderr is None:
+            return None
+        return _terminal_bars.TerminalBar(prefix)
 
     # Workers' breakpoint() and input() are answered where their output goes.
     def can_ask(self, context) -> bool:

@@ -22,6 +22,8 @@ MODULES = {
     "ray.actor": "jupyter_actors.actor",
     "ray.exceptions": "jupyter_actors.exceptions",
     "ray.runtime_context": "jupyter_actors.runtime_context",
+    "ray.experimental": "jupyter_actors.experimental",
+    "ray.experimental.tqdm_ray": "jupyter_actors.experimental.tqdm_ray",
 }
 
 _active = False

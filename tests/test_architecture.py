@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "jupyter_actors")
 PUBLIC_MODULES = ["jupyter_actors", "jupyter_actors.exceptions", "jupyter_actors.tracing",
                   "jupyter_actors.progress", "jupyter_actors.magics",
-                  "jupyter_actors.widgets"]
+                  "jupyter_actors.widgets", "jupyter_actors.experimental.tqdm_ray"]
 
 
 def _modules() -> dict:

@@ -20,6 +20,7 @@ import sys
 
 from .._output import OutputRouter, _isatty, format_lines
 from . import cell_input
+from .cell_bars import CellBar
 
 
 class CellContext:
@@ -65,6 +66,15 @@ class CellOutputRouter(OutputRouter):
         else:
             _publish_with_parent(target, parent, lines)
 
+
+    # A call's tqdm bars: one display each in the cell that made the call.
+    def open_bar(self, context, prefix: str):
+        if not isinstance(context, CellContext) or not context.parent:
+            return super().open_bar(context, prefix)
+        stream = context.stdout
+        if stream is None or not hasattr(stream, "session") or not hasattr(stream, "pub_thread"):
+            return super().open_bar(context, prefix)
+        return CellBar(stream, context.parent, prefix)
 
     # A worker's breakpoint() / input(): asked in the running cell, through the kernel.
     def can_ask(self, context) -> bool:

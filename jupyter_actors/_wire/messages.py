@@ -40,6 +40,7 @@
     item              GeneratorItem     call_id, index, payload
     stream_consumed   StreamConsumed    call_id, count
     returned          CallsReturned     call_ids
+    bar               BarState          call_id, bar_id, state, closed
 
 What the fields hold:
 - ``args`` is the payload of ``(args, kwargs)`` with top-level ObjectRef
@@ -93,6 +94,10 @@ object and routes them; the worker picks the ids of the refs it will hold
   interrupted); Close lets the next session have the prompt.
 - ``CallsReturned``: a task worker about to wait (or waiting) gives back the
   calls it was sent ahead and has not started, for other workers to run.
+- ``BarState``: a tqdm bar in a call (``_worker/bars.py``), at most one per 0.1 s
+  per bar and a last one, ``closed``, when the bar or its call ends; ``state``
+  is a dict of tqdm's ``format_meter`` arguments (``n``, ``total``, ``elapsed``,
+  ``prefix``, ``unit``, ``rate``, ``postfix`` ...).
 
 Generators (a method or function that yields):
 - ``num_returns`` of ``CallMethod`` / ``RunTask`` / ``Submit*`` is ``-1``
@@ -374,13 +379,21 @@ class CallsReturned(NamedTuple):
     TAG = "returned"
 
 
+class BarState(NamedTuple):
+    call_id: Any
+    bar_id: int
+    state: dict
+    closed: bool
+    TAG = "bar"
+
+
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
              RefAnswer, Reply, ExitWhenDone, ItemsConsumed, StreamItem)
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
              NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
              PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
              PromptOpen, PromptLine, PromptClose, GeneratorItem, StreamConsumed,
-             CallsReturned)
+             CallsReturned, BarState)
 
 # num_returns of a generator call (see the docstring).
 STREAMING = -1

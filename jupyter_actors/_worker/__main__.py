@@ -101,6 +101,7 @@ def run(fd: int, parent_pid: int, lifeline_fd: int | None = None) -> None:
     sys.stdout = worker.stdout
     sys.stderr = worker.stderr
     worker.prompts.install()
+    worker.bars.install()
     _ids.use_process_prefix()  # ids picked here must not clash with the driver's
     client = worker.client = ClientBackend(worker)
     worker.producer = calls.stream_producer = Producer(worker)

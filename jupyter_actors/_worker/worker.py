@@ -8,6 +8,7 @@ import sys
 import threading
 
 from .._wire.messages import ActorExiting
+from .bars import Bars
 from .capture import CapturedStream
 from .prompts import Prompts
 
@@ -26,6 +27,7 @@ class Worker:
         self.reading = None       # who reads the socket (roles sets it)
         self.actor_info = None    # an actor's id, class, name, namespace, kind, concurrency
         self.prompts = Prompts(self)  # breakpoint() and input() ask the driver's user
+        self.bars = Bars(channel)     # tqdm bars, drawn by the driver
 
     # Output of a call is flushed before its result.
     def finish(self, message, soon: bool = False) -> None:
@@ -34,6 +36,8 @@ class Worker:
         self.stderr.flush_call(call_id)
         if self.prompts.open_calls:  # a debugger session ends with its call
             self.prompts.close(call_id)
+        if self.bars.open:  # and so do its progress bars, with their last state
+            self.bars.finish_call(call_id)
         if self.client.dropped:  # refs and handles this worker let go of, first
             self.client.flush_releases()
         if soon:

@@ -75,6 +75,9 @@ class ResultHandlers:
             if ended is not None:  # the worker's times of a call that ran to its end
                 record.started, record.finished, record.slot = \
                     ended.t_start, ended.t_end, ended.slot
+            bars = self.runtime.bars
+            if bars.views:  # bars the call left open close with it
+                bars.call_ended(conn, call_id)
             if record.kind == "task":
                 record.owner.call_done(conn, record)
         return record

@@ -21,6 +21,7 @@ import threading
 from ...exceptions import ActorDiedError, TaskCancelledError
 from .io_loop import IOLoop
 from .objects import Lent
+from .bars import BarViews
 from .prompts import PromptSessions
 from .records import CANCELLED, FAILED, FINISHED, RUNNING, CallRecord, fail_record
 from .registry import Registry
@@ -48,6 +49,8 @@ class Runtime:
         self.prompts = PromptSessions(self)
         handlers = self.results.table()
         handlers.update(self.prompts.table())
+        self.bars = BarViews(self)
+        handlers.update(self.bars.table())
         self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
         self.streams: dict = {}   # call_id -> streams.Feed of a generator call in flight
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
@@ -63,6 +66,8 @@ class Runtime:
         self.io.closed(conn)
         self.lent.worker_gone(conn)
         self.prompts.worker_gone(conn)
+        if self.bars.views:
+            self.bars.worker_gone(conn)
         self.spawner.exited(conn)
         if conn.owner is not None:
             conn.owner.on_exit(conn)
