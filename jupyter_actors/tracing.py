@@ -96,6 +96,11 @@ def _owner_kind(owner) -> str:
     return "async" if owner.is_async else "threaded"
 
 
+def _group_sizes(owner) -> str:
+    groups = getattr(owner, "concurrency_groups", None)
+    return "".join(f", {name}={size}" for name, size in groups.items()) if groups else ""
+
+
 def _process_name(owner, pid) -> str:
     if _owner_kind(owner) == "tasks":
         return f"tasks pid={pid}"
@@ -190,7 +195,8 @@ def timeline(filename=None, *, actors=None, since: float | None = None,
         if _owner_kind(owner) != "tasks":
             meta.append({"name": "process_labels", "ph": "M", "pid": pid, "tid": 0,
                          "args": {"labels": f"{_owner_kind(owner)} actor, "
-                                            f"max_concurrency={owner.max_concurrency}"}})
+                                            f"max_concurrency={owner.max_concurrency}"
+                                            f"{_group_sizes(owner)}"}})
     for pid, tid in sorted(threads):
         owner = processes[pid][1]
         meta.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,

@@ -15,6 +15,7 @@ import pytest
 import jupyter_actors as ray
 from jupyter_actors._trace import tracer
 from jupyter_actors.exceptions import TaskCancelledError
+from jupyter_actors.runtime_context import get_runtime_context
 from tests.helpers import GUARD, wait_until_started
 
 GROUPS = {"io": 2, "compute": 3, "control": 1}
@@ -232,6 +233,9 @@ def test_trace_describe_and_reprs_show_groups():
     events = ray.timeline()
     io_event = next(e for e in events if e.get("ph") == "X" and e["args"].get("call_id") == io._id)
     assert io_event["args"]["concurrency_group"] == "io"
+    labels = next(e for e in events if e["name"] == "process_labels" and e["pid"] == row["pid"])
+    assert labels["args"]["labels"] == ("threaded actor, max_concurrency=1, io=2, compute=3, "
+                                        "control=1")
 
 
 def test_timeline_model_rows_carry_the_group():
@@ -351,3 +355,37 @@ def test_remote_cell_reads_concurrency_groups():
     from jupyter_actors._jupyter.remote_cell import parse_options
     assert parse_options("--concurrency-groups '{\"io\": 2}' --max-concurrency 3") == \
         {"concurrency_groups": {"io": 2}, "max_concurrency": 3}
+
+
+@ray.remote(concurrency_groups={"io": 1, "pool": 2})
+class SelfCaller:
+    @ray.method(concurrency_group="io")
+    def io(self, target, group=None):
+        """get() of this actor's own ``target`` call, from a thread of the io group."""
+        me = get_runtime_context().current_actor
+        method = getattr(me, target)
+        if group is not None:
+            method = method.options(concurrency_group=group)
+        try:
+            return ray.get(method.remote(), timeout=GUARD)
+        except RuntimeError as exc:
+            return str(exc)
+
+    @ray.method(concurrency_group="io")
+    def other_io(self):
+        return "other io"
+
+    def plain(self):
+        return "default"
+
+
+def test_get_of_a_call_queued_in_its_own_full_group_is_an_error_not_a_hang():
+    """A call in a group of one that get()s another call of the same group is told why it
+    would wait for ever; a call of another group (or the same method moved there) runs."""
+    actor = SelfCaller.remote()
+    message = ray.get(actor.io.remote("other_io"), timeout=GUARD)
+    assert message.startswith("get() of SelfCaller.other_io inside the same actor would wait "
+                              "for ever: its concurrency group 'io' runs one call at a time")
+    assert "run it in another concurrency group" in message
+    assert ray.get(actor.io.remote("plain"), timeout=GUARD) == "default"
+    assert ray.get(actor.io.remote("other_io", "pool"), timeout=GUARD) == "other io"

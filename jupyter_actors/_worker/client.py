@@ -50,10 +50,11 @@ class RemoteActor:
 class WorkerCall:
     """What a worker knows of a call it made (``ref._owner`` here)."""
 
-    __slots__ = ("call_id", "kind", "label", "actor_id")
+    __slots__ = ("call_id", "kind", "label", "actor_id", "group")
 
-    def __init__(self, call_id, kind, label, actor_id):
+    def __init__(self, call_id, kind, label, actor_id, group=None):
         self.call_id, self.kind, self.label, self.actor_id = call_id, kind, label, actor_id
+        self.group = group   # an actor call's concurrency group (None: the default)
 
 
 class ClientBackend(Backend):
@@ -162,9 +163,9 @@ class ClientBackend(Backend):
                 actors.append(item.actor_id)
         return (tuple(refs), tuple(actors))
 
-    def _call_refs(self, kind, label, num_returns, actor_id):
+    def _call_refs(self, kind, label, num_returns, actor_id, group=None):
         ids = tuple(_ids.next_id() for _ in range(max(num_returns, 1)))
-        owner = WorkerCall(ids[0], kind, label, actor_id)
+        owner = WorkerCall(ids[0], kind, label, actor_id, group)
         refs = [self._own_ref(i, owner) for i in ids]
         if num_returns == 1:
             result = refs[0]
@@ -220,7 +221,7 @@ class ClientBackend(Backend):
 
     def call_actor(self, actor: RemoteActor, spec):
         label, method, args, deps, num_returns, context, exported, _, group = spec
-        ids, refs, result = self._call_refs("call", label, num_returns, actor.actor_id)
+        ids, refs, result = self._call_refs("call", label, num_returns, actor.actor_id, group)
         self.send(SubmitCall(ids[0], actor.actor_id, method, label, args,
                              tuple(d._id for d in deps), num_returns, ids,
                              self._exported(exported), current_call.get(), group))
@@ -332,18 +333,36 @@ class ClientBackend(Backend):
             self.send(WorkerBlocked(False, ()))
 
     def _check_self_wait(self, refs, info) -> None:
-        if info["is_async"] or info["max_concurrency"] != 1 or info.get("concurrency_groups"):
-            return  # another thread (or a group's own threads) can run what it waits for
+        if info["is_async"]:
+            return
+        groups = info.get("concurrency_groups")
+        if groups:
+            # Each group has its own threads: only a call of this thread's group, when
+            # the group runs one call at a time, can never start while this one waits.
+            thread_groups = self.worker.thread_groups
+            if threading.get_ident() not in thread_groups:
+                return  # a thread of the user's own, which holds up no group
+            group = thread_groups[threading.get_ident()]
+            size = info["max_concurrency"] if group is None else groups[group]
+        else:
+            group, size = None, info["max_concurrency"]
+        if size != 1:
+            return
         for ref in refs:
             owner = ref._owner
             if (isinstance(owner, WorkerCall) and owner.actor_id == info["actor_id"]
-                    and not ref._future.done()):
+                    and owner.group == group and not ref._future.done()):
+                runs = ("the actor runs one call at a time (max_concurrency=1)" if not groups
+                        else f"its concurrency group {group!r} runs one call at a time"
+                        if group is not None else
+                        "its default group runs one call at a time (max_concurrency=1)")
+                fix = ("give the actor max_concurrency > 1 or async methods" if not groups
+                       else "run it in another concurrency group, or make this one larger")
                 raise RuntimeError(
-                    f"get() of {owner.label} inside the same actor would wait for ever: the "
-                    f"actor runs one call at a time (max_concurrency=1), and that call is "
-                    f"queued behind the one waiting for it. Call the method directly "
-                    f"(self.{owner.label.rsplit('.', 1)[-1]}(...)), or give the actor "
-                    f"max_concurrency > 1 or async methods.")
+                    f"get() of {owner.label} inside the same actor would wait for ever: "
+                    f"{runs}, and that call is queued behind the one waiting for it. Call "
+                    f"the method directly (self.{owner.label.rsplit('.', 1)[-1]}(...)), "
+                    f"or {fix}.")
 
     # -- requests the worker waits for ----------------------------------------------------
     def request(self, what, args=(), message=None):

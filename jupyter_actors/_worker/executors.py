@@ -247,11 +247,16 @@ class GroupedExecutor(SyncExecutor):
             for _ in range(size):
                 if slot:  # slot 0, of the default group, is this thread
                     threads.append(threading.Thread(
-                        target=self._serve, args=(slot, self.queues[name]), daemon=True,
+                        target=self._serve_group, args=(name, slot), daemon=True,
                         name=f"actor-{name or 'default'}-{slot}"))
                 slot += 1
         for t in threads:
             t.start()
-        self._serve(0)
+        self._serve_group(None, 0)
         for t in threads:
             t.join()
+
+    def _serve_group(self, name, slot: int) -> None:
+        # Known per thread, so a blocking get() can tell which group it holds up.
+        self.worker.thread_groups[threading.get_ident()] = name
+        self._serve(slot, self.queues[name])

@@ -26,6 +26,7 @@ class Worker:
         self.producer = None      # streams.Producer: sends the items of generator calls
         self.reading = None       # who reads the socket (roles sets it)
         self.actor_info = None    # an actor's id, class, name, namespace, kind, concurrency
+        self.thread_groups = {}   # thread id -> the concurrency group it serves (GroupedExecutor)
         self.prompts = Prompts(self)  # breakpoint() and input() ask the driver's user
         self.bars = Bars(channel)     # tqdm bars, drawn by the driver
 
