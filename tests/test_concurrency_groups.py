@@ -389,3 +389,57 @@ def test_get_of_a_call_queued_in_its_own_full_group_is_an_error_not_a_hang():
     assert "run it in another concurrency group" in message
     assert ray.get(actor.io.remote("plain"), timeout=GUARD) == "default"
     assert ray.get(actor.io.remote("other_io", "pool"), timeout=GUARD) == "other io"
+
+
+@ray.remote(concurrency_groups={"gen": 1})
+class AsyncGroupStreamer:
+    def __init__(self):
+        self.go_on = asyncio.Event()
+        self.started = []
+
+    @ray.method(concurrency_group="gen")
+    async def items(self, key, n):
+        self.started.append(key)
+        yield "first"
+        await asyncio.wait_for(self.go_on.wait(), GUARD)
+        for i in range(n):
+            yield i
+
+    async def release(self):
+        self.go_on.set()
+        return list(self.started)
+
+
+@ray.remote(concurrency_groups={"gen": 1})
+class ThreadedGroupStreamer:
+    def __init__(self):
+        self.go_on = threading.Event()
+        self.started = []
+
+    @ray.method(concurrency_group="gen")
+    def items(self, key, n):
+        self.started.append(key)
+        yield "first"
+        assert self.go_on.wait(GUARD)
+        yield from range(n)
+
+    def release(self):
+        self.go_on.set()
+        return list(self.started)
+
+
+@pytest.mark.parametrize("cls", [AsyncGroupStreamer, ThreadedGroupStreamer],
+                         ids=["async", "threaded"])
+def test_a_generator_holds_its_group_while_it_streams(cls):
+    """A generator paused mid-stream keeps its place in its group of one: the next call of
+    that group waits, a call of the default group runs and lets the stream go on."""
+    actor = cls.remote()
+    first = actor.items.remote("a", 2)
+    assert ray.get(next(first), timeout=GUARD) == "first"
+    second = actor.items.remote("b", 1)
+    assert ray.get(actor.release.remote(), timeout=GUARD) == ["a"]
+    assert [ray.get(ref, timeout=GUARD) for ref in first] == [0, 1]
+    assert [ray.get(ref, timeout=GUARD) for ref in second] == ["first", 0]
+    streams = [r for r in tracer.snapshot()
+               if r.actor_id == actor._actor_id and r.label.endswith(".items")]
+    assert len(streams) == 2 and all(r.group == "gen" for r in streams)
