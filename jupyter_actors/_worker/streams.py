@@ -9,12 +9,16 @@
     then the call's result: None
 
 Items are held back up to the channel's HOLD so that a fast generator sends
-many per write; a producer about to wait sends what it holds first.
+many per write: the first item held starts a timer (a thread of the
+Producer's) that flushes the channel HOLD seconds later, so an item never
+waits longer than that, however long the generator takes for the next one.
+A producer about to wait for its consumer sends what it holds first.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from .._wire.messages import GeneratorItem, backpressure_of, new
 from .._wire.payloads import NONE_PAYLOAD, serialize
@@ -49,6 +53,32 @@ class Producer:
         self.cond = threading.Condition()
         self.consumed: dict = {}   # call_id -> items taken (calls with backpressure)
         self.events: dict = {}     # call_id -> (loop, asyncio.Event) of an async producer
+        self.flush_due = False     # a flush of the held items is on its way
+        self.flush_wanted = threading.Condition()
+        self.flusher = None
+
+    def send(self, message) -> None:
+        """Hold an item back (many travel in one write); it goes within HOLD seconds."""
+        self.channel.hold(message)
+        if not self.flush_due:
+            with self.flush_wanted:
+                self.flush_due = True
+                if self.flusher is None:
+                    self.flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                                    name="item-flusher")
+                    self.flusher.start()
+                self.flush_wanted.notify()
+
+    def _flush_loop(self) -> None:
+        channel = self.channel
+        while True:
+            with self.flush_wanted:
+                while not self.flush_due:
+                    self.flush_wanted.wait()
+            time.sleep(channel.HOLD)
+            # Cleared before flushing: an item held from now on asks for the next flush.
+            self.flush_due = False
+            channel.flush()
 
     # -- from the reading thread or loop ----------------------------------------------
     def on_consumed(self, call_id, count: int) -> None:
@@ -74,7 +104,7 @@ class Producer:
         if limit:
             with self.cond:
                 self.consumed[call_id] = 0
-        send = self.channel.send_soon
+        send = self.send
         index = 0
         try:
             for item in gen:
@@ -107,7 +137,7 @@ class Producer:
             with self.cond:
                 self.consumed[call_id] = 0
                 self.events[call_id] = (asyncio.get_running_loop(), event)
-        send = self.channel.send_soon
+        send = self.send
         index = 0
         try:
             while True:
