@@ -137,6 +137,32 @@ def test_async_generator_interleaves_with_other_calls_and_is_one_bar():
     assert len(bars) == 1
 
 
+@ray.remote(concurrency_groups={"io": 1})
+class Grouped:
+    def __init__(self):
+        self.go_on = asyncio.Event()
+
+    @ray.method(concurrency_group="io")
+    async def stream(self):
+        yield 1
+        await asyncio.wait_for(self.go_on.wait(), GUARD)
+        yield 2
+
+    async def release(self):
+        self.go_on.set()
+
+
+def test_generator_in_a_concurrency_group_leaves_the_default_group_free():
+    """The io group's one slot holds a paused generator; a default-group call still runs."""
+    actor = Grouped.remote()
+    gen = actor.stream.remote()
+    assert ray.get(next(gen), timeout=GUARD) == 1
+    ray.get(actor.release.remote(), timeout=GUARD)
+    assert [ray.get(r, timeout=GUARD) for r in gen] == [2]
+    (record,) = [r for r in tracing.select(actor) if r.label == "Grouped.stream"]
+    assert record.group == "io" and record.status == "finished"
+
+
 def test_exception_mid_stream_arrives_at_its_item_then_iteration_stops():
     """Items before the error are values; the next ref raises it; then StopIteration."""
     gen = count_up.remote(5, fail_at=2)
