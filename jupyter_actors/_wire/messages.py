@@ -37,7 +37,7 @@
     prompt_open       PromptOpen        request_id, call_id, kind
     prompt_line       PromptLine        request_id, call_id, prompt, password
     prompt_close      PromptClose       call_id
-    item              GeneratorItem     call_id, index, payload
+    items             GeneratorItems    call_id, index, payloads
     stream_consumed   StreamConsumed    call_id, count
     returned          CallsReturned     call_ids
     bar               BarState          call_id, bar_id, state, closed
@@ -106,8 +106,9 @@ Generators (a method or function that yields):
   (``_generator_backpressure_num_objects``), and ``-2`` (``DYNAMIC``) for
   ``num_returns="dynamic"``. The call's own result is ``None`` once the
   generator is exhausted; an exception raised in it fails the call.
-- ``GeneratorItem``: item ``index`` (0, 1, ...) the call yielded; the driver
-  ignores an index it has had (a retried task yields again from 0).
+- ``GeneratorItems``: items the call yielded, the first of them item ``index``
+  (0, 1, ...); the driver ignores the indexes it has had (a retried task yields
+  again from 0).
 - ``ItemsConsumed``: the consumer has taken ``count`` items so far (sent only
   for calls with backpressure); ``StreamConsumed`` is the same, from a worker
   that consumes another call's items, for the driver to pass on.
@@ -361,11 +362,11 @@ class PromptLine(NamedTuple):
 class PromptClose(NamedTuple):
     call_id: int
     TAG = "prompt_close"
-class GeneratorItem(NamedTuple):
+class GeneratorItems(NamedTuple):
     call_id: int
     index: int
-    payload: Any
-    TAG = "item"
+    payloads: tuple
+    TAG = "items"
 
 
 class StreamConsumed(NamedTuple):
@@ -392,7 +393,7 @@ TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask,
 TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
              NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
              PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
-             PromptOpen, PromptLine, PromptClose, GeneratorItem, StreamConsumed,
+             PromptOpen, PromptLine, PromptClose, GeneratorItems, StreamConsumed,
              CallsReturned, BarState)
 
 # num_returns of a generator call (see the docstring).

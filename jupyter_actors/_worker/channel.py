@@ -50,14 +50,6 @@ class Channel:
                 return
         self.send(message)  # no poll ends soon enough: do not hold anything back
 
-    def hold(self, message) -> None:
-        """Hold ``message`` back until the next frame or ``flush``, whichever comes first
-        (the caller sees to a flush within HOLD: see streams.Producer)."""
-        parts = frames.encode(message)
-        with self.lock:
-            for p in parts:   # copied: the frame must not change while held
-                self.held += p
-
     def flush(self) -> None:
         with self.lock:
             self._send_held()

@@ -3,16 +3,16 @@
     executor thread or event loop            reading thread or loop
     ─────────────────────────────            ──────────────────────
     for item in gen (async for ...):         ItemsConsumed(call_id, count) ─▶ on_consumed:
-      GeneratorItem(call_id, i, payload) ─▶    wakes a producer that waits
+      GeneratorItems(call_id, i, payloads) ─▶  wakes a producer that waits
       with backpressure N: wait while N
       items are not yet taken by the consumer
     then the call's result: None
 
 Items are held back up to the channel's HOLD so that a fast generator sends
-many per write: the first item held starts a timer (a thread of the
-Producer's) that flushes the channel HOLD seconds later, so an item never
+many in one message: the first item held starts a timer (a thread of the
+Producer's) that sends the held items HOLD seconds later, so an item never
 waits longer than that, however long the generator takes for the next one.
-A producer about to wait for its consumer sends what it holds first.
+A producer about to wait for its consumer, or ending, sends what it holds first.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import asyncio
 import threading
 import time
 
-from .._wire.messages import GeneratorItem, backpressure_of, new
+from .._wire.messages import GeneratorItems, backpressure_of, new
 from .._wire.payloads import NONE_PAYLOAD, serialize
 from .calls import ReturnValueError
 from .capture import current_call
@@ -28,6 +28,7 @@ from .capture import current_call
 # What run_async returns: the items went out, the call's result is None.
 STREAMED = object()
 _FINAL = (NONE_PAYLOAD,)
+MAX_BATCH = 1000   # items in one message at most
 
 
 def encode_item(item, index: int, label: str):
@@ -53,13 +54,22 @@ class Producer:
         self.cond = threading.Condition()
         self.consumed: dict = {}   # call_id -> items taken (calls with backpressure)
         self.events: dict = {}     # call_id -> (loop, asyncio.Event) of an async producer
+        self.lock = threading.Lock()
+        self.batches: dict = {}    # call_id -> (index of the first, [payloads]) held back
         self.flush_due = False     # a flush of the held items is on its way
         self.flush_wanted = threading.Condition()
         self.flusher = None
 
-    def send(self, message) -> None:
-        """Hold an item back (many travel in one write); it goes within HOLD seconds."""
-        self.channel.hold(message)
+    def add(self, call_id, index: int, payload) -> None:
+        """Hold an item back (many travel in one message); it goes within HOLD seconds."""
+        with self.lock:
+            batch = self.batches.get(call_id)
+            if batch is None:
+                self.batches[call_id] = (index, [payload])
+            else:
+                batch[1].append(payload)
+                if len(batch[1]) >= MAX_BATCH:
+                    self._send(call_id)
         if not self.flush_due:
             with self.flush_wanted:
                 self.flush_due = True
@@ -69,16 +79,28 @@ class Producer:
                     self.flusher.start()
                 self.flush_wanted.notify()
 
+    def _send(self, call_id) -> None:
+        # Under self.lock, so one call's batches leave in order whoever sends them.
+        batch = self.batches.pop(call_id, None)
+        if batch is not None:
+            self.channel.send(new(GeneratorItems, (call_id, batch[0], tuple(batch[1]))))
+
+    def send_now(self, call_id) -> None:
+        """Send the call's held items (it ends, or waits for its consumer)."""
+        with self.lock:
+            self._send(call_id)
+
     def _flush_loop(self) -> None:
-        channel = self.channel
         while True:
             with self.flush_wanted:
                 while not self.flush_due:
                     self.flush_wanted.wait()
-            time.sleep(channel.HOLD)
-            # Cleared before flushing: an item held from now on asks for the next flush.
+            time.sleep(self.channel.HOLD)
+            # Cleared before sending: an item held from now on asks for the next flush.
             self.flush_due = False
-            channel.flush()
+            with self.lock:
+                for call_id in list(self.batches):
+                    self._send(call_id)
 
     # -- from the reading thread or loop ----------------------------------------------
     def on_consumed(self, call_id, count: int) -> None:
@@ -104,22 +126,23 @@ class Producer:
         if limit:
             with self.cond:
                 self.consumed[call_id] = 0
-        send = self.send
+        add = self.add
         index = 0
         try:
             for item in gen:
-                send(new(GeneratorItem, (call_id, index, encode_item(item, index, label))))
+                add(call_id, index, encode_item(item, index, label))
                 index += 1
                 if limit and index - self.consumed[call_id] >= limit:
                     self._wait(call_id, index - limit + 1)
         finally:
+            self.send_now(call_id)  # before the call's result or error
             if limit:
                 with self.cond:
                     self.consumed.pop(call_id, None)
         return _FINAL
 
     def _wait(self, call_id, need: int) -> None:
-        self.channel.flush()  # the consumer needs what is held back to go on
+        self.send_now(call_id)  # the consumer needs what is held back to go on
         with self.cond:
             while self.consumed[call_id] < need:
                 self.cond.wait(0.5)  # short waits: a cancel can interrupt a task between them
@@ -137,7 +160,7 @@ class Producer:
             with self.cond:
                 self.consumed[call_id] = 0
                 self.events[call_id] = (asyncio.get_running_loop(), event)
-        send = self.send
+        add = self.add
         index = 0
         try:
             while True:
@@ -151,15 +174,16 @@ class Producer:
                         item = next(gen)
                     except StopIteration:
                         break
-                send(new(GeneratorItem, (call_id, index, encode_item(item, index, label))))
+                add(call_id, index, encode_item(item, index, label))
                 index += 1
                 if limit:
                     need = index - limit + 1
                     while self.consumed[call_id] < need:
-                        self.channel.flush()
+                        self.send_now(call_id)
                         event.clear()
                         await event.wait()
         finally:
+            self.send_now(call_id)  # before the call's result or error
             if limit:
                 with self.cond:
                     self.consumed.pop(call_id, None)

@@ -2,7 +2,7 @@
 
     producer worker                I/O thread (this module)                 consumer
     ───────────────                ────────────────────────                 ────────
-    GeneratorItem(index, value) ─▶ Feed.add: a ref holding the value  ──▶   the driver's Stream
+    GeneratorItems(index, ...) ─▶  Feed.add: a ref holding each value ──▶   the driver's Stream
                                      (index already had: a retry; dropped)  (ObjectRefGenerator), or
                                                                         ──▶ StreamItem to the worker
                                                                             that made the call
@@ -23,7 +23,7 @@ from ..._api import refs as _refs
 from ..._api.generators import (ALL, DynamicObjectRefGenerator, ObjectRefGenerator, Stream,
                                 failed_ref)
 from ..._api.refs import ObjectRef
-from ..._wire.messages import (DYNAMIC, GeneratorItem, ItemsConsumed, StreamConsumed,
+from ..._wire.messages import (DYNAMIC, GeneratorItems, ItemsConsumed, StreamConsumed,
                                StreamItem, backpressure_of)
 from ..._wire.payloads import deserialize
 from ...exceptions import TaskError
@@ -150,12 +150,15 @@ class StreamHandlers:
         self.runtime = runtime
 
     def table(self) -> dict:
-        return {GeneratorItem: self.item, StreamConsumed: self.consumed}
+        return {GeneratorItems: self.items, StreamConsumed: self.consumed}
 
-    def item(self, conn, m: GeneratorItem) -> None:
+    def items(self, conn, m: GeneratorItems) -> None:
         feed = self.runtime.streams.get(m.call_id)
         if feed is not None:
-            feed.add(m.index, m.payload)
+            index = m.index
+            for payload in m.payloads:
+                feed.add(index, payload)
+                index += 1
 
     def consumed(self, conn, m: StreamConsumed) -> None:
         feed = self.runtime.streams.get(m.call_id)
