@@ -48,14 +48,18 @@ class Stream:
         # on_consume(count): the consumer has taken ``count`` items (backpressure).
         self.on_consume = on_consume
 
-    def push(self, ref: ObjectRef) -> None:
+    def push(self, refs: list) -> None:
+        """Items arrived, in order."""
         with self._lock:
             if self._ended:
                 return
-            self._items.append(ref)
-            self.received += 1
-            waiters, self._waiters = self._waiters, []
-        _wake(waiters)
+            self._items.extend(refs)
+            self.received += len(refs)
+            waiters = self._waiters
+            if waiters:
+                self._waiters = []
+        if waiters:
+            _wake(waiters)
 
     def end(self, last: ObjectRef | None = None) -> None:
         """No more items; ``last`` (a ref holding the call's error), if given, comes first."""

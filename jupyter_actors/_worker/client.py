@@ -197,7 +197,7 @@ class ClientBackend(Backend):
         else:
             ref._future.set_result(value)
         if stream is not None:
-            stream.push(ref)
+            stream.push([ref])
 
     # -- actors ----------------------------------------------------------------------------
     def create_actor(self, spec):

@@ -42,24 +42,30 @@ class Feed:
         self.items = None       # num_returns="dynamic"
         self.received = 0
 
-    def add(self, index: int, payload) -> None:
-        if index != self.received:
-            return  # had already: a retried task yields its items again
-        self.received += 1
-        ref = _item_ref(self.record, payload)
+    def add(self, index: int, payloads: tuple) -> None:
+        """Items ``index``, ``index + 1``, ... arrived."""
+        had = self.received - index
+        if had:
+            if had < 0 or had >= len(payloads):
+                return  # had already: a retried task yields its items again
+            payloads = payloads[had:]
+        self.received += len(payloads)
+        record = self.record
+        refs = [_item_ref(record, payload) for payload in payloads]
         if self.stream is not None:
-            self.stream.push(ref)
+            self.stream.push(refs)
         elif self.conn is not None:
             conn = self.conn
             if conn.exited:  # the consumer died: its producer must not wait for it
-                consumed(self.record, ALL)
+                consumed(record, ALL)
                 return
-            lent = self.record.owner.runtime.lent
-            lent.lend(conn, [ref])
-            lent.lend_with_value(conn, ref)
-            conn.send(StreamItem(self.record.call_id, ref._id, payload))
+            lent = record.owner.runtime.lent
+            for ref, payload in zip(refs, payloads):
+                lent.lend(conn, [ref])
+                lent.lend_with_value(conn, ref)
+                conn.send(StreamItem(record.call_id, ref._id, payload))
         elif self.items is not None:
-            self.items.append(ref)
+            self.items.extend(refs)
 
 
 def _item_ref(record, payload) -> ObjectRef:
@@ -155,10 +161,7 @@ class StreamHandlers:
     def items(self, conn, m: GeneratorItems) -> None:
         feed = self.runtime.streams.get(m.call_id)
         if feed is not None:
-            index = m.index
-            for payload in m.payloads:
-                feed.add(index, payload)
-                index += 1
+            feed.add(m.index, m.payloads)
 
     def consumed(self, conn, m: StreamConsumed) -> None:
         feed = self.runtime.streams.get(m.call_id)
