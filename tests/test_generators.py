@@ -16,6 +16,7 @@ import pytest
 
 import jupyter_actors as ray
 from jupyter_actors import tracing
+from jupyter_actors._api.generators import Stream, done_future, failed_ref
 from jupyter_actors.exceptions import ActorDiedError, TaskCancelledError, TaskError
 from tests.helpers import GUARD, FileEvent
 
@@ -344,3 +345,62 @@ def test_wait_takes_generators_and_refs_together(tmp_path):
     FileEvent(tmp_path / "x").set()
     assert ray.get(blocked, timeout=GUARD) is True
     assert len(list(gen)) == 1
+
+
+# -- the pure parts, without processes ---------------------------------------------------
+
+def test_stream_gives_items_in_order_then_the_failure_then_the_end():
+    stream = Stream()
+    refs = [ray.ObjectRef(i, done_future(i)) for i in range(3)]
+    stream.push(refs[:2])
+    stream.push(refs[2:])
+    assert [stream.take(timeout=GUARD) for _ in range(2)] == refs[:2]
+    assert stream.ready() and not stream.finished()
+    last = failed_ref(ValueError("x"), None)
+    stream.end(last)
+    stream.push([refs[0]])  # nothing arrives after the end
+    assert stream.take(timeout=GUARD) == refs[2]
+    assert stream.take(timeout=GUARD) is last
+    assert stream.take(timeout=GUARD) is None and stream.finished()
+    with pytest.raises(ValueError):
+        last._future.result()
+
+
+def test_stream_take_waits_for_a_push_from_another_thread_and_times_out():
+    stream = Stream()
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        stream.take(timeout=0.01)
+    ref = ray.ObjectRef(1, done_future("v"))
+    pusher = threading.Thread(target=stream.push, args=([ref],))
+
+    async def main():
+        waiting = asyncio.ensure_future(stream.take_async())
+        await asyncio.sleep(0)  # the task now waits on the stream
+        pusher.start()
+        return await asyncio.wait_for(waiting, GUARD)
+    assert asyncio.run(main()) is ref
+    pusher.join(GUARD)
+
+
+def test_stream_counts_what_the_consumer_took():
+    counts = []
+    stream = Stream(counts.append)
+    stream.push([ray.ObjectRef(i, done_future(i)) for i in range(2)])
+    stream.take()
+    stream.take()
+    assert counts == [1, 2]
+
+
+def test_done_future_behaves_as_a_finished_future():
+    import concurrent.futures
+    fut = done_future(5)
+    assert fut.done() and fut.result(timeout=0) == 5 and fut.exception() is None
+    seen = []
+    fut.add_done_callback(lambda f: seen.append(f.result()))
+    assert seen == [5]
+    done, not_done = concurrent.futures.wait([fut, done_future(6)], timeout=GUARD)
+    assert len(done) == 2 and not not_done
+
+    async def main():
+        return await asyncio.wrap_future(fut)
+    assert asyncio.run(main()) == 5

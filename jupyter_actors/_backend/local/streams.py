@@ -21,7 +21,7 @@ import concurrent.futures
 from ... import _ids
 from ..._api import refs as _refs
 from ..._api.generators import (ALL, DynamicObjectRefGenerator, ObjectRefGenerator, Stream,
-                                failed_ref)
+                                done_future, failed_ref)
 from ..._api.refs import ObjectRef
 from ..._wire.messages import (DYNAMIC, GeneratorItems, ItemsConsumed, StreamConsumed,
                                StreamItem, backpressure_of)
@@ -70,10 +70,6 @@ class Feed:
 
 def _item_ref(record, payload) -> ObjectRef:
     """A ref holding one yielded item (and noting the refs and handles inside it)."""
-    fut: concurrent.futures.Future = concurrent.futures.Future()
-    ref = ObjectRef(_ids.next_id(), fut)
-    ref._owner = record
-    ref._payload = payload
     capture = _REBUILD in payload.blob
     previous = _refs.start_capture() if capture else None
     try:
@@ -82,12 +78,15 @@ def _item_ref(record, payload) -> ObjectRef:
         error = TaskError(f"could not unpickle an item yielded by {record.label}: "
                           f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
-        fut.set_exception(error)
+        ref = failed_ref(error, record)
+        ref._payload = payload
         return ref
     finally:
         inner = _refs.stop_capture(previous) if capture else None
+    ref = ObjectRef(_ids.next_id(), done_future(value))
+    ref._owner = record
+    ref._payload = payload
     ref._inner = inner or None
-    fut.set_result(value)
     return ref
 
 
