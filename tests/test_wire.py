@@ -134,3 +134,15 @@ def test_the_protocol_table_matches_the_code():
     for kind in ALL_KINDS:
         assert rows[kind.__name__] == (kind.TAG, kind._fields), kind.__name__
     assert len(messages.BY_TAG) == len(ALL_KINDS)  # no two kinds share a tag
+
+
+def test_many_payloads_in_one_tuple_keep_their_places():
+    """A batch of generator items (payloads in one tuple, some with out-of-band buffers)
+    decodes to the same payloads in the same order."""
+    values = [i if i % 3 else np.arange(i, dtype=np.int64) for i in range(300)]
+    payloads = tuple(serialize(v) for v in values)
+    message = messages.GeneratorItems(5, 40, payloads)
+    (out,) = frames.FrameDecoder().feed(_frame_bytes(message))
+    assert type(out) is messages.GeneratorItems and out.index == 40
+    for got, want in zip([deserialize(p) for p in out.payloads], values, strict=True):
+        assert np.array_equal(got, want)

@@ -88,12 +88,15 @@ def _lift_payloads(message: tuple, extra: list):
         return message, None
     items = list(message)
     described = []
+    inner: dict = {}   # field -> its tuple as a list (many payloads: one copy, not one each)
     for i, j, payload in found:
         if j < 0:
             items[i] = None
         else:
-            item = items[i]
-            items[i] = item[:j] + (None,) + item[j + 1:]
+            sub = inner.get(i)
+            if sub is None:
+                sub = inner[i] = list(items[i])
+            sub[j] = None
         if payload.buffers:
             buffers = []
             for b in payload.buffers:
@@ -105,6 +108,8 @@ def _lift_payloads(message: tuple, extra: list):
             described.append((i, j, payload.blob, tuple(buffers)))
         else:
             described.append((i, j, payload.blob, ()))
+    for i, sub in inner.items():
+        items[i] = tuple(sub)
     return tuple(items), tuple(described)
 
 
@@ -116,6 +121,7 @@ def _decode_marshal(meta, parts):
     if described is None:
         return _new_tuple(BY_TAG[items[0]], items[1:])  # _typed, inlined (every frame)
     items = list(items)
+    inner = None   # field -> its tuple as a list, while payloads go in
     for i, j, blob, buffers in described:
         if buffers:
             payload = Payload(blob, tuple([parts[b] if type(b) is int else _rebuild_shm(*b)
@@ -125,8 +131,15 @@ def _decode_marshal(meta, parts):
         if j < 0:
             items[i] = payload
         else:
-            item = items[i]
-            items[i] = item[:j] + (payload,) + item[j + 1:]
+            if inner is None:
+                inner = {}
+            sub = inner.get(i)
+            if sub is None:
+                sub = inner[i] = list(items[i])
+            sub[j] = payload
+    if inner is not None:
+        for i, sub in inner.items():
+            items[i] = tuple(sub)
     return _new_tuple(BY_TAG[items[0]], tuple(items[1:]))  # _typed, inlined
 
 
