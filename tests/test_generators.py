@@ -35,6 +35,7 @@ def count_up(n, gate_dir=None, fail_at=None):
 class Threaded:
     def __init__(self):
         self.produced = 0
+        self.finished = threading.Event()
 
     def items(self, n, gate_dir=None):
         for i in range(n):
@@ -49,6 +50,14 @@ class Threaded:
 
     def progress(self):
         return self.produced
+
+    def bounded(self, n):
+        for i in range(n):
+            yield i
+        self.finished.set()
+
+    def wait_finished(self):
+        return self.finished.wait(GUARD)
 
     def consume(self, other, n):
         """A threaded actor iterating another actor's generator."""
@@ -310,6 +319,18 @@ def test_dropped_generator_with_backpressure_lets_its_producer_finish():
     del gen
     assert ray.get(done, timeout=GUARD) is None
     assert ray.get(actor.progress.remote(), timeout=GUARD) == 5
+
+
+def test_cancelled_threaded_generator_with_backpressure_runs_to_its_end():
+    """A threaded call is not interrupted by cancel: its ref fails at once, and its
+    producer, which nobody will consume any more, is not left waiting."""
+    actor = Threaded.options(max_concurrency=2).remote()
+    gen = actor.bounded.options(_generator_backpressure_num_objects=1).remote(5)
+    assert ray.get(next(gen), timeout=GUARD) == 0
+    ray.cancel(gen)
+    with pytest.raises(TaskCancelledError):
+        ray.get(list(gen)[-1], timeout=GUARD)
+    assert ray.get(actor.wait_finished.remote(), timeout=GUARD) is True
 
 
 def test_generator_options_are_checked_where_given():

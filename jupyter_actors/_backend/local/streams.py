@@ -109,10 +109,15 @@ def open_stream(record, first: ObjectRef, for_worker: bool):
     feed = streams[call_id] = Feed(record)
     if record.num_returns == DYNAMIC:
         return _open_dynamic(record, first, feed, streams)
-    first._future.add_done_callback(lambda _: streams.pop(call_id, None))
+    limit = backpressure_of(record.num_returns)
+
+    def ended(_):
+        streams.pop(call_id, None)
+        if limit:  # a cancelled threaded call runs on: nobody will take its items
+            consumed(record, ALL)
+    first._future.add_done_callback(ended)
     if for_worker:
         return first
-    limit = backpressure_of(record.num_returns)
     feed.stream = Stream((lambda count: consumed(record, count)) if limit else None)
     return ObjectRefGenerator(feed.stream, first, record.label)
 
