@@ -62,3 +62,12 @@ def load_ipython_extension(ipython) -> None:
 def unload_ipython_extension(ipython) -> None:
     from .magics import unload_ipython_extension as unload
     unload(ipython)
+
+
+def __getattr__(name: str):
+    # After ``import ray``, Ray code reaches ``ray.util.pdb`` or ``ray.actor.exit_actor``
+    # without importing them: load those subpackages on first use (in workers too).
+    if name in ("util", "actor"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,6 +19,7 @@ MODULES = {
     "ray.util": "jupyter_actors.util",
     "ray.util.queue": "jupyter_actors.util.queue",
     "ray.util.actor_pool": "jupyter_actors.util.actor_pool",
+    "ray.util.pdb": "jupyter_actors.util.pdb",
     "ray.actor": "jupyter_actors.actor",
     "ray.exceptions": "jupyter_actors.exceptions",
     "ray.runtime_context": "jupyter_actors.runtime_context",

@@ -172,3 +172,39 @@ def test_without_stdin_a_breakpoint_goes_on_and_says_so_once(kernel):
     assert "[7, 8]" in cell.check_ok().stdout
     assert cell.stderr.count("breakpoint() in Counter.incr was skipped") == 1
     assert "PYTHONBREAKPOINT=0" in cell.stderr
+
+
+def test_ray_util_pdb_set_trace_and_post_mortem(kernel):
+    """Ray's ray.util.pdb.set_trace() and post_mortem() inside tasks ask like breakpoint()."""
+    kernel.run(textwrap.dedent("""\
+        @ray.remote
+        def halve(x):
+            half = x / 2
+            ray.util.pdb.set_trace()
+            return half
+
+        @ray.remote
+        def invert(x):
+            try:
+                return 1 / x
+            except ZeroDivisionError:
+                ray.util.pdb.post_mortem()
+                raise
+        """))
+    cell = kernel.submit("print('result', ray.get(halve.remote(8)))")
+    assert "(halve pid=" in next_prompt(kernel)
+    answer(kernel, "p half * 10")
+    next_prompt(kernel)
+    answer(kernel, "c")
+    kernel.wait_done(cell)
+    out = ansi_free(cell.check_ok().stdout)
+    assert ") 40.0" in out and "result 4.0" in out
+    cell = kernel.submit("try:\n    ray.get(invert.remote(0))\n"
+                         "except ZeroDivisionError:\n    print('raised')")
+    assert "(invert pid=" in next_prompt(kernel)
+    answer(kernel, "p x - 7")
+    next_prompt(kernel)
+    answer(kernel, "c")
+    kernel.wait_done(cell)
+    out = ansi_free(cell.check_ok().stdout)
+    assert "-> return 1 / x" in out and ") -7" in out and "raised" in out

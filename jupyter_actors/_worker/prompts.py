@@ -34,6 +34,9 @@ RUNTIME_MODULES = ("jupyter_actors", "jupyter_actors.*", "asyncio", "asyncio.*",
                    "concurrent.*", "threading", "contextvars", "selectors")
 
 
+installed = None  # the worker's Prompts, once installed (util.pdb finds it here)
+
+
 class Prompts:
     """The calls of this worker that hold the driver's prompt, and how they ask."""
 
@@ -43,6 +46,8 @@ class Prompts:
         self.lock = threading.Lock()
 
     def install(self) -> None:
+        global installed
+        installed = self
         sys.breakpointhook = self.breakpoint
         builtins.input = self.input
         getpass.getpass = self.getpass
@@ -81,13 +86,15 @@ class Prompts:
 
     # -- what user code calls ------------------------------------------------------------
     def breakpoint(self, *args, **kwargs):
+        self.debug(sys._getframe(1))
+
+    def debug(self, frame) -> None:
+        """Stop in ``frame`` under pdb, if someone can answer."""
         if os.environ.get("PYTHONBREAKPOINT") == "0":
-            return None
+            return
         if not self.open(current_call.get(), "debugger"):
-            return None  # nobody can answer: go on, as PYTHONBREAKPOINT=0 would
-        debugger = WorkerPdb()
-        debugger.set_trace(sys._getframe(1))
-        return None
+            return  # nobody can answer: go on, as PYTHONBREAKPOINT=0 would
+        WorkerPdb().set_trace(frame)
 
     def input(self, prompt: object = "", password: bool = False) -> str:
         call_id = current_call.get()
