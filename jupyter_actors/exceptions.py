@@ -61,6 +61,26 @@ class TaskError(Error):
                 return render
         raise AttributeError("_render_traceback_")
 
+    @property
+    def cause(self) -> BaseException:
+        """The exception the remote code raised, as a plain instance of its own class
+        (Ray's ``RayTaskError.cause``); this error itself when the original could not
+        be sent back (it could not be pickled)."""
+        cause = self.__dict__.get("_cause")
+        return self if cause is None else cause
+
+    @cause.setter
+    def cause(self, value: BaseException | None) -> None:
+        self.__dict__["_cause"] = value
+
+    def as_instanceof_cause(self) -> BaseException:
+        """An error that is an instance of the cause's class and of ``TaskError`` (Ray's API).
+
+        What ``get`` raises already is both whenever the cause's class can be
+        subclassed, so this is the error itself.
+        """
+        return self
+
 
 class RemoteTraceback(Exception):
     """Carries the traceback text of an exception raised in a worker."""

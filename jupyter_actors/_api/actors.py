@@ -14,7 +14,7 @@ from . import refs as _refs
 from . import session
 from .arguments import Signature, _signature, prepare_arguments
 from .generators import is_generator_function, wire_num_returns
-from .options import ACTOR, METHOD, check_options
+from .options import ACTOR, METHOD, check_actor_options, check_options
 
 
 class MethodInfo:
@@ -119,7 +119,7 @@ class ActorClass:
     def options(self, **options) -> "_ActorClassWithOptions":
         merged = dict(self._options)
         merged.update(check_options(dict(options), ACTOR))
-        return _ActorClassWithOptions(self, merged)
+        return _ActorClassWithOptions(self, check_actor_options(merged))
 
     @property
     def is_async(self) -> bool:
@@ -163,9 +163,25 @@ def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "Acto
     name = options.get("name")
     namespace = options.get("namespace", session.default_namespace)
     if name is not None and options.get("get_if_exists"):
+        # Get or create, as Ray: the constructor's arguments matter only if it is created.
         found = backend.find_actor(name, namespace)
         if found is not None:
             return handle_of_found(found, backend)
+        try:
+            return _start_actor(backend, actor_class, options, payload, deps, exported)
+        except ValueError:
+            # Another thread or worker created it between the look-up and here.
+            found = backend.find_actor(name, namespace)
+            if found is None:
+                raise
+            return handle_of_found(found, backend)
+    return _start_actor(backend, actor_class, options, payload, deps, exported)
+
+
+def _start_actor(backend, actor_class: ActorClass, options: dict, payload, deps,
+                 exported) -> "ActorHandle":
+    name = options.get("name")
+    namespace = options.get("namespace", session.default_namespace)
     is_async = actor_class._is_async
     groups = options.get("concurrency_groups") or None
     check_method_groups(actor_class._cls.__name__, actor_class._methods, groups)

@@ -90,6 +90,8 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
             if isinstance(r, ObjectRefGenerator):
                 return _wait_with_generators(refs, num_returns, timeout)
             raise TypeError(f"wait() expects ObjectRefs, got {type(r).__name__} in the list")
+    if not refs:
+        return [], []  # as Ray: nothing to wait for, whatever num_returns says
     if len(set(refs)) != len(refs):
         raise ValueError("wait() requires a list of unique ObjectRefs")
     if not 0 <= num_returns <= len(refs):

@@ -119,7 +119,13 @@ OPTIONS = {o.name: o for o in [
         ("num_cpus", float), ("num_gpus", float), ("memory", float), ("resources", object),
         ("scheduling_strategy", str), ("accelerator_type", str), ("label_selector", object),
         ("placement_group", object), ("placement_group_bundle_index", int),
-        ("_metadata", object), ("enable_task_events", bool)]],
+        ("_metadata", object),
+        ("placement_group_capture_child_tasks", bool), ("_labels", object)]],
+    # Ray options with nothing to do on one machine, or with a guarantee kept anyway.
+    Option("enable_task_events", _AMT, bool, "ignored"),
+    Option("tensor_transport", _M, str, "ignored"),
+    Option("enable_tensor_transport", _A, bool, "ignored"),
+    Option("allow_out_of_order_execution", _A, bool, "ignored"),
 ]}
 
 
@@ -154,4 +160,15 @@ def check_options(options: dict, target: str) -> dict:
         if option.status == "refused" and value not in option.refused_unless:
             error = ValueError if name == "lifetime" else NotImplementedError
             raise error(option.why)
+    return options
+
+
+def check_actor_options(options: dict) -> dict:
+    """``options`` of an actor class if they fit together (as Ray checks them); else raise."""
+    name = options.get("name")
+    if name == "":
+        raise ValueError("an actor's name cannot be an empty string")
+    if options.get("get_if_exists") and not name:
+        raise ValueError("get_if_exists=True needs a name: "
+                         "Cls.options(name='...', get_if_exists=True).remote()")
     return options

@@ -5,7 +5,7 @@ import inspect
 
 from .actors import ActorClass
 from .functions import RemoteFunction
-from .options import ACTOR, METHOD, TASK, check_options
+from .options import ACTOR, METHOD, TASK, check_actor_options, check_options
 
 
 def remote(*args, **options):
@@ -23,7 +23,7 @@ def remote(*args, **options):
 
 def _make_remote(obj, options: dict):
     if inspect.isclass(obj):
-        return ActorClass(obj, check_options(dict(options), ACTOR))
+        return ActorClass(obj, check_actor_options(check_options(dict(options), ACTOR)))
     if inspect.iscoroutinefunction(obj) or inspect.isasyncgenfunction(obj):
         name = getattr(obj, "__name__", "f")
         raise ValueError(

@@ -24,6 +24,7 @@ def remote_exception(error: tuple, where: str, pid: int | None) -> BaseException
     if exc is None:
         text = f"{type_name}: {message}" if message else type_name
         exc = TaskError(text)
+    exc.cause = original if isinstance(original, BaseException) else None
     exc.remote_traceback = tb_text
     exc.function_name = where
     exc.pid = pid

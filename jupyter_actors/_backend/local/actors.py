@@ -34,6 +34,7 @@ class ActorState:
         self.alive = True
         self.death: ActorDiedError | None = None
         self.death_cause: BaseException | None = None
+        self.death_summary = ""           # "KeyError: 'no config'" of a failed constructor
         self.killed = False
         self.releasing = False
         self.exited_on_purpose = False    # the actor called exit_actor()
@@ -142,7 +143,7 @@ class ActorState:
                 if self.runtime.stopping:
                     error = self.runtime.shutdown_error(self, len(lost))
                 elif self.death_cause is not None:
-                    what = f"{self.class_name}.__init__ raised {type(self.death_cause).__name__}"
+                    what = f"{self.class_name}.__init__ raised {self.death_summary}"
                     error = ActorDiedError(f"The actor {self.class_name} (pid={conn.pid}) died: "
                                            f"{what}; {len(lost)} pending call(s) failed.")
                 elif self.exited_on_purpose:
