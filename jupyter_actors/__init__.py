@@ -13,6 +13,7 @@ from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerat
                    ObjectRefGenerator, RemoteFunction,
                    available_resources, cancel, cluster_resources, get, get_actor, init,
                    is_initialized, kill, method, put, remote, shutdown, wait)
+from .runtime_context import get_runtime_context
 from .tracing import timeline
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_runtime_context",
     "init",
     "is_initialized",
     "kill",

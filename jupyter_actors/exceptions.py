@@ -10,6 +10,7 @@ import sys
 
 __all__ = [
     "ActorDiedError",
+    "ActorUnavailableError",
     "ActorError",
     "Error",
     "GetTimeoutError",
@@ -99,6 +100,11 @@ class ActorError(Error):
 
 class ActorDiedError(ActorError):
     """The actor process is gone: killed, crashed, exited, or failed in ``__init__``."""
+
+
+class ActorUnavailableError(ActorError):
+    """The actor's process died while running the call and the actor is being restarted
+    (``max_restarts``); the call may or may not have run. Later calls go to the new process."""
 
 
 class WorkerCrashedError(Error):

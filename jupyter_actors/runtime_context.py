@@ -62,7 +62,9 @@ class RuntimeContext:
 
     @property
     def was_current_actor_reconstructed(self) -> bool:
-        return False  # actors are not restarted yet
+        """True in an actor's process that ``max_restarts`` started after a crash."""
+        info = self._actor_info()
+        return bool(info and info.get("restarts"))
 
     def get_pid(self) -> int:
         return os.getpid()

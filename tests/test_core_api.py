@@ -118,7 +118,7 @@ def test_default_max_concurrency_depends_on_the_kind_of_actor():
 @pytest.mark.parametrize("options, error", [
     ({"max_concurrency": 0}, ValueError),
     ({"max_concurrency": "2"}, ValueError),
-    ({"max_restarts": 2}, NotImplementedError),
+    ({"max_restarts": -2}, ValueError),
     ({"lifetime": "detached"}, ValueError),
     ({"no_such_option": 1}, TypeError),
 ])

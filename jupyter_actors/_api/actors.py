@@ -19,7 +19,7 @@ from .options import ACTOR, METHOD, check_actor_options, check_options
 
 class MethodInfo:
     __slots__ = ("name", "signature", "is_async", "num_returns", "group", "is_generator",
-                 "declared", "backpressure")
+                 "declared", "backpressure", "retry")
 
     def __init__(self, name, signature, is_async, fn, group=None):
         self.name = name
@@ -31,6 +31,8 @@ class MethodInfo:
         self.declared = getattr(fn, "__jupyter_actors_num_returns__",
                                 getattr(fn, "__ray_num_returns__", None))
         self.backpressure = getattr(fn, "__jupyter_actors_backpressure__", None)
+        # None, or (max_task_retries, retry_exceptions) given to @method.
+        self.retry = getattr(fn, "__jupyter_actors_retry__", None)
         # What a call sends (see _wire.messages): a generator streams by default.
         self.num_returns = wire_num_returns(self.declared, self.is_generator,
                                             self.backpressure, signature.label)
@@ -63,6 +65,18 @@ def _inspect_methods(cls) -> dict:
                         getattr(fn, "__ray_concurrency_group__", None))
         methods[name] = MethodInfo(name, _signature(fn, drop, label), is_async, fn, group)
     return methods
+
+
+def _terminate_info(cls) -> MethodInfo:
+    """``handle.__ray_terminate__``: ends the actor after the calls queued before it."""
+    def __ray_terminate__(self):
+        pass
+    label = f"{cls.__name__}.{TERMINATE}"
+    return MethodInfo(TERMINATE, _signature(__ray_terminate__, True, label), False,
+                      __ray_terminate__)
+
+
+TERMINATE = "__ray_terminate__"
 
 
 def check_method_groups(cls_name: str, methods: dict, groups) -> None:
@@ -193,7 +207,9 @@ def _start_actor(backend, actor_class: ActorClass, options: dict, payload, deps,
         name=name, namespace=namespace,
         max_pending_calls=options.get("max_pending_calls", -1),
         context=session.output_router().capture(),
-        concurrency_groups=dict(groups) if groups else None)
+        concurrency_groups=dict(groups) if groups else None,
+        max_restarts=options.get("max_restarts") or 0,
+        max_task_retries=options.get("max_task_retries") or 0)
     return ActorHandle(backend.create_actor(spec), actor_class, backend, spec.concurrency_groups)
 
 
@@ -215,6 +231,8 @@ class ActorHandle:
         weakref.finalize(self, backend.drop_handle, actor)
 
     def __getattr__(self, name: str) -> "ActorMethod":
+        if name == TERMINATE:
+            return ActorMethod(self, _terminate_info(self._actor_class._cls))
         if name.startswith("__") and name.endswith("__") and name != "__call__":
             raise AttributeError(name)
         info = self._actor_class._methods.get(name)
@@ -281,13 +299,15 @@ def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes,
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
-    __slots__ = ("_handle", "_info", "_num_returns", "_group")
+    __slots__ = ("_handle", "_info", "_num_returns", "_group", "_retry")
 
-    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None, group=None):
+    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None, group=None,
+                 retry=None):
         self._handle = handle
         self._info = info
         self._num_returns = info.num_returns if num_returns is None else num_returns
         self._group = info.group if group is None else group
+        self._retry = info.retry if retry is None else retry
 
     def remote(self, *args, **kwargs):
         info = self._info
@@ -298,13 +318,18 @@ class ActorMethod:
         payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
         spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
                                    self._num_returns, session._router.capture(), exported, None,
-                                   group))
+                                   group, self._retry))
         return handle._backend.call_actor(handle._actor, spec)
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)
+        retry = self._retry
+        if "max_task_retries" in options or "retry_exceptions" in options:
+            retries, exceptions = retry or (None, None)
+            retry = (options.get("max_task_retries", retries),
+                     options.get("retry_exceptions", exceptions))
         return ActorMethod(self._handle, self._info, self._info.with_options(options),
-                           options.get("concurrency_group"))
+                           options.get("concurrency_group"), retry)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of "

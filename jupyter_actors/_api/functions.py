@@ -80,5 +80,6 @@ def _submit_task(fn: RemoteFunction, options: dict, num_returns: int, args, kwar
     payload, deps, exported = prepare_arguments(fn._signature, args, kwargs)
     spec = TaskSpec(fn._signature.label, fn._id, fn._definition, payload, deps,
                     num_returns, session.output_router().capture(), exported,
-                    options.get("max_retries", 3), options.get("max_calls", 0))
+                    options.get("max_retries", 3), options.get("max_calls", 0), None,
+                    options.get("retry_exceptions") or False)
     return backend.submit_task(spec)

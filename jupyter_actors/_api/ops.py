@@ -155,7 +155,10 @@ def put(value: Any) -> ObjectRef:
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
-    """Kill the actor's process now; its pending calls fail with ActorDiedError."""
+    """Kill the actor's process now; its pending calls fail with ActorDiedError.
+
+    ``no_restart=False`` lets an actor with ``max_restarts`` start again, as after a
+    crash (calls made meanwhile wait for the new process)."""
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"kill() expects an actor handle, got {type(actor).__name__}")
     actor._backend.kill(actor._actor, no_restart)

@@ -89,7 +89,17 @@ def _lifetime(value):
     return None
 
 
+def _retry_exceptions(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, type) and issubclass(v, Exception) for v in value):
+        return None
+    return f"must be True, False or a list of exception classes, got {value!r}"
+
+
 _A, _M, _T = frozenset({ACTOR}), frozenset({METHOD}), frozenset({TASK})
+_AM = frozenset({ACTOR, METHOD})
 _AT, _MT, _AMT = frozenset({ACTOR, TASK}), frozenset({METHOD, TASK}), frozenset({ACTOR, METHOD, TASK})
 
 OPTIONS = {o.name: o for o in [
@@ -104,16 +114,13 @@ OPTIONS = {o.name: o for o in [
     Option("max_calls", _T, int, "honoured", _int_at_least(0, " (0: no limit)")),
     Option("lifetime", _A, str, "refused", _lifetime, (None, "non_detached"),
            "lifetime='detached' is not possible here: actors end with the driver"),
-    Option("max_restarts", _A, int, "refused", None, (0, None),
-           "max_restarts is not supported yet: a dead actor stays dead"),
-    Option("max_task_retries", _A, int, "refused", None, (0, None),
-           "max_task_retries is not supported yet: a dead actor stays dead"),
+    Option("max_restarts", _A, int, "honoured", _int_at_least(-1, " (-1: for ever)")),
+    Option("max_task_retries", _AM, int, "honoured", _int_at_least(-1, " (-1: for ever)")),
     Option("runtime_env", _AT, object, "refused", None, (None, {}),
            "runtime_env is not supported: workers share the driver's environment"),
     Option("concurrency_groups", _A, object, "honoured", _group_sizes),
     Option("concurrency_group", _M, str, "honoured", _optional_str),
-    Option("retry_exceptions", _T, bool, "refused", None, (False, None),
-           "retry_exceptions is not supported yet"),
+    Option("retry_exceptions", _MT, object, "honoured", _retry_exceptions),
     # Resources and scheduling: one machine, nothing to place.
     *[Option(name, _AT, kind, "ignored") for name, kind in [
         ("num_cpus", float), ("num_gpus", float), ("memory", float), ("resources", object),

@@ -51,5 +51,8 @@ def method(**options):
             fn.__jupyter_actors_concurrency_group__ = options["concurrency_group"]
         if options.get("_generator_backpressure_num_objects") is not None:
             fn.__jupyter_actors_backpressure__ = options["_generator_backpressure_num_objects"]
+        if options.get("max_task_retries") is not None or options.get("retry_exceptions"):
+            fn.__jupyter_actors_retry__ = (options.get("max_task_retries"),
+                                           options.get("retry_exceptions"))
         return fn
     return decorate

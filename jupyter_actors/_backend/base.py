@@ -43,6 +43,8 @@ class ActorSpec(NamedTuple):
     # {"io": 2, ...}: the actor's named concurrency groups and their sizes; the default
     # group (methods with no group) is sized by max_concurrency.
     concurrency_groups: dict | None = None
+    max_restarts: int = 0     # -1: for ever
+    max_task_retries: int = 0 # -1: for ever
 
 
 class CallSpec(NamedTuple):
@@ -56,6 +58,8 @@ class CallSpec(NamedTuple):
     exported: Any
     ref_ids: tuple | None = None   # ids chosen by the caller (a worker), else the backend's
     group: str | None = None       # the concurrency group it runs in; None: the default group
+    # None, or (max_task_retries or None, retry_exceptions or None) set for this method/call
+    retry: Any = None
 
 
 class TaskSpec(NamedTuple):
@@ -71,6 +75,7 @@ class TaskSpec(NamedTuple):
     max_retries: int          # -1: retry for ever
     max_calls: int            # 0: no limit
     ref_ids: tuple | None = None
+    retry_exceptions: Any = False  # True, or exception classes: retried as a crash would be
 
 
 # ``new_spec(CallSpec, (fields...))``: a spec built in one C call, for the per-call path.
@@ -93,7 +98,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def kill(self, actor: Any, no_restart: bool = True) -> None:
-        """End the actor's process now; its pending calls fail with ActorDiedError."""
+        """End the actor's process now; its pending calls fail with ActorDiedError
+        (``no_restart=False``: ``max_restarts`` may start it again)."""
 
     @abc.abstractmethod
     def add_handle(self, actor: Any) -> None:
@@ -116,7 +122,8 @@ class Backend(abc.ABC):
     def describe_actor(self, actor: Any) -> dict:
         """A snapshot: class_name, name, pid, kind, max_concurrency, running, queued,
         done, failed, alive, death, and groups: one row per concurrency group (the
-        default one first, named None) with name, max_concurrency, running, queued."""
+        default one first, named None) with name, max_concurrency, running, queued;
+        restarts, max_restarts and restarting (may be absent)."""
 
     @abc.abstractmethod
     def describe_actors(self) -> list:

@@ -85,8 +85,26 @@ def actor_html(row: dict) -> str:
             f"<small>{row['kind']} actor · pid {row['pid'] if row['pid'] else '–'} · "
             f"max_concurrency {html.escape(concurrency_cell(row))} · "
             f"running {html.escape(running_cell(row))} · "
-            f"queued {row['queued']} · done {row['done']} · failed {row['failed']}</small>"
+            f"queued {row['queued']} · done {row['done']} · failed {row['failed']}"
+            f"{' · ' + _restarts(row) if _restarts(row) else ''}</small>"
             f"{death}</div>")
+
+
+def _restarts(row: dict) -> str:
+    """"restarted 1 of 3" for an actor with max_restarts; "" for the others."""
+    limit = row.get("max_restarts", 0)
+    if not limit:
+        return ""
+    of = "unlimited" if limit == -1 else limit
+    what = "restarting" if row.get("restarting") else "restarted"
+    return f"{what} {row.get('restarts', 0)} of {of}"
+
+
+def _status(row: dict) -> str:
+    """alive / dead, with the restart count of an actor that may be restarted."""
+    restarts = _restarts(row)
+    state = "alive" if row["alive"] else "dead"
+    return f"{state}, {restarts}" if restarts else state
 
 
 def _summary(row: dict) -> str:
@@ -95,7 +113,7 @@ def _summary(row: dict) -> str:
         parts.append(f"name={row['name']!r}")
     parts += [f"pid={row['pid']}", row["kind"], f"max_concurrency={concurrency_cell(row)}",
               f"running={running_cell(row)}", f"queued={row['queued']}", f"done={row['done']}",
-              f"failed={row['failed']}", "alive" if row["alive"] else "dead"]
+              f"failed={row['failed']}", _status(row)]
     return ", ".join(parts)
 
 
@@ -130,13 +148,18 @@ COLUMNS = ("class", "name", "pid", "kind", "max_concurrency", "running", "queued
 class ActorTable:
     """The actors of the session when ``%actors`` ran (dead ones still referenced too)."""
 
-    def __init__(self, rows: list, restarts: bool = False):
+    def __init__(self, rows: list, restarts: bool | None = None):
         self.rows = rows       # the backend's describe_actors()
+        # The restarts column: when asked for, else when some actor may be restarted.
+        if restarts is None:
+            restarts = any(row.get("max_restarts") for row in rows)
         self.restarts = restarts
         self.columns = COLUMNS[:-1] + ("restarts", "status") if restarts else COLUMNS
 
     def _cells(self, row: dict) -> list:
-        status = "alive" if row["alive"] else f"dead: {row['death'] or 'unknown cause'}"
+        status = _status(row)
+        if not row["alive"]:
+            status += f": {row['death'] or 'unknown cause'}"
         cells = [row["class_name"], row["name"] or "", str(row["pid"] or ""), row["kind"],
                  concurrency_cell(row), running_cell(row), str(row["queued"]),
                  str(row["done"]), str(row["failed"])]
@@ -167,6 +190,8 @@ class ActorTable:
         for row in self.rows:
             cells = [html.escape(c) for c in self._cells(row)[:-1]]
             status = _badge("alive" if row["alive"] else "dead")
+            if _restarts(row):
+                status += f" <small>{html.escape(_restarts(row))}</small>"
             if row["death"]:
                 status += f" <small>{html.escape(row['death'])}</small>"
             body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)

@@ -25,14 +25,14 @@
     out               OutputLines       call_id, stream, text
     lookup            LookupRef         ref_id
     submit_actor      SubmitActor       call_id, actor_id, class_key, class_payload, args, deps, exported, options
-    submit_call       SubmitCall        call_id, actor_id, method, label, args, deps, num_returns, return_ids, exported, parent_id, group
+    submit_call       SubmitCall        call_id, actor_id, method, label, args, deps, num_returns, return_ids, exported, parent_id, group, retry
     submit_task       SubmitTask        call_id, func_id, label, function_payload, args, deps, num_returns, return_ids, exported, options
     put               PutObject         ref_id, payload, exported
     cancel_ref        CancelRef         ref_id, force
-    kill              KillActor         actor_id
+    kill              KillActor         actor_id, no_restart
     release           Release           refs, actors
     request           Request           request_id, what, args
-    exiting           ActorExiting      call_id
+    exiting           ActorExiting      call_id, how, intended
     blocked           WorkerBlocked     blocked, ref_ids
     prompt_open       PromptOpen        request_id, call_id, kind
     prompt_line       PromptLine        request_id, call_id, prompt, password
@@ -76,12 +76,17 @@ object and routes them; the worker picks the ids of the refs it will hold
   whoever receives them.
 - ``parent_id``: the call the worker was running when it made this one (its
   output goes where the parent's goes).
+- ``retry`` of ``SubmitCall``: None, or ``(max_task_retries, retry_exceptions)``
+  set for that method or call (None in either: the actor's own setting).
+- ``no_restart`` of ``KillActor``: False lets ``max_restarts`` restart the actor.
 - ``Release``: ``refs`` and ``actors`` are ``((id, count), ...)``: how many
   times the driver sent each to this worker before the worker dropped the
   last object that stood for it; the driver frees what nobody holds.
 - ``Request``/``Reply``: a question the worker waits for (``what`` is
   ``"find_actor"``, ``"describe_actor"``, ``"describe_actors"``).
-- ``ActorExiting``: the actor called ``exit_actor()`` in that call.
+- ``ActorExiting``: the actor ends itself in that call; ``how`` says how
+  (``"exit_actor()"``, ``"sys.exit(3)"``); ``intended`` is False for an exit
+  with an error code (``sys.exit(3)``), which ``max_restarts`` may restart.
 - ``WorkerBlocked``: a worker waits in ``get``/``wait`` for ``ref_ids`` (True) or
   goes on (False): meanwhile the task pool may start another worker, and the
   queued tasks it waits for run first, so tasks that wait for tasks (a
@@ -285,6 +290,7 @@ class SubmitCall(NamedTuple):
     exported: tuple
     parent_id: Any
     group: Any
+    retry: Any
     TAG = "submit_call"
 
 
@@ -317,6 +323,7 @@ class CancelRef(NamedTuple):
 
 class KillActor(NamedTuple):
     actor_id: str
+    no_restart: bool
     TAG = "kill"
 
 
@@ -335,6 +342,8 @@ class Request(NamedTuple):
 
 class ActorExiting(NamedTuple):
     call_id: int
+    how: str
+    intended: bool
     TAG = "exiting"
 
 

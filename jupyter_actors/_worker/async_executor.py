@@ -159,8 +159,8 @@ class AsyncExecutor:
             payloads = encode_returns(result, call.num_returns, call.label)
         except asyncio.CancelledError:
             message = CallCancelled(call.call_id, time.monotonic())
-        except ActorExit:
-            self.worker.exit_actor(call.call_id)
+        except (ActorExit, SystemExit) as exc:
+            self.worker.exit_actor(call.call_id, exc)
         except BaseException as exc:
             message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
         else:

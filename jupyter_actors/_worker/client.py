@@ -205,6 +205,7 @@ class ClientBackend(Backend):
                    "max_concurrency": spec.max_concurrency, "name": spec.name,
                    "concurrency_groups": spec.concurrency_groups,
                    "namespace": spec.namespace, "max_pending_calls": spec.max_pending_calls,
+                   "max_restarts": spec.max_restarts, "max_task_retries": spec.max_task_retries,
                    "parent_id": current_call.get()}
         message = SubmitActor(_ids.next_id(), spec.actor_id, spec.class_key,
                               spec.definition.payload(), spec.args,
@@ -220,11 +221,11 @@ class ClientBackend(Backend):
         return token
 
     def call_actor(self, actor: RemoteActor, spec):
-        label, method, args, deps, num_returns, context, exported, _, group = spec
+        label, method, args, deps, num_returns, context, exported, _, group, retry = spec
         ids, refs, result = self._call_refs("call", label, num_returns, actor.actor_id, group)
         self.send(SubmitCall(ids[0], actor.actor_id, method, label, args,
                              tuple(d._id for d in deps), num_returns, ids,
-                             self._exported(exported), current_call.get(), group))
+                             self._exported(exported), current_call.get(), group, retry))
         return result
 
     def adopt_actor(self, actor_id: str, named_key) -> RemoteActor:
@@ -263,7 +264,7 @@ class ClientBackend(Backend):
                                 info.get("concurrency_groups")), self)
 
     def kill(self, actor: RemoteActor, no_restart: bool = True) -> None:
-        self.send(KillActor(actor.actor_id))
+        self.send(KillActor(actor.actor_id, no_restart))
 
     def find_actor(self, name: str, namespace):
         found = self.request("find_actor", (name, namespace))
@@ -286,6 +287,7 @@ class ClientBackend(Backend):
             function = spec.definition.payload()
             self.defined.add(spec.func_id)
         options = {"max_retries": spec.max_retries, "max_calls": spec.max_calls,
+                   "retry_exceptions": spec.retry_exceptions,
                    "parent_id": current_call.get()}
         self.send(SubmitTask(ids[0], spec.func_id, spec.label, function, spec.args,
                              tuple(d._id for d in spec.deps), spec.num_returns, ids,

@@ -145,8 +145,12 @@ class SyncExecutor:
             args, kwargs = load_arguments(call)
             result = self.resolve_target(call.target)(*args, **kwargs)
             payloads = encode_returns(result, call.num_returns, call.label)
-        except ActorExit:
-            worker.exit_actor(call.call_id)
+        except (ActorExit, SystemExit) as exc:
+            if worker.actor_info is None:  # a remote function: its caller gets the SystemExit
+                message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(),
+                                     slot)
+            else:
+                worker.exit_actor(call.call_id, exc)
         except BaseException as exc:  # reported to the caller, never kills the worker
             message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
         else:

@@ -46,14 +46,23 @@ class Worker:
         else:
             self.channel.send(message)
 
-    def exit_actor(self, call_id) -> None:
-        """``exit_actor()`` in this call: tell the driver it is on purpose, then leave."""
+    def exit_actor(self, call_id, exc: BaseException | None = None) -> None:
+        """``exit_actor()`` or ``sys.exit()`` in this call: tell the driver how, then leave.
+
+        As in Ray the actor ends (neither is an error of the call); ``sys.exit``
+        with an error code is an exit the driver may restart (``max_restarts``).
+        """
         self.stdout.flush_call(call_id)
         self.stderr.flush_call(call_id)
         self.client.flush_releases()
-        self.channel.send(ActorExiting(call_id))
+        code = 0
+        how = "exit_actor()"
+        if isinstance(exc, SystemExit):
+            how = f"sys.exit({'' if exc.code is None else repr(exc.code)})"
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        self.channel.send(ActorExiting(call_id, how, code == 0))
         self.channel.flush()
-        os._exit(0)
+        os._exit(code)
 
     def wait_reading(self, fut: concurrent.futures.Future) -> None:
         """Wait for an answer from the driver; read it ourselves if nobody else reads.

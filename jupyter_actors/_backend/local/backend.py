@@ -39,7 +39,7 @@ class LocalBackend(Backend):
         key = None if spec.name is None else (spec.namespace, spec.name)
         state = ActorState(rt, spec.actor_id, spec.class_name, spec.name, spec.is_async,
                            spec.max_concurrency, key, spec.max_pending_calls,
-                           spec.concurrency_groups)
+                           spec.concurrency_groups, spec.max_restarts, spec.max_task_retries)
         state.class_key, state.definition = spec.class_key, spec.definition
         rt.registry.add(state)  # raises if the name is taken
         options = worker_options()
@@ -50,6 +50,10 @@ class LocalBackend(Backend):
         record = CallRecord("init", f"{spec.class_name}.__init__",
                             (spec.definition.payload(), options), state, spec.args, spec.deps,
                             1, spec.context, spec.exported)
+        if spec.max_restarts:
+            # Kept to run the constructor again in a new process (the record lets go of its own).
+            state.creation = (record.target[0], options, spec.args, spec.deps, spec.exported,
+                              spec.context)
         state.submit(record)
         rt.spawner.acquire(state.attach)
         return state
@@ -57,11 +61,15 @@ class LocalBackend(Backend):
     def call_actor(self, actor: ActorState, spec: CallSpec):
         if actor.max_pending_calls >= 0:
             actor.check_pending_limit()
-        label, method, args, deps, num_returns, context, exported, ref_ids, group = spec
+        label, method, args, deps, num_returns, context, exported, ref_ids, group, retry = spec
         record = CallRecord("call", label, method, actor, args, deps, num_returns, context,
-                            exported, call_id=ref_ids[0] if ref_ids else None)
+                            exported, actor.call_retries, call_id=ref_ids[0] if ref_ids else None)
         if group is not None:
             record.group = group
+        if retry is not None:
+            retries, record.retry_exceptions = retry
+            if retries is not None:
+                record.retries_left = _retries(retries)
         refs = _new_refs(record, ref_ids)
         actor.submit(record)
         return refs
@@ -71,7 +79,7 @@ class LocalBackend(Backend):
         return _as_list(self.call_actor(actor, spec), spec.ref_ids)
 
     def kill(self, actor: ActorState, no_restart: bool = True) -> None:
-        actor.kill()
+        actor.kill(no_restart)
 
     def add_handle(self, actor: ActorState) -> None:
         self.runtime.registry.add_handle(actor)
@@ -103,12 +111,13 @@ class LocalBackend(Backend):
         if spec.func_id not in pool.functions:
             # Pickled here, in the caller's thread, so a mistake raises at .remote().
             pool.define(spec.func_id, function_payload or spec.definition.payload())
-        retries = 10**9 if spec.max_retries == -1 else spec.max_retries
+        retries = _retries(spec.max_retries)
         ref_ids = spec.ref_ids
         record = CallRecord("task", spec.label, spec.func_id, pool, spec.args, spec.deps,
                             spec.num_returns, spec.context, spec.exported, retries=retries,
                             max_calls=spec.max_calls, call_id=ref_ids[0] if ref_ids else None)
         record.nested = nested
+        record.retry_exceptions = spec.retry_exceptions
         refs = _new_refs(record, ref_ids)
         pool.submit(record)
         return refs
@@ -160,6 +169,10 @@ class LocalBackend(Backend):
             self.runtime.lent.pin(item)
         else:
             self.runtime.registry.pin(item)
+
+
+def _retries(n: int) -> int:
+    return 10**9 if n == -1 else n  # -1: for ever
 
 
 def _as_list(refs, ref_ids) -> list:

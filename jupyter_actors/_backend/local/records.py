@@ -22,6 +22,7 @@ class CallRecord:
                  "args_payload", "deps", "num_returns", "retries_left", "submitted",
                  "started", "finished", "slot", "status", "pid", "conn", "waiting",
                  "exported", "error", "cancel_requested", "max_calls", "nested", "group",
+                 "retry_exceptions",
                  "__weakref__")
 
     def __init__(self, kind, label, target, owner, args_payload, deps, num_returns,
@@ -52,6 +53,7 @@ class CallRecord:
         self.max_calls = max_calls        # tasks: runs of this function a worker may make
         self.nested = False               # tasks: submitted inside a worker (runs first)
         self.group = None                 # calls: the concurrency group, None: the default
+        self.retry_exceptions = False     # True, or exception classes worth another try
 
     def deps_ready(self) -> bool:
         return all(d._future.done() for d in self.deps)

@@ -38,6 +38,12 @@ def interruptible(record) -> bool:
     return owner.actor_id is None or owner.is_async
 
 
+def _worth_retrying(retry_exceptions, error: BaseException) -> bool:
+    if retry_exceptions is True:
+        return True
+    return isinstance(error, tuple(retry_exceptions))
+
+
 class ResultHandlers:
     """The handler of every worker → driver message, for the IOLoop's table."""
 
@@ -129,10 +135,20 @@ class ResultHandlers:
                 ref._future.set_result(value)
 
     def failed(self, conn, message: CallFailed) -> None:
+        record = conn.pending.get(message.call_id)
+        context = record.context if record is not None else None
         record = self._ended(conn, message)
         if record is None:
             return
         remote = errors.remote_exception(message.error, record.label, conn.pid)
+        if record.retry_exceptions and record.retries_left > 0 and not record.cancel_requested \
+                and _worth_retrying(record.retry_exceptions, remote) \
+                and not self.runtime.stopping:
+            # retry_exceptions: the call goes again, as after a crash (the last error stays).
+            record.retries_left -= 1
+            record.context = context
+            record.owner.run_again(record)
+            return
         if record.cancel_requested and interruptible(record):
             # The interrupt surfaced as an exception.
             cancelled = TaskCancelledError(f"{record.label} was interrupted while running.")

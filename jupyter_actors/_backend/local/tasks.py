@@ -80,6 +80,13 @@ class TaskPool:
             return
         self._enqueue(record)
 
+    def run_again(self, record: CallRecord) -> None:
+        """A call that failed and has retries left (retry_exceptions) goes first in line."""
+        with self.lock:
+            record.status, record.started, record.finished = PENDING, None, None
+            (self.nested if record.nested else self.queue).appendleft(record)
+            self._pump()
+
     def _enqueue(self, record: CallRecord) -> None:
         error = record.failed_dep()
         if error is not None:

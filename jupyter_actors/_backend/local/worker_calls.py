@@ -84,7 +84,7 @@ class WorkerCalls:
                 raise ActorDiedError(f"The actor {m.actor_id} of {m.label} is gone.")
             spec = CallSpec(m.label, m.method, m.args, tuple(self._refs(m.deps)),
                             m.num_returns, self._context(conn, m.parent_id),
-                            self._exported(m.exported), m.return_ids, m.group)
+                            self._exported(m.exported), m.return_ids, m.group, m.retry)
             refs = self.backend.call_refs(actor, spec)
         except Exception as exc:
             self._fail(conn, m.return_ids, exc)
@@ -99,7 +99,8 @@ class WorkerCalls:
             spec = TaskSpec(m.label, m.func_id, None, m.args, tuple(self._refs(m.deps)),
                             m.num_returns, self._context(conn, options.get("parent_id")),
                             self._exported(m.exported), options["max_retries"],
-                            options["max_calls"], m.return_ids)
+                            options["max_calls"], m.return_ids,
+                            options.get("retry_exceptions", False))
             refs = self.backend.task_refs(spec, m.function_payload)
         except Exception as exc:
             self._fail(conn, m.return_ids, exc)
@@ -119,7 +120,8 @@ class WorkerCalls:
                              options["max_concurrency"], options.get("name"),
                              options.get("namespace"), options.get("max_pending_calls", -1),
                              self._context(conn, options.get("parent_id")),
-                             options.get("concurrency_groups"))
+                             options.get("concurrency_groups"),
+                             options.get("max_restarts", 0), options.get("max_task_retries", 0))
             actor = self.backend.create_actor(spec)
         except Exception as exc:
             if reply_id is not None:
@@ -142,7 +144,7 @@ class WorkerCalls:
     def kill(self, conn, m: KillActor) -> None:
         actor = self.runtime.registry.get(m.actor_id)
         if actor is not None:
-            actor.kill()
+            actor.kill(m.no_restart)
 
     def release(self, conn, m: Release) -> None:
         self.runtime.lent.release(conn, m.refs, m.actors)
@@ -161,7 +163,8 @@ class WorkerCalls:
 
     def exiting(self, conn, m: ActorExiting) -> None:
         if conn.owner is not None and conn.owner.actor_id is not None:
-            conn.owner.exited_on_purpose = True
+            conn.owner.exit_how = m.how
+            conn.owner.exited_on_purpose = m.intended
 
     def request(self, conn, m: Request) -> None:
         try:
