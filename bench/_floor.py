@@ -142,6 +142,24 @@ def run(rows, cfg) -> dict:
             e.close()
         out["create"] = samples
 
+    if "restart" in rows:
+        # A restart's floor: kill -9 a bare echo process, start another, get its first echo.
+        old = Echo()
+        old.send(0)
+        old.recv()
+        samples = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            old.proc.kill()
+            new = Echo()
+            new.send((0, "f", (1,)))
+            new.recv()
+            samples.append(time.perf_counter() - t)
+            old.close()
+            old = new
+        old.close()
+        out["restart"] = samples
+
     echo = Echo()
     echo.send(0)
     echo.recv()

@@ -208,5 +208,7 @@ def run(ray, rows, cfg, init_kwargs=None):
     out.update(_generators.run(ray, rows, cfg))
     import _bars
     out.update(_bars.run(ray, rows, cfg))
+    import _restart
+    out.update(_restart.run(ray, rows, cfg))
     ray.shutdown()
     return out

@@ -58,6 +58,7 @@ ROWS = {
     "stream_async": ("generator, 10,000 items, async actor", "calls/s", True),
     "bar_auto": ("1,000,000 tqdm.auto update() in an actor", "ms", False),
     "bar_ray": ("1,000,000 tqdm_ray update() in an actor", "ms", False),
+    "restart": ("restart: kill -9 -> 1st call answered", "ms", False),
 }
 
 # Rows that name several: --only scale runs scale_10 ... scale_1000.
@@ -81,6 +82,7 @@ TARGETS = {
     "pool_map": ("ratio", 5), "queue": ("ratio", 5),
     "stream_threaded": ("ratio", 10), "stream_async": ("ratio", 10),
     "bar_auto": ("floor", 1.5), "bar_ray": ("floor", 1.5),
+    "restart": ("ratio", 5),
 }
 
 # What the floor column runs for rows where a socketpair echo is not the floor.
@@ -95,6 +97,7 @@ FLOOR_NOTES = {
     "array": "socketpair echo",
     "bar_auto": "plain tqdm, 1 process, null file",
     "bar_ray": "plain tqdm, 1 process, null file",
+    "restart": "kill -9 + spawn python + echo",
 }
 
 LIBS = ("ours", "ray", "floor")

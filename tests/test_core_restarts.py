@@ -400,3 +400,18 @@ def test_bad_retry_options_fail_where_given(options, match):
 def test_bad_restart_options_fail_where_given(options):
     with pytest.raises(ValueError, match="must be an int >= -1"):
         ray.remote(Phoenix).options(**options)
+
+
+def test_ray_terminate_from_inside_a_worker():
+    """A handle's __ray_terminate__ works wherever the handle is (the driver routes it)."""
+    actor = ray.remote(Phoenix).remote()
+    pid = ray.get(actor.pid.remote(), timeout=GUARD)
+
+    @ray.remote
+    def end(handle):
+        before = handle.pid.remote()
+        handle.__ray_terminate__.remote()
+        return ray.get(before)
+    assert ray.get(end.remote(actor), timeout=GUARD) == pid
+    with pytest.raises(exceptions.ActorDiedError, match="__ray_terminate__"):
+        ray.get(actor.pid.remote(), timeout=GUARD)
