@@ -207,7 +207,7 @@ class ResultHandlers:
         record = conn.pending.pop(message.call_id, None)
         cause = errors.remote_exception(message.error, f"{actor.class_name}.__init__", conn.pid)
         actor.death_cause = cause
-        _, type_name, text, _ = message.error
+        type_name, text = message.error[1], message.error[2]
         short = type_name.rsplit(".", 1)[-1]
         actor.death_summary = f"{short}: {text}" if text else short
         if record is not None:
