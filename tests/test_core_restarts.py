@@ -415,3 +415,19 @@ def test_ray_terminate_from_inside_a_worker():
     assert ray.get(end.remote(actor), timeout=GUARD) == pid
     with pytest.raises(exceptions.ActorDiedError, match="__ray_terminate__"):
         ray.get(actor.pid.remote(), timeout=GUARD)
+
+
+def test_a_generator_call_lost_in_a_crash_is_retried_without_repeating_items():
+    """A streaming call sent again to the restarted actor continues the stream: the items
+    delivered before the crash are not delivered twice."""
+    @ray.remote(max_restarts=1, max_task_retries=1)
+    class Stream:
+        def items(self, n):
+            for i in range(n):
+                if i == 2 and not ray.get_runtime_context().was_current_actor_reconstructed:
+                    os._exit(1)
+                yield i
+
+    stream = Stream.remote()
+    assert [ray.get(ref, timeout=GUARD) for ref in stream.items.remote(4)] == [0, 1, 2, 3]
+    assert stream._describe()["restarts"] == 1
