@@ -88,11 +88,13 @@ def _lift_payloads(message: tuple, extra: list):
         return message, None
     items = list(message)
     described = []
-    inner: dict = {}   # field -> its tuple as a list (many payloads: one copy, not one each)
+    inner = None   # field -> its tuple as a list (many payloads: one copy, not one each)
     for i, j, payload in found:
         if j < 0:
             items[i] = None
         else:
+            if inner is None:
+                inner = {}
             sub = inner.get(i)
             if sub is None:
                 sub = inner[i] = list(items[i])
@@ -108,8 +110,9 @@ def _lift_payloads(message: tuple, extra: list):
             described.append((i, j, payload.blob, tuple(buffers)))
         else:
             described.append((i, j, payload.blob, ()))
-    for i, sub in inner.items():
-        items[i] = tuple(sub)
+    if inner is not None:
+        for i, sub in inner.items():
+            items[i] = tuple(sub)
     return tuple(items), tuple(described)
 
 
