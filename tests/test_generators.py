@@ -333,6 +333,16 @@ def test_cancelled_threaded_generator_with_backpressure_runs_to_its_end():
     assert ray.get(actor.wait_finished.remote(), timeout=GUARD) is True
 
 
+def test_generator_with_an_int_num_returns_gives_its_items_as_the_returns():
+    """num_returns=N on a generator: N refs, one per yielded item (1: the item itself)."""
+    one = count_up.options(num_returns=1).remote(1)
+    assert ray.get(one, timeout=GUARD) == 0
+    first, second = count_up.options(num_returns=2).remote(2)
+    assert ray.get([first, second], timeout=GUARD) == [0, 1]
+    with pytest.raises(ValueError, match="num_returns=1 but yielded 3"):
+        ray.get(count_up.options(num_returns=1).remote(3), timeout=GUARD)
+
+
 def test_generator_options_are_checked_where_given():
     with pytest.raises(ValueError, match="_generator_backpressure_num_objects"):
         count_up.options(_generator_backpressure_num_objects=0)

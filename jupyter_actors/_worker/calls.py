@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import traceback
+import types
 
 from .._wire.payloads import NONE_PAYLOAD, DepArg, deserialize, serialize
 from .._wire.tracebacks import describe_frames
@@ -58,8 +59,17 @@ def encode_returns(value, num_returns: int, label: str) -> tuple:
     except Exception as exc:
         if num_returns < 0:
             raise  # raised by the generator itself, at the item where it happened
+        if num_returns == 1 and isinstance(value, types.GeneratorType):
+            return _one_yielded(value, label)  # a generator with num_returns=1, as in Ray
         raise ReturnValueError(
             f"could not pickle the return value of {label}: {type(exc).__name__}: {exc}") from exc
+
+
+def _one_yielded(gen, label: str) -> tuple:
+    values = tuple(gen)
+    if len(values) != 1:
+        raise ValueError(f"{label} declares num_returns=1 but yielded {len(values)} values")
+    return encode_returns(values[0], 1, label)
 
 
 class ActorExit(BaseException):
