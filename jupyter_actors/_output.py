@@ -44,6 +44,14 @@ class OutputRouter:
         """One line from the user (blocks; ends with ``_prompting.Interrupted``)."""
         return _prompting.ask_terminal(prompt, password)
 
+    def why_nobody_answers(self) -> str:
+        """Said once when a breakpoint is skipped because ``can_ask`` is False."""
+        if _prompting.in_kernel_without_extension():
+            return ("a notebook kernel without the extension: `%load_ext jupyter_actors` "
+                    "lets the calling cell answer")
+        return ("a notebook run without input, such as nbconvert or nbval, or a script "
+                "without a terminal")
+
     def abort_prompts(self, reason: str = "the cell was interrupted") -> None:
         """End every ask under way (the user interrupted, or the runtime stops)."""
         _prompting.abort_all(reason)

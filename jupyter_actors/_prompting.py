@@ -48,6 +48,18 @@ def terminal_available() -> bool:
         return False
 
 
+def in_kernel_without_extension() -> bool:
+    """A Jupyter kernel runs this process, but nothing routes prompts to its cells."""
+    kernel_module = sys.modules.get("ipykernel.kernelbase")
+    if kernel_module is None:
+        return False
+    try:
+        from IPython import get_ipython
+        return getattr(get_ipython(), "kernel", None) is not None
+    except Exception:
+        return False
+
+
 def ask_terminal(prompt: str, password: bool = False) -> str:
     """Write the prompt to stdout and read one line from stdin (a terminal)."""
     global _leftover

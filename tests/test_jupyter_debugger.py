@@ -215,3 +215,18 @@ def test_ray_util_pdb_set_trace_and_post_mortem(kernel):
     kernel.wait_done(cell)
     out = ansi_free(cell.check_ok().stdout)
     assert "-> return 1 / x" in out and ") -7" in out and "raised" in out
+
+
+def test_a_kernel_without_the_extension_says_how_to_get_the_prompt():
+    """Without %load_ext the breakpoint is skipped, and the notice says what to load."""
+    from tests.kernel_utils import Kernel
+    kernel = Kernel()
+    try:
+        cell = kernel.run("import jupyter_actors as ray\n"
+                          "@ray.remote\ndef stop(x):\n    breakpoint()\n    return x\n"
+                          "print(ray.get(stop.remote(3)))")
+        assert "3" in cell.stdout
+        assert "%load_ext jupyter_actors" in cell.stderr + "".join(
+            m["content"].get("text", "") for m in kernel.stray)
+    finally:
+        kernel.shutdown()

@@ -83,6 +83,12 @@ class CellOutputRouter(OutputRouter):
             return super().can_ask(context)
         return cell_input.can_ask(found)
 
+    def why_nobody_answers(self) -> str:
+        if cell_input.kernel() is None:
+            return super().why_nobody_answers()
+        return ("a notebook run without input, such as nbconvert or nbval, or a script "
+                "without a terminal")
+
     def ask(self, context, prompt: str, password: bool = False) -> str:
         found = cell_input.kernel()
         if found is None:

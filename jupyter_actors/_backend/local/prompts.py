@@ -23,8 +23,7 @@ from ..._wire.payloads import serialize
 from ...exceptions import TaskCancelledError
 
 _SKIPPED = ("breakpoint() in {label} was skipped: nothing here can answer a debugger prompt "
-            "(a notebook run without input, such as nbconvert or nbval, or a script without a "
-            "terminal), so the call goes on as with PYTHONBREAKPOINT=0. This is said once.")
+            "({why}), so the call goes on as with PYTHONBREAKPOINT=0. This is said once.")
 
 
 class PromptSessions:
@@ -49,8 +48,9 @@ class PromptSessions:
             if m.kind == "debugger" and not self.warned:
                 self.warned = True
                 label = record.label if record is not None else "a worker"
-                self.runtime.router.write(context, "stderr", _prefix(conn, record),
-                                          _SKIPPED.format(label=label))
+                router = self.runtime.router
+                router.write(context, "stderr", _prefix(conn, record),
+                             _SKIPPED.format(label=label, why=router.why_nobody_answers()))
             conn.send(Reply(m.request_id, True, serialize(False)))
             return
         with self.lock:
