@@ -226,6 +226,12 @@ def verdict(row: str, ours, ratio, floor=None):
     return text, ok
 
 
+def _better(ratio: float, unit: str) -> str:
+    if unit == "MiB":
+        return "less" if ratio >= 1 else "more"
+    return "faster" if ratio >= 1 else "slower"
+
+
 def render(results: dict, rows: list, info: dict, versions: dict) -> str:
     lines = []
     load = info.get("loadavg")
@@ -247,8 +253,7 @@ def render(results: dict, rows: list, info: dict, versions: dict) -> str:
         if row in FLOOR_NOTES and med["floor"] is not None:
             floor += f" ({FLOOR_NOTES[row]})"
         table.append([label, fmt(med["ours"], unit), fmt(med["ray"], unit), floor,
-                      "-" if ratio is None else f"{ratio:,.1f}x " + ("faster" if ratio >= 1
-                                                                   else "slower"),
+                      "-" if ratio is None else f"{ratio:,.1f}x " + _better(ratio, unit),
                       target, {True: "met", False: "NOT MET", None: ""}[ok]])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for i, r in enumerate(table):

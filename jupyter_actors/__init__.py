@@ -8,6 +8,8 @@ adds the ``%%remote`` magic and routes actor output to the cell that made the ca
 """
 from __future__ import annotations
 
+import os as _os
+
 from . import exceptions
 from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerator, ObjectRef,
                    ObjectRefGenerator, RemoteFunction,
@@ -15,6 +17,10 @@ from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerat
                    is_initialized, kill, method, put, remote, shutdown, wait)
 from .runtime_context import get_runtime_context
 from .tracing import timeline
+
+if not _os.environ.get("JUPYTER_ACTORS_WORKER"):
+    # The driver's runtime, ready for init(); worker processes never need it.
+    from ._backend import local as _local  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import threading
 
-from .._backend.local import LocalBackend
 from .._output import OutputRouter
 from . import refs as _refs
 
@@ -60,6 +59,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         if num_cpus is not None and num_cpus < 1:
             raise ValueError("num_cpus must be at least 1")
         preload = _check_preload(preload)
+        from .._backend.local import LocalBackend
         _backend = LocalBackend(_router, num_cpus=num_cpus, idle_workers=idle_workers,
                                 log_to_driver=log_to_driver, preload=preload)
         default_namespace = namespace

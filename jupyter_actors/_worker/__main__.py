@@ -77,6 +77,7 @@ def watch_lifeline(lifeline_fd: int) -> None:
 
 
 def main() -> None:
+    os.environ.pop("JUPYTER_ACTORS_WORKER", None)  # not for processes a worker starts
     if sys.argv[1] == "zygote":
         from .zygote import serve
         control_fd, lifeline_fd, driver_pid = (int(arg) for arg in sys.argv[2:5])

@@ -228,7 +228,8 @@ class Spawner:
         return subprocess.Popen(
             [sys.executable, "-m", "jupyter_actors._worker", str(child.fileno()),
              str(os.getpid())],
-            pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            pass_fds=(child.fileno(),), env={**env, "JUPYTER_ACTORS_WORKER": "1"},
+            stdin=subprocess.DEVNULL,
             cwd=os.getcwd(),
             # Its own process group: a kernel interrupt (SIGINT to the
             # kernel's group) must not kill a worker still starting up,

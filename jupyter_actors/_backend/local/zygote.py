@@ -71,7 +71,9 @@ class Zygote:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyter_actors._worker", "zygote", str(theirs.fileno()),
                  str(lifeline_fd), str(os.getpid())],
-                pass_fds=(theirs.fileno(), lifeline_fd), env=env, stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(), lifeline_fd),
+                # Only worker code is imported there (not the driver's runtime).
+                env={**env, "JUPYTER_ACTORS_WORKER": "1"}, stdin=subprocess.DEVNULL,
                 cwd=os.getcwd(), start_new_session=True)
         except BaseException:
             control.close()
