@@ -26,6 +26,10 @@ class Probe:
     def imported_by(self, module):
         return __import__(module).IMPORTED_BY, os.getpid()
 
+    def driver_runtime_loaded(self):
+        return ("jupyter_actors._backend.local.runtime" in sys.modules
+                or "JUPYTER_ACTORS_WORKER" in os.environ)
+
 
 def zygotes() -> list:
     found = []
@@ -50,6 +54,13 @@ def test_actors_are_forked_by_one_zygote_in_their_own_session():
         listening = [c for c in proc.net_connections(kind="all")
                      if c.status == psutil.CONN_LISTEN]
         assert not listening
+
+
+def test_workers_hold_worker_code_only():
+    """The driver's runtime is not imported in the zygote or its workers (less to start,
+    less memory), and the marker that says so does not reach what a worker starts."""
+    ray.init()
+    assert ray.get(Probe.remote().driver_runtime_loaded.remote(), timeout=GUARD) is False
 
 
 def test_a_dead_zygote_is_replaced_and_its_workers_live_on():
