@@ -5,8 +5,8 @@
 Each stretch is measured with time.monotonic() stamps, which are the same
 clock in the driver and in the worker (one machine):
 
-    submit      .remote() called → its frame handed to the socket (caller thread)
-    to worker   frame written → the worker's "start" stamp (a worker thread wakes, reads)
+    submit      .remote() called → its frame about to be written (caller thread)
+    to worker   → the worker's "start" stamp (the write, a worker thread wakes and reads)
     run         the worker's start → end stamps (decoding arguments, the method, encoding)
     to driver   the worker's end stamp → the driver's I/O thread handles the result
     to caller   result handled → get() returns in the caller (the caller thread wakes)
@@ -31,9 +31,9 @@ def measure(kind: str, calls: int) -> list:
     plain_send, plain_ok = connection.Connection.send, results.ResultHandlers.ok
 
     def send(self, message):
-        plain_send(self, message)
         if message and type(message[0]) is int:
             sent.setdefault(message[0], time.monotonic())
+        plain_send(self, message)
 
     def ok(self, conn, message):
         handled[message.call_id] = time.monotonic()
