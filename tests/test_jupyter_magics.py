@@ -194,6 +194,26 @@ def test_actors_table_shows_concurrency_groups(kernel):
     assert "1 (io=2)" in row and "0 (default=0, io=0)" in row, text
 
 
+def test_actors_table_shows_restarts(kernel):
+    """A %%remote class with --max-restarts: after a crash %actors shows the restart count."""
+    kernel.run("%%remote --max-restarts 2\n"
+               "class Revived:\n"
+               "    def pid(self):\n"
+               "        return os.getpid()\n")
+    kernel.run("import os, signal\n"
+               "revived = Revived.options(name='revived-one').remote()\n"
+               "first = ray.get(revived.pid.remote(), timeout=GUARD)\n"
+               "ray.kill(revived, no_restart=False)\n"
+               "assert ray.get(revived.pid.remote(), timeout=GUARD) != first\n")
+    cell = kernel.run("%actors")
+    text = cell.result["text/plain"]
+    header, *rows = text.splitlines()
+    assert "restarts" in header.split(), text
+    row = next(r for r in rows if "revived-one" in r)
+    assert row.endswith("alive, restarted 1 of 2"), text
+    assert "restarted 1 of 2" in cell.result["text/html"]
+
+
 def test_actors_takes_no_arguments(kernel):
     cell = kernel.run("%actors --all", ok=False)
     assert cell.reply["status"] == "error"
