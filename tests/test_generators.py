@@ -310,6 +310,16 @@ def test_retried_task_generator_does_not_repeat_items_already_delivered(tmp_path
     assert FileEvent(tmp_path / "crashed").is_set()
 
 
+def test_retried_task_generator_with_backpressure_hears_how_far_the_consumer_got(tmp_path):
+    """With backpressure the retry's producer would wait after its first (repeated)
+    item; the driver tells it the consumer has taken two already."""
+    gen = crash_after_two.options(_generator_backpressure_num_objects=1).remote(str(tmp_path))
+    assert [ray.get(next(gen), timeout=GUARD) for _ in range(2)] == [0, 1]
+    FileEvent(tmp_path / "taken").set()
+    assert [ray.get(ref, timeout=GUARD) for ref in gen] == [2, 3]
+    assert FileEvent(tmp_path / "crashed").is_set()
+
+
 def test_dropped_generator_with_backpressure_lets_its_producer_finish():
     """Nobody will take the items of a generator that was dropped: its producer runs on."""
     actor = Streamer.remote()

@@ -33,7 +33,7 @@ from .results import _REBUILD
 class Feed:
     """Where the items of one generator call go: a Stream, a worker, or a list (dynamic)."""
 
-    __slots__ = ("record", "stream", "conn", "items", "received")
+    __slots__ = ("record", "stream", "conn", "items", "received", "taken")
 
     def __init__(self, record):
         self.record = record
@@ -41,13 +41,26 @@ class Feed:
         self.conn = None        # a worker consumes (it made the call)
         self.items = None       # num_returns="dynamic"
         self.received = 0
+        self.taken = 0          # items the consumer took (calls with backpressure)
+
+    def took(self, count: int) -> None:
+        """The consumer has taken ``count`` items: its producer may go on."""
+        self.taken = count
+        consumed(self.record, count)
 
     def add(self, index: int, payloads: tuple) -> None:
         """Items ``index``, ``index + 1``, ... arrived."""
         had = self.received - index
         if had:
-            if had < 0 or had >= len(payloads):
-                return  # had already: a retried task yields its items again
+            if had < 0:
+                return
+            # Had already: a call sent again (a retried task, a restarted actor) yields
+            # from item 0. With backpressure its new producer must hear how far the
+            # consumer got, or it would wait for items nobody will take again.
+            if self.taken:
+                consumed(self.record, self.taken)
+            if had >= len(payloads):
+                return
             payloads = payloads[had:]
         self.received += len(payloads)
         record = self.record
@@ -118,7 +131,7 @@ def open_stream(record, first: ObjectRef, for_worker: bool):
     first._future.add_done_callback(ended)
     if for_worker:
         return first
-    feed.stream = Stream((lambda count: consumed(record, count)) if limit else None)
+    feed.stream = Stream(feed.took if limit else None)
     return ObjectRefGenerator(feed.stream, first, record.label)
 
 
@@ -170,4 +183,4 @@ class StreamHandlers:
     def consumed(self, conn, m: StreamConsumed) -> None:
         feed = self.runtime.streams.get(m.call_id)
         if feed is not None:
-            consumed(feed.record, m.count)
+            feed.took(m.count)
