@@ -176,11 +176,16 @@ class Spawner:
         return env
 
     def _start_worker(self) -> Connection:
-        parent, child = socket.socketpair()
-        try:
-            proc = self._fork(child) or self._spawn(child)
-        finally:
-            child.close()
+        proc, parent = self._fork()
+        if proc is None:
+            parent, child = socket.socketpair()
+            try:
+                proc = self._spawn(child)
+            except BaseException:
+                parent.close()
+                raise
+            finally:
+                child.close()
         parent.setblocking(False)
         conn = Connection(self.io, proc, parent)
         if hasattr(os, "pidfd_open"):
@@ -193,8 +198,9 @@ class Spawner:
         self.io.call_soon(self.io.register, conn)
         return conn
 
-    def _fork(self, child: socket.socket):
-        """A worker forked by the zygote (started, or replaced, as needed); None: spawn one."""
+    def _fork(self) -> tuple:
+        """(a worker forked by the zygote, started or replaced as needed, and the driver's
+        end of its socket), or (None, None): spawn one instead."""
         while self.zygote_failures < ZYGOTE_ATTEMPTS and not self.stopping:
             env = self._worker_env()
             zygote = self.zygote
@@ -204,13 +210,20 @@ class Spawner:
                                                   self._zygote_lost)
                 except OSError:
                     self.zygote_failures = ZYGOTE_ATTEMPTS
-                    return None
-            proc = zygote.fork(child, env, os.getcwd())
+                    break
+            # A fresh socketpair for each attempt: a zygote given up on may still
+            # fork a worker on the socket it was sent, which must then see EOF.
+            parent, child = socket.socketpair()
+            try:
+                proc = zygote.fork(child, env, os.getcwd())
+            finally:
+                child.close()
             if proc is not None:
                 self.zygote_failures = 0
-                return proc
+                return proc, parent
+            parent.close()
             self.zygote_failures += 1
-        return None
+        return None, None
 
     def _zygote_lost(self, zygote) -> None:
         """Idle workers of a zygote that ended could not report their exit: replace them."""
