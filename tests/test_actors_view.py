@@ -6,6 +6,8 @@ themselves are clicked in tests/test_browser_actors_view.py.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import jupyter_actors as ray
@@ -16,8 +18,8 @@ pytest.importorskip("anywidget", reason="the widgets need anywidget")
 from jupyter_actors.widgets import ActorsView  # noqa: E402
 
 # Row fields (see _actors_view._row).
-ID, CLASS, NAME, PID, KIND, CONCURRENCY, RUNNING, QUEUED, DONE, FAILED, RESTARTS, ALIVE, DEATH = \
-    range(13)
+(ID, CLASS, NAME, PID, KIND, CONCURRENCY, RUNNING, QUEUED, DONE, FAILED, RESTARTS, ALIVE, DEATH,
+ RESTARTING) = range(14)
 
 
 @ray.remote
@@ -30,6 +32,9 @@ class Gated:
 
     def ping(self):
         return "pong"
+
+    def crash(self):
+        os._exit(1)
 
 
 def row_of(view, handle) -> list:
@@ -91,6 +96,23 @@ def test_cancel_and_kill_from_the_view(tmp_path):
         assert "was killed by jupyter_actors.kill()" in text  # the final cause
         # A message about an actor that is gone breaks nothing.
         view._on_frontend_message(view, {"kind": "kill", "actor_id": "0" * 16}, [])
+    finally:
+        view.close()
+
+
+def test_a_restarted_actor_shows_its_restarts():
+    """An actor with max_restarts whose process dies is shown alive again, restarted once."""
+    a = Gated.options(max_restarts=1).remote()
+    old_pid = ray.get(a.ping.remote(), timeout=GUARD) and row_of(ActorsView(live=False), a)[PID]
+    view = ActorsView()
+    try:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(a.crash.remote(), timeout=GUARD)
+        assert ray.get(a.ping.remote(), timeout=GUARD) == "pong"  # the restarted process
+        row = row_of(view, a)
+        assert row[RESTARTS] == 1 and row[ALIVE] is True and row[RESTARTING] is False
+        assert row[PID] != old_pid
+        assert "alive, restarted 1 of 1" in repr(view.table()).splitlines()[1]
     finally:
         view.close()
 

@@ -183,4 +183,4 @@ def _exists(pid) -> bool:
 def _row(d: dict) -> list:
     return [d["actor_id"], d["class_name"], d["name"] or "", d["pid"] or "", d["kind"],
             concurrency_cell(d), d["running"], d["queued"], d["done"], d["failed"],
-            d.get("restarts", 0), bool(d["alive"]), d["death"] or ""]
+            d.get("restarts", 0), bool(d["alive"]), d["death"] or "", bool(d.get("restarting"))]

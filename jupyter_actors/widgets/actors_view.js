@@ -2,7 +2,7 @@
 const COLUMNS = ["class", "name", "pid", "kind", "max_concurrency", "running", "queued",
                  "done", "failed", "restarts", "status", ""];
 // Row fields as sent by Python: [actor_id, class, name, pid, kind, max_concurrency,
-// running, queued, done, failed, restarts, alive, death].
+// running, queued, done, failed, restarts, alive, death, restarting].
 const TEXT_FIELDS = 10;   // fields 1..10 are shown as they are
 const CONFIRM_MS = 4000;  // a first click on "kill" asks; a second one within this time kills
 
@@ -87,14 +87,15 @@ function render({ model, el }) {
         }
       }
       const isAlive = r[11], death = r[12] || "";
-      const status = isAlive ? "alive" : "dead: " + (death || "unknown cause");
+      const restarting = isAlive && r[13];
+      const status = restarting ? "restarting" : isAlive ? "alive" : "dead: " + (death || "unknown cause");
       if (row.status !== status) {
         row.status = status;
         const cell = row.cells[TEXT_FIELDS];
         cell.textContent = "";
         const badge = document.createElement("span");
-        badge.className = isAlive ? "ja-av-alive" : "ja-av-dead";
-        badge.textContent = isAlive ? "alive" : "dead";
+        badge.className = restarting ? "ja-av-restarting" : isAlive ? "ja-av-alive" : "ja-av-dead";
+        badge.textContent = restarting ? "restarting" : isAlive ? "alive" : "dead";
         cell.appendChild(badge);
         if (!isAlive) {
           const why = document.createElement("small");
