@@ -13,7 +13,7 @@ import os as _os
 from . import exceptions
 from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerator, ObjectRef,
                    ObjectRefGenerator, RemoteFunction,
-                   available_resources, cancel, cluster_resources, get, get_actor, init,
+                   available_resources, backend_name, cancel, cluster_resources, get, get_actor, init,
                    is_initialized, kill, method, put, remote, shutdown, wait)
 from .runtime_context import get_runtime_context
 from .tracing import timeline
@@ -33,6 +33,7 @@ __all__ = [
     "ObjectRefGenerator",
     "RemoteFunction",
     "available_resources",
+    "backend_name",
     "cancel",
     "cluster_resources",
     "exceptions",

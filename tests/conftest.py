@@ -40,9 +40,11 @@ def _worker_children(parent) -> list:
 
 
 @pytest.fixture(autouse=True)
-def no_orphan_workers():
+def no_orphan_workers(request):
     """Fail a test that leaves worker processes behind after shutdown()."""
     yield
+    if "on_backend" in request.fixturenames and ray.backend_name() == "ray":
+        return   # a Ray session shared by the module's tests (see on_backend)
     before = _our_workers()  # forked workers are not our children once their zygote ended
     ray.shutdown()
     deadline = time.monotonic() + 10
@@ -68,3 +70,27 @@ def _still_running(processes: list) -> list:
 def events(tmp_path):
     """Factory of FileEvents in this test's temporary folder."""
     return lambda name: FileEvent(tmp_path / name)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """One Ray head node per test module (Ray starts slowly), joined with init(address=...)."""
+    pytest.importorskip("ray", reason="Ray is not installed (no wheels for this Python)")
+    from tests.ray_cluster import HeadNode
+    node = HeadNode()
+    yield node
+    ray.shutdown()
+    node.stop()
+
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def on_backend(request):
+    """Runs the module's tests on the embedded runtime, then on Ray (one session for all)."""
+    if request.param == "local":
+        yield "local"
+        return
+    node = request.getfixturevalue("ray_head")
+    ray.shutdown()
+    ray.init(address=node.address)
+    yield "ray"
+    ray.shutdown()

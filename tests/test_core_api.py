@@ -51,11 +51,11 @@ def test_all_names_exist():
 
 
 def test_import_stays_light():
-    """Importing the package pulls in neither IPython nor ipywidgets."""
+    """Importing the package pulls in neither IPython, ipywidgets nor Ray."""
     import subprocess
     import sys
     code = ("import sys, jupyter_actors; "
-            "print(any(m in sys.modules for m in ('IPython', 'ipywidgets', 'tqdm', 'numpy')))")
+            "print(any(m in sys.modules for m in ('IPython', 'ipywidgets', 'tqdm', 'numpy', 'ray')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=GUARD, check=True)
     assert out.stdout.strip() == "False"
@@ -73,12 +73,24 @@ def test_init_is_optional_and_explicit_init_twice_is_an_error():
     assert not ray.is_initialized()
     info = ray.init(num_cpus=1)
     assert info["num_cpus"] == 1
+    assert info["backend"] == ray.backend_name() == "local"
+    assert "backend='local'" in repr(info)
     assert ray.available_resources() == {"CPU": 1.0}
 
 
-def test_init_rejects_a_cluster_address_and_unknown_options():
-    with pytest.raises(ValueError, match="this machine"):
-        ray.init(address="ray://10.0.0.1:10001")
+def test_init_rejects_bad_backend_choices_and_unknown_options(monkeypatch):
+    """A wrong backend name, address or environment value is an error at init()."""
+    with pytest.raises(ValueError, match="'local' or 'ray'"):
+        ray.init(backend="cluster")
+    with pytest.raises(ValueError, match="drop one of them"):
+        ray.init(address="10.0.0.1:6379", backend="local")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        ray.init(address="nowhere")
+    monkeypatch.setenv("JUPYTER_ACTORS_BACKEND", "spark")
+    with pytest.raises(ValueError, match="JUPYTER_ACTORS_BACKEND"):
+        ray.init()
+    monkeypatch.delenv("JUPYTER_ACTORS_BACKEND")
+    assert not ray.is_initialized()
     with pytest.raises(TypeError, match="bogus"):
         ray.init(bogus=1)
     ray.init(include_dashboard=False, logging_level="info")  # Ray options that mean nothing here

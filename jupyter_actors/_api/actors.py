@@ -12,7 +12,7 @@ from .._backend.base import ActorSpec, CallSpec, new_spec
 from .._wire.payloads import LazyDefinition, Payload, deserialize_definition
 from . import refs as _refs
 from . import session
-from .arguments import Signature, _signature, prepare_arguments
+from .arguments import Signature, _signature, prepare_arguments, raw_arguments
 from .generators import is_generator_function, wire_num_returns
 from .options import ACTOR, METHOD, check_actor_options, check_options
 
@@ -173,7 +173,8 @@ class _ActorClassWithOptions:
 
 def _create_actor(actor_class: ActorClass, options: dict, args, kwargs) -> "ActorHandle":
     backend = session.backend()
-    payload, deps, exported = prepare_arguments(actor_class._init_signature, args, kwargs)
+    prepare = raw_arguments if backend.raw_arguments else prepare_arguments
+    payload, deps, exported = prepare(actor_class._init_signature, args, kwargs)
     name = options.get("name")
     namespace = options.get("namespace", session.default_namespace)
     if name is not None and options.get("get_if_exists"):
@@ -209,7 +210,7 @@ def _start_actor(backend, actor_class: ActorClass, options: dict, payload, deps,
         context=session.output_router().capture(),
         concurrency_groups=dict(groups) if groups else None,
         max_restarts=options.get("max_restarts") or 0,
-        max_task_retries=options.get("max_task_retries") or 0)
+        max_task_retries=options.get("max_task_retries") or 0, options=options)
     return ActorHandle(backend.create_actor(spec), actor_class, backend, spec.concurrency_groups)
 
 
@@ -315,11 +316,15 @@ class ActorMethod:
         group = self._group
         if group is not None and (handle._groups is None or group not in handle._groups):
             raise unknown_group(f"{info.signature.label}.remote()", group, handle._groups)
-        payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
+        backend = handle._backend
+        if backend.raw_arguments:
+            payload, deps, exported = raw_arguments(info.signature, args, kwargs)
+        else:
+            payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
         spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
                                    self._num_returns, session._router.capture(), exported, None,
                                    group, self._retry))
-        return handle._backend.call_actor(handle._actor, spec)
+        return backend.call_actor(handle._actor, spec)
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)

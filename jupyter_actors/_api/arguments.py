@@ -50,6 +50,12 @@ def _signature(fn, drop_first: bool, label: str) -> Signature:
     return Signature(sig, label)
 
 
+def raw_arguments(signature: Signature, args: tuple, kwargs: dict):
+    """For a backend that pickles arguments itself (Ray): checked, not pickled."""
+    signature.check(args, kwargs)
+    return (args, kwargs), (), None
+
+
 def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
     """(payload, top-level ref deps, the refs and actor tokens pickled inside) for a call.
 

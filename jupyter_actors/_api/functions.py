@@ -8,7 +8,7 @@ import weakref
 from .._backend.base import TaskSpec
 from .._wire.payloads import LazyDefinition
 from . import session
-from .arguments import _signature, prepare_arguments
+from .arguments import _signature, prepare_arguments, raw_arguments
 from .generators import is_generator_function, wire_num_returns
 from .options import TASK, check_options
 
@@ -77,9 +77,10 @@ class _RemoteFunctionWithOptions:
 
 def _submit_task(fn: RemoteFunction, options: dict, num_returns: int, args, kwargs):
     backend = session.backend()
-    payload, deps, exported = prepare_arguments(fn._signature, args, kwargs)
+    prepare = raw_arguments if backend.raw_arguments else prepare_arguments
+    payload, deps, exported = prepare(fn._signature, args, kwargs)
     spec = TaskSpec(fn._signature.label, fn._id, fn._definition, payload, deps,
                     num_returns, session.output_router().capture(), exported,
                     options.get("max_retries", 3), options.get("max_calls", 0), None,
-                    options.get("retry_exceptions") or False)
+                    options.get("retry_exceptions") or False, options)
     return backend.submit_task(spec)

@@ -15,8 +15,10 @@ it and passes it back.
 ObjectRefs are the same type everywhere: a backend completes each ref's
 ``concurrent.futures.Future``, and ``get``/``wait``/``await`` only see that.
 
-The embedded runtime (``local``) is the one backend today; a worker-side
-client and a Ray backend implement the same interface.
+Three implement it: the embedded runtime (``local``), the client inside
+each of its workers (``_worker.client``), and Ray (``ray``). A backend whose
+``raw_arguments`` is true gets each call's ``(args, kwargs)`` as given (after
+the signature check) instead of a payload: Ray pickles them itself.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ class ActorSpec(NamedTuple):
     concurrency_groups: dict | None = None
     max_restarts: int = 0     # -1: for ever
     max_task_retries: int = 0 # -1: for ever
+    options: Any = None       # every option as given: a backend that places work (Ray)
+                              # reads resources, scheduling, restarts, runtime_env from it
 
 
 class CallSpec(NamedTuple):
@@ -76,6 +80,7 @@ class TaskSpec(NamedTuple):
     max_calls: int            # 0: no limit
     ref_ids: tuple | None = None
     retry_exceptions: Any = False  # True, or exception classes: retried as a crash would be
+    options: Any = None       # every option as given (see ActorSpec.options)
 
 
 # ``new_spec(CallSpec, (fields...))``: a spec built in one C call, for the per-call path.
@@ -86,6 +91,8 @@ class Backend(abc.ABC):
     """One session's runner of actors and tasks."""
 
     name: str = "?"
+    # True: specs carry (args, kwargs) unpickled, with refs in place (see above).
+    raw_arguments: bool = False
 
     # -- actors -----------------------------------------------------------------
     @abc.abstractmethod

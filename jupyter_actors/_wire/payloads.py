@@ -362,6 +362,11 @@ class LazyDefinition:
         self._lock = threading.RLock()
         self._making = False
 
+    @property
+    def value(self):
+        """The class or function itself (a backend that pickles it its own way, Ray, wants it)."""
+        return self._obj
+
     @classmethod
     def of_payload(cls, obj, payload: Payload) -> "LazyDefinition":
         """The definition of ``obj``, already pickled as ``payload`` (it arrived so)."""

@@ -1,0 +1,342 @@
+"""RayBackend: the Backend interface over real Ray.
+
+    API spec ──▶ RayBackend ──▶ Ray: host actor / task function (host.py) per class / function
+                  │  a RayCall per call (records.py) ─▶ the trace
+                  └─ RayObjectRef per returned ref (refs.py), completed by Ray's callback
+
+Ray owns processes, scheduling, objects and handle counting; this module maps
+specs onto Ray's calls, passes the caller's options through (resources,
+scheduling, restarts, runtime_env are Ray's to honour) and keeps the few facts
+``%actors`` and the Timeline need. The same class runs inside Ray's workers
+(``in_worker``) so that calls made there go straight to Ray too.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+from ..._api import refs as _refs
+from ..._api.refs import ObjectRef
+from ..._trace import tracer
+from ..base import ActorSpec, Backend, CallSpec, TaskSpec
+from . import host
+from .options import actor_options, class_options, task_options
+from ...exceptions import TaskCancelledError
+from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
+from .refs import RayObjectRef, fail_pending, ref_of
+
+
+class RayBackend(Backend):
+    """Actors and tasks on a Ray cluster."""
+
+    name = "ray"
+    raw_arguments = True
+
+    def __init__(self, router, address=None, *, owns_ray: bool = False,
+                 in_worker: bool = False, setup=None):
+        import ray
+        self._ray = ray
+        self.router = router
+        self.address = address
+        self.owns_ray = owns_ray
+        self.in_worker = in_worker
+        self.setup = setup            # how a worker installs its session (see worker.py)
+        self.records: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.actors: dict = {}        # actor_id -> RayActor, while a handle exists here
+        self.handle_counts: dict = {}
+        self.names: dict = {}         # (namespace, name) -> RayActor created here
+        self._lock = threading.Lock()
+        self._host_classes: dict = {}
+        self._task_functions: dict = {}
+        self.tasks = TaskOwner(0)
+        self.logs = None
+        self.closed = None            # the error pending and new calls get after shutdown
+        _refs.set_resolver(_foreign_ref, _check_foreign)
+        if not in_worker:
+            from .logs import LogRouter
+            self.logs = LogRouter(self)
+
+    # -- actors -----------------------------------------------------------------------
+    def create_actor(self, spec: ActorSpec) -> RayActor:
+        self._check_open()
+        args, kwargs = spec.args
+        remote_class = self._host_class(spec)
+        options = actor_options(spec)
+        actor = RayActor(spec.actor_id, None, spec.class_name, spec.name, spec.namespace,
+                         spec.is_async, spec.max_concurrency)
+        record = RayCall("init", f"{spec.class_name}.__init__", actor, spec.context)
+        route = self._route(record)
+        self._submitted(record)
+        try:
+            actor.handle = remote_class.options(**options).remote(
+                self.setup, route, record.call_id, *_ray_args(args), **_ray_kwargs(kwargs))
+            # Ray creates actors in the background; this ref ends the init record.
+            ready = actor.handle.__ray_ready__.remote()
+        except BaseException as exc:
+            record.end(exc)
+            raise
+        record.ray_ref = ready
+        record.refs = (ref_of(ready, record),)
+        if spec.name is not None:
+            self.names[(spec.namespace, spec.name)] = actor
+        return actor
+
+    def call_actor(self, actor: RayActor, spec: CallSpec):
+        label, method, (args, kwargs), _, num_returns, context, _, _ = spec
+        record = RayCall("call", label, actor, context)
+        route = self._route(record)
+        self._submitted(record)
+        call = actor.handle.call
+        if num_returns != 1:
+            call = call.options(num_returns=num_returns)
+        try:
+            out = call.remote(route, record.call_id, method, *_ray_args(args),
+                              **_ray_kwargs(kwargs))
+        except BaseException as exc:
+            record.end(exc)
+            raise _translated(exc, label, actor) from None
+        return self._refs_of(record, out, num_returns)
+
+    def kill(self, actor: RayActor, no_restart: bool = True) -> None:
+        actor.killed = no_restart
+        self._ray.kill(actor.handle, no_restart=no_restart)
+
+    def add_handle(self, actor: RayActor) -> None:
+        with self._lock:
+            self.actors[actor.actor_id] = actor
+            self.handle_counts[actor.actor_id] = self.handle_counts.get(actor.actor_id, 0) + 1
+
+    def drop_handle(self, actor: RayActor) -> None:
+        # Ray counts handles itself: once no token holds Ray's handle, Ray ends the actor.
+        with self._lock:
+            left = self.handle_counts.get(actor.actor_id, 1) - 1
+            if left > 0:
+                self.handle_counts[actor.actor_id] = left
+                return
+            self.handle_counts.pop(actor.actor_id, None)
+            self.actors.pop(actor.actor_id, None)
+            if actor.name is not None and self.names.get((actor.namespace, actor.name)) is actor:
+                del self.names[(actor.namespace, actor.name)]
+
+    def find_actor(self, name: str, namespace):
+        self._check_open()
+        actor = self.names.get((namespace, name))
+        if actor is None:
+            try:
+                handle = self._ray.get_actor(name, namespace=namespace)
+            except ValueError:
+                return None
+            actor = self.adopt_actor(None, handle)
+        from .state import class_of
+        key, payload = class_of(actor)
+        return (actor, key, payload)
+
+    def adopt_actor(self, actor_id, named_key):
+        handle = named_key
+        ray_id = handle._actor_id.hex()
+        with self._lock:
+            for known in self.actors.values():
+                if known.handle._actor_id.hex() == ray_id:
+                    return known
+        from .state import actor_facts
+        class_name, is_async, max_concurrency, our_id = actor_facts(handle)
+        return RayActor(actor_id or our_id, handle, class_name, None, None, is_async,
+                        max_concurrency)
+
+    def describe_actor(self, actor: RayActor) -> dict:
+        from .state import describe
+        return describe(self, [actor])[0]
+
+    def describe_actors(self) -> list:
+        from .state import describe
+        with self._lock:
+            actors = list(self.actors.values())
+        return describe(self, actors)
+
+    # -- tasks and objects ----------------------------------------------------------------
+    def submit_task(self, spec: TaskSpec):
+        self._check_open()
+        args, kwargs = spec.args
+        options = task_options(spec)
+        key = (spec.func_id, tuple(sorted(options.items(), key=lambda kv: kv[0]))
+               if _hashable(options) else None)
+        remote_function = self._task_functions.get(key) if key[1] is not None else None
+        if remote_function is None:
+            remote_function = self._ray.remote(**options)(
+                host.task_function(spec.definition.value, self.setup))
+            if key[1] is not None:
+                self._task_functions[key] = remote_function
+        record = RayCall("task", spec.label, self.tasks, spec.context)
+        route = self._route(record)
+        self._submitted(record)
+        try:
+            out = remote_function.remote(route, record.call_id, *_ray_args(args),
+                                         **_ray_kwargs(kwargs))
+        except BaseException as exc:
+            record.end(exc)
+            raise _translated(exc, spec.label, None) from None
+        return self._refs_of(record, out, spec.num_returns)
+
+    def put(self, value):
+        self._check_open()
+        return ref_of(self._ray.put(value))
+
+    def cancel_call(self, record: RayCall, force: bool) -> None:
+        """Tasks: Ray's cancel. Actor calls: a queued one is skipped by the host when its
+        turn comes (Ray's cancel of a queued call of an ordered actor stalls the calls
+        behind it); a running async one gets asyncio cancellation from Ray; a running
+        threaded one runs on and its ref fails now, as on the embedded runtime."""
+        ray_ref = record.ray_ref
+        if ray_ref is None or record.kind == "init" or record.status not in (PENDING, RUNNING):
+            return
+        if record.kind == "task":
+            self._ray.cancel(ray_ref, force=force)
+            return
+        actor = record.owner
+        if record.status == RUNNING and actor.is_async:
+            self._ray.cancel(ray_ref)
+            return
+        actor.handle.cancel_queued.remote(record.call_id)
+        started = record.status == RUNNING
+        error = TaskCancelledError(
+            f"{record.label} was running; a threaded actor's call is not interrupted, so it "
+            f"runs to its end and its result is dropped." if started else
+            f"{record.label} was cancelled before it started.")
+        refs = record.refs
+        record.end(error)
+        fail_pending(refs, error)
+
+    # -- the session ----------------------------------------------------------------------
+    def set_output_router(self, router) -> None:
+        self.router = router
+
+    def resources(self) -> dict:
+        return self._ray.available_resources()
+
+    def info(self) -> dict:
+        ray = self._ray
+        context = ray.get_runtime_context()
+        cpus = ray.cluster_resources().get("CPU", 0)
+        address = self.address
+        try:
+            address = context.gcs_address
+        except Exception:
+            pass
+        return {"backend": self.name, "address": address,
+                "num_cpus": int(cpus), "node_id": context.get_node_id(),
+                "namespace": context.namespace, "ray_version": ray.__version__}
+
+    def shutdown(self) -> None:
+        from ...exceptions import Error
+        self.closed = Error("the session was shut down (jupyter_actors.shutdown()); call "
+                            "init() again to start a new one")
+        if self.logs is not None:
+            self.logs.close()
+        for record in list(tracer.active.values()):
+            if isinstance(record, RayCall):
+                refs = record.refs
+                record.end(self.closed)
+                fail_pending(refs, self.closed)
+        if self.owns_ray and not self.in_worker:
+            self._ray.shutdown()
+        _refs.set_resolver(None, None)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed is not None:
+            raise self.closed
+
+    def _route(self, record: RayCall):
+        """The call whose cell gets this call's output: this one, or the worker's caller."""
+        if self.in_worker:
+            route = host.current_route.get()
+            if route is not None:
+                return route
+        return record.call_id
+
+    def _submitted(self, record: RayCall) -> None:
+        self.records[record.call_id] = record
+        tracer.record_submitted(record)
+
+    def _refs_of(self, record: RayCall, out, num_returns: int):
+        if num_returns == 0 or out is None:
+            record.refs = ()
+            return None
+        if num_returns == 1:
+            record.ray_ref = out
+            ref = ref_of(out, record)
+            record.refs = (ref,)
+            return ref
+        record.ray_ref = out[0]
+        refs = [ref_of(r, record) for r in out]
+        record.refs = tuple(refs)
+        return refs
+
+    def _host_class(self, spec: ActorSpec):
+        remote_class = self._host_classes.get(spec.class_key)
+        if remote_class is None:
+            cls = host.host_class(spec.definition.value, spec.is_async, spec.class_key)
+            remote_class = self._ray.remote(**class_options(spec))(cls)
+            self._host_classes[spec.class_key] = remote_class
+        return remote_class
+
+
+def _ray_args(args: tuple) -> tuple:
+    """Top-level refs go to Ray as Ray's refs (Ray resolves them before the call)."""
+    for value in args:
+        if isinstance(value, ObjectRef):
+            return tuple(_ray_ref(v) if isinstance(v, ObjectRef) else v for v in args)
+    return args
+
+
+def _ray_kwargs(kwargs: dict) -> dict:
+    for value in kwargs.values():
+        if isinstance(value, ObjectRef):
+            return {k: _ray_ref(v) if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
+    return kwargs
+
+
+def _ray_ref(ref: ObjectRef):
+    if type(ref) is RayObjectRef:
+        return ref._ray_ref
+    raise _mixing_error(ref)
+
+
+def _mixing_error(item) -> ValueError:
+    what = "an ObjectRef" if isinstance(item, ObjectRef) else "an actor handle"
+    return ValueError(f"{what} of the embedded runtime cannot be used on Ray: it was made "
+                      f"before the session switched backends, and its value or actor lives "
+                      f"in a worker process of that runtime. Make it again on Ray (call "
+                      f"the actor or put() the value again).")
+
+
+def _check_foreign(item) -> None:
+    """Called for each ref or actor token pickled on Ray (Ray's serializer runs it)."""
+    if type(item) is RayObjectRef or isinstance(item, RayActor):
+        return
+    raise _mixing_error(item)
+
+
+def _foreign_ref(ref_id: int):
+    raise ValueError(f"ObjectRef {ref_id:032x} belongs to the embedded runtime, not to Ray")
+
+
+def _translated(exc: BaseException, label: str, actor) -> BaseException:
+    import ray.exceptions as rx
+    if isinstance(exc, rx.RayError):
+        from .errors import translate
+        return translate(exc, label, actor)
+    return exc
+
+
+def _hashable(options: dict) -> bool:
+    try:
+        hash(tuple(options.items()))
+        return True
+    except TypeError:
+        return False
+
+
+def driver_pid() -> int:
+    return os.getpid()

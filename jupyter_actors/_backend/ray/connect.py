@@ -1,0 +1,64 @@
+"""Starting or joining Ray for the session, with errors that name the address.
+
+Ray, asked for a cluster that is not there, retries for a minute; a quick TCP
+check first turns a wrong address into an error within seconds.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from .backend import RayBackend
+from .worker import WorkerSetup
+
+REACH_TIMEOUT = 3.0   # seconds to wait for the cluster's port to answer
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(
+            "The Ray backend needs Ray, which is not installed here: "
+            "pip install \"jupyter_actors[ray]\" (or pip install ray). "
+            "Without it, init() with no address runs the embedded runtime.") from exc
+    return ray
+
+
+def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True,
+              ray_options=None) -> RayBackend:
+    """Join the Ray cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"),
+    or start a local one (``address`` None), as ``ray.init`` does."""
+    ray = import_ray()
+    options = dict(ray_options or {})
+    joined = ray.is_initialized()
+    if not joined:
+        if address not in (None, "auto", "local"):
+            check_reachable(address)
+        options.setdefault("logging_level", "warning")
+        try:
+            # No address: a new local Ray, never whichever cluster this machine ran last.
+            ray.init(address=address or "local", namespace=namespace, log_to_driver=log_to_driver,
+                     **options)
+        except ConnectionError as exc:
+            raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+    backend = RayBackend(router, address, owns_ray=not joined,
+                         setup=WorkerSetup(os.getpid()))
+    return backend
+
+
+def check_reachable(address: str) -> None:
+    """Raise ConnectionError naming ``address`` if nothing answers there within seconds."""
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"address={address!r}: expected 'auto', 'HOST:PORT' or "
+                         f"'ray://HOST:PORT'")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise ConnectionError(
+            f"Could not reach a Ray cluster at {address!r} ({exc.strerror or exc}). Is "
+            f"`ray start --head` running there, and is the port open from here?") from None

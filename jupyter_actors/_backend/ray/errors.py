@@ -1,0 +1,73 @@
+"""Ray's exceptions, translated at the boundary into the ones the embedded runtime raises.
+
+Code that catches ``jupyter_actors.exceptions.ActorDiedError`` or a remote
+``ValueError`` behaves the same whichever backend ran the call.
+"""
+from __future__ import annotations
+
+from ..._wire.errors import as_task_error
+from ...exceptions import (ActorDiedError, Error, GetTimeoutError, PendingCallsLimitExceeded,
+                           RemoteTraceback, TaskCancelledError, TaskError, WorkerCrashedError)
+
+
+def translate(error: BaseException, label: str, actor=None) -> BaseException:
+    """Our exception for ``error`` raised by Ray for the call ``label`` (of ``actor``, if any)."""
+    import ray.exceptions as rx
+    if isinstance(error, Error):
+        return error
+    if isinstance(error, rx.TaskCancelledError):
+        return TaskCancelledError(f"{label} was cancelled.")
+    if isinstance(error, rx.RayTaskError):
+        cause = getattr(error, "cause", None)
+        if type(cause).__name__ == "CancelledBeforeStart":
+            return TaskCancelledError(f"{label} was cancelled before it started.")
+        if isinstance(cause, rx.RayError) and not isinstance(cause, rx.RayTaskError):
+            return translate(cause, label, actor)   # the call failed on a dead actor it used
+        if isinstance(cause, rx.RayTaskError):
+            return translate(cause, label, actor)
+        exc = as_task_error(cause) if isinstance(cause, BaseException) else None
+        if exc is None:
+            text = f"{type(cause).__name__}: {cause}" if cause is not None else str(error)
+            exc = TaskError(text)
+        tb = getattr(error, "traceback_str", "") or ""
+        pid = getattr(error, "pid", None)
+        exc.remote_traceback = tb
+        exc.function_name = label
+        exc.pid = pid
+        exc.__cause__ = RemoteTraceback(f"\n{label} failed in pid {pid}:\n\n{tb}")
+        return exc
+    if isinstance(error, (rx.RayActorError, rx.ActorUnavailableError)):
+        return actor_died(error, label, actor)
+    if isinstance(error, rx.WorkerCrashedError):
+        return WorkerCrashedError(f"The worker running {label} died before it returned "
+                                  f"(Ray: {_first_line(error)}).")
+    if isinstance(error, rx.GetTimeoutError):
+        return GetTimeoutError(str(error))
+    if isinstance(error, rx.PendingCallsLimitExceeded):
+        return PendingCallsLimitExceeded(str(error))
+    if isinstance(error, rx.RayError):
+        wrapped = Error(f"{label} failed on Ray: {type(error).__name__}: {_first_line(error)}")
+        wrapped.__cause__ = error
+        return wrapped
+    return error
+
+
+def actor_died(error, label: str, actor=None) -> ActorDiedError:
+    """An ActorDiedError worded as the embedded runtime words it."""
+    name = actor.class_name if actor is not None else label.split(".")[0]
+    pid = actor.pid if actor is not None else None
+    where = f" (pid={pid})" if pid else ""
+    if actor is not None and actor.killed:
+        how = "was killed by jupyter_actors.kill()"
+    else:
+        how = f"died: {_first_line(error)}"
+    died = ActorDiedError(f"The actor {name}{where} {how}; {label} failed.")
+    cause = getattr(error, "cause", None) if error is not None else None
+    if isinstance(cause, BaseException):
+        died.__cause__ = cause
+    return died
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,311 @@
+"""What runs inside Ray's workers: the user's actor or function, wrapped thinly.
+
+    driver (RayBackend)                        a Ray worker process
+    ───────────────────                        ────────────────────
+    host.call.remote(route, call_id, m, ...) ─▶ ActorHost.call: mark the call's output with
+    task.remote(route, call_id, ...)         ─▶ its route, note start and finish, run it
+    Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE<RS>line"  (each line printed)
+                     ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
+    logs.LogRouter: lines to the cell of the call that made them, events to the trace
+
+Ray owns the processes, the scheduling and the objects; the wrapper adds only
+what the Jupyter layer needs, riding on Ray's own log streaming so that it
+works wherever Ray runs the call. The *route* of a call is the id of the call
+the driver made: calls made inside a worker carry their caller's route, so
+their output lands in the cell that started the chain.
+"""
+from __future__ import annotations
+
+import contextvars
+import inspect
+import io
+import json
+import os
+import sys
+import threading
+import time
+
+import ray
+
+TAG = "\x1e"                 # a record separator: never in ordinary text
+LINE_MARK = TAG + "ja:"      # an output line of a call: LINE_MARK route TAG text
+EVENTS_MARK = TAG + "jt:"    # a batch of trace events: EVENTS_MARK json TAG
+FLUSH_EVERY = 0.05           # seconds between trace-event batches
+
+# The route of the call running in this thread or asyncio task (None: not in a call).
+current_route: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_route",
+                                                               default=None)
+_setup_lock = threading.Lock()
+_installed = False
+
+
+class TaggingStream(io.TextIOBase):
+    """sys.stdout / sys.stderr of a Ray worker: lines printed inside a call carry its route."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self._partial: dict = {}     # route -> text after the last newline
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        route = current_route.get()
+        if route is None:
+            return self.raw.write(text)
+        with self._lock:
+            pending = self._partial.pop(route, "") + text
+            *lines, rest = pending.split("\n")
+            if rest:
+                self._partial[route] = rest
+            if lines:
+                self.raw.write("".join(f"{LINE_MARK}{route}{TAG}{line}\n" for line in lines))
+                self.raw.flush()
+        return len(text)
+
+    def end_call(self, route) -> None:
+        """The call ended: a last line without a newline goes out too."""
+        with self._lock:
+            rest = self._partial.pop(route, None)
+            if rest:
+                self.raw.write(f"{LINE_MARK}{route}{TAG}{rest}\n")
+                self.raw.flush()
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self):
+        return getattr(self.raw, "encoding", "utf-8")
+
+
+class _Events:
+    """Start and finish times of this worker's calls, written to the log in batches."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.items: list = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        threading.Thread(target=self._run, name="jupyter_actors-trace", daemon=True).start()
+
+    def add(self, item) -> None:
+        self.items.append(item)     # list.append is atomic: the hot path takes no lock
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while True:
+            self.wake.wait()
+            time.sleep(FLUSH_EVERY)   # let a batch gather
+            self.wake.clear()
+            items, self.items = self.items, []
+            if items:
+                try:
+                    self.stream.write(f"{EVENTS_MARK}{json.dumps([pid, items])}{TAG}\n")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    return
+
+
+_events: _Events | None = None
+_stdout: TaggingStream | None = None
+_stderr: TaggingStream | None = None
+
+
+def install(setup) -> None:
+    """Once per worker process: tagged output, the trace events, the session's backend."""
+    global _installed, _events, _stdout, _stderr
+    if _installed:
+        return
+    with _setup_lock:
+        if _installed:
+            return
+        _stdout = sys.stdout = TaggingStream(sys.stdout)
+        _stderr = sys.stderr = TaggingStream(sys.stderr)
+        _events = _Events(_stdout.raw)
+        if setup is not None:
+            setup.install_in_worker()
+        _installed = True
+
+
+class _Slots:
+    """Which lane of the Timeline a call runs in: its thread, or a free async slot."""
+
+    def __init__(self):
+        self.threads: dict = {}
+        self.free: list = []
+        self.next = 0
+
+    def of_thread(self) -> int:
+        ident = threading.get_ident()
+        slot = self.threads.get(ident)
+        if slot is None:
+            slot = self.threads[ident] = len(self.threads)
+        return slot
+
+    def take(self) -> int:
+        if self.free:
+            return self.free.pop()
+        self.next += 1
+        return self.next - 1
+
+    def give(self, slot: int) -> None:
+        self.free.append(slot)
+
+
+CONTROL_GROUP = "jupyter_actors_control"   # a concurrency group of its own: never queued
+
+
+class CancelledBeforeStart(Exception):
+    """Raised by the wrapper in place of a call the driver cancelled while it was queued."""
+
+
+def _skip_if_cancelled(host, call_id) -> None:
+    if call_id in host._cancelled:
+        host._cancelled.discard(call_id)
+        raise CancelledBeforeStart(call_id)
+
+
+def _begin(route, call_id, slot):
+    token = current_route.set(route)
+    _events.add((call_id, "s", time.time(), slot))
+    return token
+
+
+def _end(route, call_id, token) -> None:
+    _stdout.end_call(route)
+    _stderr.end_call(route)
+    _events.add((call_id, "f", time.time()))
+    current_route.reset(token)
+
+
+class ActorHost:
+    """A threaded actor on Ray: the user's instance, and one entry point for every method."""
+
+    def __init__(self, setup, route, call_id, /, *args, **kwargs):
+        install(setup)
+        self._slots = _Slots()
+        self._cancelled: set = set()
+        token = _begin(route, call_id, 0)
+        try:
+            self._instance = self._user_class(*args, **kwargs)
+        finally:
+            _end(route, call_id, token)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def cancel_queued(self, call_id) -> None:
+        """The driver cancelled this call before it started: skip it when its turn comes."""
+        self._cancelled.add(call_id)
+
+    def call(self, route, call_id, method, /, *args, **kwargs):
+        if self._cancelled:
+            _skip_if_cancelled(self, call_id)
+        token = _begin(route, call_id, self._slots.of_thread())
+        try:
+            return getattr(self._instance, method)(*args, **kwargs)
+        finally:
+            _end(route, call_id, token)
+
+
+    def jupyter_actors_facts(self):
+        """What a handle made elsewhere (get_actor) needs: the class, its key and kind."""
+        return _facts(self)
+
+
+class AsyncActorHost:
+    """An async actor on Ray: every method (sync ones too) runs on the actor's event loop."""
+
+    def __init__(self, setup, route, call_id, /, *args, **kwargs):
+        install(setup)
+        self._slots = _Slots()
+        self._cancelled: set = set()
+        self._starting = None
+        cls = self._user_class
+        token = _begin(route, call_id, 0)
+        try:
+            if inspect.iscoroutinefunction(getattr(cls, "__init__", None)):
+                # ``async def __init__`` runs on the actor's loop, before any call.
+                self._instance = cls.__new__(cls)
+                self._starting = (self._instance.__init__(*args, **kwargs), route)
+            else:
+                self._instance = cls(*args, **kwargs)
+        finally:
+            _end(route, call_id, token)
+
+    async def _started(self) -> None:
+        starting = self._starting
+        if isinstance(starting, tuple):
+            import asyncio
+            coroutine, route = starting
+
+            async def run():
+                token = current_route.set(route)
+                try:
+                    await coroutine
+                finally:
+                    current_route.reset(token)
+            self._starting = starting = asyncio.ensure_future(run())
+        await starting
+        self._starting = None
+
+    def jupyter_actors_facts(self):
+        return _facts(self)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def cancel_queued(self, call_id) -> None:
+        self._cancelled.add(call_id)
+
+    async def call(self, route, call_id, method, /, *args, **kwargs):
+        if self._cancelled:
+            _skip_if_cancelled(self, call_id)
+        if self._starting is not None:
+            await self._started()
+        slot = self._slots.take()
+        token = _begin(route, call_id, slot)
+        try:
+            result = getattr(self._instance, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        finally:
+            _end(route, call_id, token)
+            self._slots.give(slot)
+
+
+def _facts(host) -> tuple:
+    from ..._wire.payloads import serialize_definition
+    cls = host._user_class
+    return (cls.__name__, host._class_key, isinstance(host, AsyncActorHost),
+            serialize_definition(cls).blob)
+
+
+def host_class(user_class: type, is_async: bool, class_key: str) -> type:
+    """A host class named like the user's (Ray shows that name), holding the user's class."""
+    base = AsyncActorHost if is_async else ActorHost
+    return type(user_class.__name__, (base,), {
+        "_user_class": user_class, "_class_key": class_key,
+        "__qualname__": user_class.__qualname__,
+        "__module__": getattr(user_class, "__module__", "__main__")})
+
+
+def task_function(fn, setup):
+    """The function Ray runs for a remote function: ``fn`` with its route and call id first."""
+    def task(route, call_id, /, *args, **kwargs):
+        install(setup)
+        token = _begin(route, call_id, 0)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _end(route, call_id, token)
+    task.__name__ = getattr(fn, "__name__", "task")
+    task.__qualname__ = getattr(fn, "__qualname__", task.__name__)
+    return task

@@ -1,0 +1,114 @@
+"""Trace records of calls that run on Ray, and the actors they run on.
+
+The fields are the trace contract of ``_trace.py``: the driver stamps
+``submitted``, the worker's wrapper reports ``started``, ``finished``, ``slot``
+and ``pid`` through the log stream (``logs.py``), and Ray's completion of the
+call's first ref ends the record if those reports have not arrived yet.
+"""
+from __future__ import annotations
+
+import time
+
+from ... import _ids
+from ..._trace import tracer
+from ...exceptions import TaskCancelledError
+
+PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
+
+
+class RayActor:
+    """The backend's token for one actor: Ray's handle and what ``%actors`` shows."""
+
+    __slots__ = ("actor_id", "handle", "class_name", "name", "namespace", "is_async",
+                 "max_concurrency", "pid", "killed", "counts", "death", "host_class",
+                 "__weakref__")
+
+    def __init__(self, actor_id, handle, class_name, name, namespace, is_async,
+                 max_concurrency, host_class=None):
+        self.actor_id = actor_id
+        self.handle = handle
+        self.class_name = class_name
+        self.name = name
+        self.namespace = namespace
+        self.is_async = is_async
+        self.max_concurrency = max_concurrency
+        self.pid = None
+        self.killed = False
+        self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
+        self.death = None
+        self.host_class = host_class
+
+    @property
+    def named_key(self):
+        # What an ActorHandle carries when pickled: Ray's own handle (Ray tracks it).
+        return self.handle
+
+
+class TaskOwner:
+    """What runs remote functions on Ray: the cluster's CPUs."""
+
+    class_name = None
+    name = None
+    is_async = False
+    max_concurrency = 1
+    pid = None
+    actor_id = None
+
+    def __init__(self, size: int):
+        self.size = size
+        self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
+
+
+class RayCall:
+    """One call on Ray, as the trace, the widgets, %actors and interrupts read it."""
+
+    __slots__ = ("call_id", "kind", "label", "owner", "actor_id", "refs", "ray_ref",
+                 "context", "submitted", "started", "finished", "slot", "status", "pid",
+                 "error", "__weakref__")
+
+    def __init__(self, kind, label, owner, context):
+        self.call_id = _ids.next_id()
+        self.kind = kind                  # "call", "init" or "task"
+        self.label = label
+        self.owner = owner
+        self.actor_id = owner.actor_id
+        self.refs = ()
+        self.ray_ref = None
+        self.context = context
+        self.submitted = time.monotonic()
+        self.started = None
+        self.finished = None
+        self.slot = None
+        self.status = PENDING
+        self.pid = None
+        self.error = None
+
+    def report(self, started=None, finished=None, slot=None, pid=None) -> None:
+        """What the worker's wrapper reported (log stream); it may arrive after Ray's reply."""
+        if started is not None:
+            self.started, self.slot, self.pid = started, slot, pid
+            if self.kind != "task" and self.owner.pid is None:
+                self.owner.pid = pid
+            if self.status == PENDING:
+                self.status = RUNNING
+                tracer.record_started(self)
+        if finished is not None:
+            self.finished = finished   # the worker's own time, more exact than the reply's
+
+    def end(self, error: BaseException | None) -> None:
+        """Ray completed the call's first ref (from Ray's thread)."""
+        if self.status in (FINISHED, FAILED, CANCELLED):
+            return
+        self.status = (FINISHED if error is None else
+                       CANCELLED if isinstance(error, TaskCancelledError) else FAILED)
+        self.error = error
+        now = time.monotonic()
+        if self.finished is None:
+            self.finished = now
+        if self.started is None:
+            self.started = self.finished
+        counts = self.owner.counts
+        counts[self.status] = counts.get(self.status, 0) + 1
+        self.refs = ()          # the refs live on with their holders, not in the trace
+        self.ray_ref = None
+        tracer.record_finished(self)

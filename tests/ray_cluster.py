@@ -1,0 +1,95 @@
+"""A Ray head node started for the tests as a user would (``ray start --head``), and stopped.
+
+The node runs in its own temporary folder, so it is found, joined and stopped
+by that folder alone: other Ray clusters on the machine are never touched (no
+``ray stop``, which ends every cluster of the user).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+START_GUARD = 180.0   # a head node starts in 5-30 s on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HeadNode:
+    """``ray start --head --block`` on a free port; ``address`` is what init() joins."""
+
+    def __init__(self, num_cpus: int = 2):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp_dir = tempfile.mkdtemp(prefix="jar", dir="/tmp")  # short: socket paths
+        ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+        env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
+                   RAY_raylet_start_wait_time_s="120")  # a busy machine starts slowly
+        env.pop("RAY_ADDRESS", None)
+        self.output: list = []
+        self.process = subprocess.Popen(
+            [ray_cli, "start", "--head", "--block", f"--port={self.port}",
+             f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
+             f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True)
+        started = threading.Event()
+        threading.Thread(target=self._drain, args=(started,), daemon=True).start()
+        if not started.wait(START_GUARD) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("ray start --head did not start:\n" + "".join(self.output[-40:]))
+
+    def _drain(self, started: threading.Event) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "Ray runtime started" in line:
+                started.set()
+        started.set()
+
+    def processes(self) -> list:
+        """Every process of this node (found by its temporary folder), never this one."""
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if proc.pid != os.getpid() and self.temp_dir in " ".join(proc.info["cmdline"] or ()):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def stop(self) -> None:
+        """End the node and every process it started; nothing is left behind."""
+        procs = self.processes()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while self.processes() and time.monotonic() < deadline:
+            for proc in self.processes():
+                try:
+                    proc.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.1)
+        left = self.processes()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        assert not left, f"processes of the head node left behind: {[p.pid for p in left]}"

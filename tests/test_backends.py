@@ -1,0 +1,277 @@
+"""The same programs on both backends: the embedded runtime and a real Ray head node.
+
+Every test here runs twice (``on_backend``): first on the embedded runtime,
+then joined to a Ray cluster started with ``ray start --head``, one Ray
+session for the whole module (Ray starts slowly).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+import time
+
+import pytest
+
+import jupyter_actors as ray
+from jupyter_actors import exceptions
+from jupyter_actors._api import session
+from jupyter_actors._output import OutputRouter
+from tests.helpers import GUARD, FileEvent
+
+pytestmark = pytest.mark.ray
+
+
+class Collect(OutputRouter):
+    """An output router that keeps the lines with their context, and lets a test wait for them."""
+
+    def __init__(self):
+        self.lines: list = []
+        self.cond = threading.Condition()
+        self.context = "the calling code"
+
+    def capture(self):
+        return self.context
+
+    def write(self, context, stream, prefix, text):
+        with self.cond:
+            for line in text.splitlines():
+                self.lines.append((context, prefix, line))
+            self.cond.notify_all()
+
+    def wait_for(self, count: int) -> list:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.lines) >= count, GUARD), self.lines
+            return list(self.lines)
+
+
+@pytest.fixture
+def collect():
+    previous = session.output_router()
+    router = Collect()
+    session.set_output_router(router)
+    yield router
+    session.set_output_router(previous)
+
+
+@ray.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, k=1):
+        self.n += k
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def fail(self, message):
+        raise ValueError(message)
+
+
+@ray.remote
+class AsyncWaiter:
+    """The seed's async actor, with an event in place of the sleep."""
+
+    def __init__(self):
+        self.gate = asyncio.Event()
+        self.started = 0
+
+    async def run_concurrent(self, total):
+        print("started")
+        self.started += 1
+        if self.started == total:
+            self.gate.set()
+        await asyncio.wait_for(self.gate.wait(), GUARD)
+        print("finished")
+        return self.started
+
+    async def echo(self, x):
+        return x
+
+
+@ray.remote
+def square(x):
+    return x * x
+
+
+@ray.remote
+def bump(counter, times=1):
+    """A task that calls an actor it was handed."""
+    return ray.get([counter.incr.remote() for _ in range(times)])[-1]
+
+
+@dataclasses.dataclass
+class Box:
+    counter: object
+    label: str
+
+
+@ray.remote
+def bump_all(holder):
+    return [ray.get(c.incr.remote(10)) for c in holder["list"] + [holder["box"].counter]]
+
+
+@ray.remote
+class Supervisor:
+    def __init__(self, n):
+        self.workers = [Counter.remote(i * 100) for i in range(n)]
+
+    def work(self):
+        return ray.get([w.incr.remote() for w in self.workers])
+
+
+def test_the_backend_is_the_one_asked_for(on_backend):
+    """backend_name() and init()'s result say which backend runs."""
+    ray.get(square.remote(2), timeout=GUARD)
+    assert ray.backend_name() == on_backend
+    info = ray.init(ignore_reinit_error=True)
+    assert info["backend"] == on_backend
+    assert f"backend={on_backend!r}" in repr(info)
+
+
+def test_actors_tasks_put_get_wait(on_backend):
+    """The basic API: actors keep state, tasks run, put/get/wait as in Ray."""
+    c = Counter.remote(5)
+    assert ray.get(c.incr.remote(), timeout=GUARD) == 6
+    assert ray.get(c.incr.remote(k=ray.put(4)), timeout=GUARD) == 10   # a top-level ref arg
+    assert ray.get([square.remote(i) for i in range(5)], timeout=GUARD) == [0, 1, 4, 9, 16]
+    assert ray.get(square.remote(square.remote(3)), timeout=GUARD) == 81
+    refs = [square.remote(i) for i in range(3)]
+    ready, not_ready = ray.wait(refs, num_returns=3, timeout=GUARD)
+    assert ready == refs and not_ready == []
+    assert isinstance(refs[0], ray.ObjectRef)
+    assert refs[1].future().result(GUARD) == 1
+
+
+def test_await_ref_gather_and_futures(on_backend):
+    """await ref, asyncio.gather and ref.future() all see the result."""
+    a = AsyncWaiter.remote()
+
+    async def main():
+        one = await a.echo.remote(1)
+        many = await asyncio.gather(*[a.echo.remote(i) for i in range(4)])
+        return one, many
+    assert asyncio.run(main()) == (1, [0, 1, 2, 3])
+    assert a.echo.remote("f").future().result(GUARD) == "f"
+
+
+def test_seed_async_actor_calls_overlap_on_one_loop(on_backend, collect):
+    """The seed's first scenario: 4 calls of an async actor all start before any ends."""
+    a = AsyncWaiter.remote()
+    assert ray.get([a.run_concurrent.remote(4) for _ in range(4)], timeout=GUARD) == [4] * 4
+    lines = collect.wait_for(8)
+    words = [line for _, _, line in lines]
+    assert words == ["started"] * 4 + ["finished"] * 4
+    assert all(prefix.startswith("(AsyncWaiter pid=") for _, prefix, _ in lines)
+    assert {context for context, _, _ in lines} == {"the calling code"}
+
+
+def test_threaded_actor_runs_calls_in_submission_order(on_backend):
+    """max_concurrency=1 (the default of a threaded actor): calls run one by one, in order."""
+    c = Counter.remote()
+    assert ray.get([c.incr.remote() for _ in range(50)], timeout=GUARD) == list(range(1, 51))
+
+
+def test_threaded_max_concurrency_runs_calls_at_once(on_backend):
+    """max_concurrency=3: three calls meet at a barrier inside the actor."""
+    @ray.remote
+    class Meeting:
+        def __init__(self):
+            self.barrier = threading.Barrier(3, timeout=GUARD)
+
+        def meet(self):
+            return self.barrier.wait() >= 0
+
+    m = Meeting.options(max_concurrency=3).remote()
+    assert ray.get([m.meet.remote() for _ in range(3)], timeout=GUARD) == [True] * 3
+
+
+def test_handles_and_refs_travel_anywhere(on_backend):
+    """Handles as arguments, nested in containers, and actors that create actors."""
+    c = Counter.remote()
+    assert ray.get(bump.remote(c, 3), timeout=GUARD) == 3
+    d = Counter.remote(1000)
+    assert ray.get(bump_all.remote({"list": [c], "box": Box(d, "d")}), timeout=GUARD) == [13, 1010]
+    s = Supervisor.remote(2)
+    assert ray.get(s.work.remote(), timeout=GUARD) == [1, 101]
+
+
+def test_named_actors_and_get_actor(on_backend):
+    """A named actor is found by name, and calls reach the same actor."""
+    c = Counter.options(name="backends-counter").remote(7)
+    found = ray.get_actor("backends-counter")
+    assert ray.get(found.incr.remote(), timeout=GUARD) == 8
+    assert ray.get(c.incr.remote(), timeout=GUARD) == 9
+    with pytest.raises(ValueError, match="no-such"):
+        ray.get_actor("no-such")
+
+
+def test_a_remote_exception_is_its_own_class_and_a_task_error(on_backend):
+    """Errors arrive as the same types on both backends, with the remote traceback."""
+    c = Counter.remote()
+    with pytest.raises(ValueError, match="bad input") as info:
+        ray.get(c.fail.remote("bad input"), timeout=GUARD)
+    assert isinstance(info.value, exceptions.RayTaskError)
+    assert "bad input" in info.value.remote_traceback
+    assert isinstance(info.value.__cause__, exceptions.RemoteTraceback)
+
+
+def test_a_killed_actor_fails_its_calls_with_actor_died(on_backend):
+    """kill(): later calls fail with ActorDiedError saying it was killed."""
+    c = Counter.remote()
+    assert ray.get(c.incr.remote(), timeout=GUARD) == 1
+    ray.kill(c)
+    with pytest.raises(exceptions.ActorDiedError, match="killed"):
+        ray.get(c.incr.remote(), timeout=GUARD)
+
+
+def test_cancel_a_queued_call_and_get_timeout(on_backend, tmp_path):
+    """A queued call that is cancelled never runs; get(timeout) raises GetTimeoutError."""
+    gate = FileEvent(tmp_path / "gate")
+
+    @ray.remote
+    class Blocked:
+        def __init__(self):
+            self.ran = []
+
+        def hold(self, path):
+            FileEvent(path).wait(GUARD)
+            return "held"
+
+        def mark(self, x):
+            self.ran.append(x)
+            return x
+
+        def marks(self):
+            return self.ran
+
+    b = Blocked.remote()
+    held = b.hold.remote(gate.path)
+    queued = b.mark.remote("queued")
+    with pytest.raises(exceptions.GetTimeoutError):
+        ray.get(held, timeout=0.2)
+    ray.cancel(queued)
+    gate.set()
+    assert ray.get(held, timeout=GUARD) == "held"
+    with pytest.raises(exceptions.TaskCancelledError):
+        ray.get(queued, timeout=GUARD)
+    assert ray.get(b.marks.remote(), timeout=GUARD) == []
+
+
+def test_bad_input_fails_at_the_call(on_backend):
+    """Wrong arguments and unknown methods raise where the user made the mistake."""
+    c = Counter.remote()
+    with pytest.raises(TypeError, match="incr"):
+        c.incr.remote(1, 2, 3)
+    with pytest.raises(AttributeError, match="did you mean 'incr'"):
+        c.inrc.remote()
+
+
+def test_the_first_remote_call_starts_the_backend(on_backend):
+    """Without init(), the first call starts (or keeps) the session's backend."""
+    assert ray.get(square.remote(7), timeout=GUARD) == 49
+    assert ray.is_initialized()
+    assert ray.backend_name() == on_backend
