@@ -92,7 +92,13 @@ class ActorMagics(Magics):
         if option:
             raise UsageError(f"%actors takes no arguments but --live, got {option!r}")
         backend = session.current_backend()
-        return ActorTable(backend.describe_actors() if backend is not None else [])
+        if backend is None:
+            return ActorTable([])
+        header = ""
+        if backend.name != "local":
+            info = backend.info()
+            header = f"Actors on {backend.name.capitalize()} at {info.get('address')}"
+        return ActorTable(backend.describe_actors(), header=header)
 
 
 def _cache_cell(shell, cell: str) -> tuple:

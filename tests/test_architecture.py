@@ -125,19 +125,22 @@ def _readme_options() -> dict:
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[0].startswith("`"):
+        if len(cells) == 4 and cells[0].startswith("`"):
             for name in re.findall(r"`(\w+)`", cells[0]):
-                rows[name] = (cells[1], cells[2].split(":")[0].split(" ")[0])
+                rows[name] = (cells[1], cells[2].split(":")[0].split(" ")[0],
+                              cells[3].split(":")[0].split(" ")[0])
     return rows
 
 
 def test_readme_options_table_says_what_the_code_does():
-    """The README's options table lists every option with what it applies to and its status."""
+    """The README's options table lists every option with what it applies to and its status,
+    on the embedded runtime and on Ray."""
     rows = _readme_options()
     assert set(rows) == set(OPTIONS)
     for name, option in OPTIONS.items():
-        applies, status = rows[name]
+        applies, status, on_ray = rows[name]
         assert status == option.status, name
+        assert on_ray == option.on_ray, name
         assert sorted(a.strip() for a in applies.split(",")) == sorted(option.applies), name
 
 

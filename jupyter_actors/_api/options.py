@@ -10,10 +10,16 @@ is treated here:
 - ``refused``: a clear error at the place it was given, saying why, unless its
   value is the harmless default (``refused_unless``).
 
+``on_ray`` says the same for the Ray backend, where Ray itself does what the
+option asks (resources and scheduling are real there). An option refused here
+and honoured on Ray is accepted while Ray is the session's backend (or
+``JUPYTER_ACTORS_BACKEND=ray`` says it will be).
+
 The README's compatibility table says the same (a test compares them).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, NamedTuple
 
 ACTOR, METHOD, TASK = "actor", "method", "task"
@@ -28,6 +34,7 @@ class Option(NamedTuple):
     check: Callable[[Any], str | None] | None = None   # an error message, or None if fine
     refused_unless: tuple = ()   # values a refused option may still take
     why: str = ""           # for refused options: the error's reason
+    on_ray: str = "honoured"   # the status on the Ray backend
 
 
 def _int_at_least(low: int, what: str = "") -> Callable:
@@ -109,7 +116,8 @@ OPTIONS = {o.name: o for o in [
     Option("get_if_exists", _A, bool, "honoured", _bool),
     Option("max_pending_calls", _A, int, "honoured", _pending_calls),
     Option("num_returns", _MT, int, "honoured", _num_returns),
-    Option("_generator_backpressure_num_objects", _MT, int, "honoured", _backpressure),
+    Option("_generator_backpressure_num_objects", _MT, int, "honoured", _backpressure,
+           on_ray="refused"),
     Option("max_retries", _T, int, "honoured", _int_at_least(-1, " (-1: for ever)")),
     Option("max_calls", _T, int, "honoured", _int_at_least(0, " (0: no limit)")),
     Option("lifetime", _A, str, "refused", _lifetime, (None, "non_detached"),
@@ -130,7 +138,7 @@ OPTIONS = {o.name: o for o in [
         ("placement_group_capture_child_tasks", bool), ("_labels", object)]],
     # Ray options with nothing to do on one machine, or with a guarantee kept anyway.
     Option("enable_task_events", _AMT, bool, "ignored"),
-    Option("tensor_transport", _M, str, "ignored"),
+    Option("tensor_transport", _M, str, "ignored", on_ray="ignored"),
     Option("enable_tensor_transport", _A, bool, "ignored"),
     Option("allow_out_of_order_execution", _A, bool, "ignored"),
 ]}
@@ -164,7 +172,8 @@ def check_options(options: dict, target: str) -> dict:
         if problem is not None:
             error = TypeError if name in ("name", "concurrency_group") else ValueError
             raise error(f"{name} {problem}")
-        if option.status == "refused" and value not in option.refused_unless:
+        if (option.status == "refused" and value not in option.refused_unless
+                and not (option.on_ray == "honoured" and _on_ray())):
             error = ValueError if name == "lifetime" else NotImplementedError
             raise error(option.why)
     return options
@@ -179,3 +188,12 @@ def check_actor_options(options: dict) -> dict:
         raise ValueError("get_if_exists=True needs a name: "
                          "Cls.options(name='...', get_if_exists=True).remote()")
     return options
+
+
+def _on_ray() -> bool:
+    """True while Ray runs the session, or will run it (JUPYTER_ACTORS_BACKEND=ray)."""
+    from . import session
+    name = session.backend_name()
+    if name is not None:
+        return name == "ray"
+    return os.environ.get("JUPYTER_ACTORS_BACKEND", "").strip().lower() == "ray"

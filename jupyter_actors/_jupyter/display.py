@@ -148,13 +148,15 @@ COLUMNS = ("class", "name", "pid", "kind", "max_concurrency", "running", "queued
 class ActorTable:
     """The actors of the session when ``%actors`` ran (dead ones still referenced too)."""
 
-    def __init__(self, rows: list, restarts: bool | None = None):
+    def __init__(self, rows: list, restarts: bool | None = None, header: str = ""):
         self.rows = rows       # the backend's describe_actors()
         # The restarts column: when asked for, else when some actor may be restarted.
         if restarts is None:
             restarts = any(row.get("max_restarts") for row in rows)
         self.restarts = restarts
         self.columns = COLUMNS[:-1] + ("restarts", "status") if restarts else COLUMNS
+        # Which backend runs them, when it is not the embedded runtime ("Ray at HOST:PORT").
+        self.header = header
 
     def _cells(self, row: dict) -> list:
         status = _status(row)
@@ -168,6 +170,11 @@ class ActorTable:
         return cells + [status]
 
     def __repr__(self) -> str:
+        if self.header:
+            return f"{self.header}\n{self._body()}"
+        return self._body()
+
+    def _body(self) -> str:
         if not self.rows:
             return "No actors."
         columns = self.columns
@@ -183,6 +190,10 @@ class ActorTable:
         p.text(repr(self))
 
     def _repr_html_(self) -> str:
+        header = f"<p><b>{html.escape(self.header)}</b></p>" if self.header else ""
+        return header + self._body_html()
+
+    def _body_html(self) -> str:
         if not self.rows:
             return "<p><i>No actors.</i></p>"
         head = "".join(f"<th>{c}</th>" for c in self.columns)

@@ -12,7 +12,8 @@ from .host import CONTROL_GROUP
 _PASSED = ("lifetime", "max_restarts", "max_task_retries", "runtime_env", "num_cpus",
            "num_gpus", "memory", "resources", "scheduling_strategy", "accelerator_type",
            "label_selector", "placement_group", "placement_group_bundle_index", "_metadata",
-           "enable_task_events")
+           "enable_task_events", "placement_group_capture_child_tasks", "_labels")
+_ACTOR_PASSED = _PASSED + ("enable_tensor_transport", "allow_out_of_order_execution")
 _TASK_PASSED = _PASSED + ("max_retries", "max_calls", "retry_exceptions", "name")
 
 
@@ -26,7 +27,7 @@ def actor_options(spec) -> dict:
         options["namespace"] = spec.namespace
     if spec.max_pending_calls != -1:
         options["max_pending_calls"] = spec.max_pending_calls
-    for key in _PASSED:
+    for key in _ACTOR_PASSED:
         value = given.get(key)
         if value is not None:
             options[key] = value
