@@ -1,4 +1,21 @@
-"""The Ray backend: the same API on a real Ray cluster (``pip install "jupyter_actors[ray]"``)."""
-from .connect import start_ray
+"""The Ray backend: the same API on a real Ray cluster (``pip install "jupyter_actors[ray]"``).
+
+Nothing here imports Ray until the session asks for this backend, and then
+a missing Ray is an error that says what to install.
+"""
+from __future__ import annotations
 
 __all__ = ["start_ray"]
+
+
+def start_ray(router, address, **options):
+    """The session's RayBackend, joined to ``address`` or on a new local Ray (see connect)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "The Ray backend needs Ray, which is not installed here: "
+            "pip install \"jupyter_actors[ray]\" (or pip install ray). "
+            "Without it, init() with no address runs the embedded runtime.") from exc
+    from .connect import start_ray as start
+    return start(router, address, **options)

@@ -14,22 +14,11 @@ from .worker import WorkerSetup
 REACH_TIMEOUT = 3.0   # seconds to wait for the cluster's port to answer
 
 
-def import_ray():
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            "The Ray backend needs Ray, which is not installed here: "
-            "pip install \"jupyter_actors[ray]\" (or pip install ray). "
-            "Without it, init() with no address runs the embedded runtime.") from exc
-    return ray
-
-
 def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True,
               ray_options=None) -> RayBackend:
     """Join the Ray cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"),
     or start a local one (``address`` None), as ``ray.init`` does."""
-    ray = import_ray()
+    import ray
     options = dict(ray_options or {})
     joined = ray.is_initialized()
     if not joined:

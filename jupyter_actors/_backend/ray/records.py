@@ -107,8 +107,9 @@ class RayCall:
             self.finished = now
         if self.started is None:
             self.started = self.finished
-        counts = self.owner.counts
-        counts[self.status] = counts.get(self.status, 0) + 1
+        if self.kind != "init":
+            counts = self.owner.counts
+            counts[self.status] = counts.get(self.status, 0) + 1
         self.refs = ()          # the refs live on with their holders, not in the trace
         self.ray_ref = None
         tracer.record_finished(self)

@@ -1,0 +1,151 @@
+"""The Ray backend itself: choosing it, its errors, what it passes to Ray, what it traces.
+
+One head node (``ray start --head``) serves the module; each test joins it
+with ``init(address=...)`` as a user of a real cluster does.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import jupyter_actors as ray
+from jupyter_actors import exceptions
+from jupyter_actors._trace import tracer
+from tests.helpers import GUARD
+from tests.ray_cluster import free_port
+
+pytestmark = pytest.mark.ray
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@ray.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, k=1):
+        self.n += k
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+
+@ray.remote
+def environment_variable(name):
+    return os.environ.get(name)
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=4 * GUARD, cwd=ROOT, env=full_env)
+
+
+def test_the_environment_chooses_ray_with_no_code_change(ray_head):
+    """JUPYTER_ACTORS_BACKEND=ray and RAY_ADDRESS: the first remote call joins that cluster."""
+    out = _run("""
+        import os, jupyter_actors as ray
+        @ray.remote
+        def where():
+            return os.getpid()
+        pid = ray.get(where.remote(), timeout=60)
+        print(ray.backend_name(), pid != os.getpid(), ray.init(ignore_reinit_error=True)["backend"])
+        """, JUPYTER_ACTORS_BACKEND="ray", RAY_ADDRESS=ray_head.address)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ray", "True", "ray"]
+
+
+def test_asking_for_ray_without_ray_says_what_to_install():
+    """Without Ray installed, init(backend='ray') is an ImportError naming the extra."""
+    out = _run("""
+        import sys
+        sys.modules["ray"] = None   # as if Ray were not installed
+        import jupyter_actors as ray
+        try:
+            ray.init(backend="ray")
+        except ImportError as exc:
+            print(exc)
+        """)
+    assert out.returncode == 0, out.stderr
+    assert 'pip install "jupyter_actors[ray]"' in out.stdout
+
+
+def test_an_unreachable_address_fails_fast_naming_it():
+    """Nothing listens at the address: a ConnectionError within seconds, naming it."""
+    address = f"127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=address):
+        ray.init(address=address)
+    assert time.monotonic() - start < 10
+    assert not ray.is_initialized()
+    with pytest.raises(ConnectionError, match="ray://127.0.0.1"):
+        ray.init(address=f"ray://{address}")
+
+
+def test_a_ref_of_the_embedded_runtime_cannot_be_passed_to_ray(ray_head):
+    """Switching backends: refs and handles made before are refused with a clear error."""
+    old_ref = ray.put(41)
+    old_actor = Counter.remote()
+    assert ray.get(old_actor.incr.remote(), timeout=GUARD) == 1
+    ray.shutdown()
+    ray.init(address=ray_head.address)
+    c = Counter.remote()
+    with pytest.raises(ValueError, match="embedded runtime"):
+        c.incr.remote(old_ref)
+    with pytest.raises(ValueError, match="embedded runtime"):
+        c.incr.remote([old_ref])
+    with pytest.raises(ValueError, match="embedded runtime"):
+        c.incr.remote(old_actor)
+    assert ray.get(c.incr.remote(), timeout=GUARD) == 1   # the session is fine
+
+
+def test_options_are_passed_to_ray(ray_head):
+    """Resources are real on Ray, and runtime_env is honoured (refused on the embedded runtime)."""
+    ray.init(address=ray_head.address)
+    needs_gpu = environment_variable.options(num_gpus=1).remote("HOME")
+    ready, _ = ray.wait([needs_gpu], timeout=1)
+    assert ready == []          # the cluster has no GPU: Ray keeps it waiting
+    ray.cancel(needs_gpu)
+    with_env = environment_variable.options(runtime_env={"env_vars": {"JA_FLAG": "on-ray"}})
+    assert ray.get(with_env.remote("JA_FLAG"), timeout=4 * GUARD) == "on-ray"
+    assert ray.available_resources().get("CPU", 0) >= 1
+
+
+def test_calls_on_ray_are_traced_with_their_pids_and_slots(ray_head):
+    """timeline() draws calls that ran on Ray, with the actor's pid, once the workers report."""
+    ray.init(address=ray_head.address)
+    c = Counter.remote()
+    pid = ray.get(c.pid.remote(), timeout=GUARD)
+    refs = [c.incr.remote() for _ in range(3)]
+    ray.get(refs, timeout=GUARD)
+    deadline = time.monotonic() + GUARD
+    while any(r._owner is None or r._owner.pid is None for r in refs):
+        assert time.monotonic() < deadline, "the workers' start times never arrived"
+        time.sleep(0.02)
+    records = [r for r in tracer.snapshot() if r.label == "Counter.incr"][-3:]
+    assert {r.pid for r in records} == {pid}
+    assert all(r.slot == 0 and r.started <= r.finished for r in records)
+    events = [e for e in ray.timeline() if e.get("name") == "Counter.incr"]
+    assert len(events) >= 3 and all(e["pid"] == pid for e in events[-3:])
+
+
+def test_actors_table_reads_ray_state(ray_head):
+    """%actors' rows: class, pid and liveness from Ray; a killed actor shows as dead."""
+    ray.init(address=ray_head.address)
+    c = Counter.options(name="table-counter").remote()
+    pid = ray.get(c.pid.remote(), timeout=GUARD)
+    (row,) = [r for r in ray._api.session.backend().describe_actors()
+              if r["name"] == "table-counter"]
+    assert (row["class_name"], row["pid"], row["alive"], row["done"]) == ("Counter", pid, True, 1)
+    ray.kill(c)
+    deadline = time.monotonic() + GUARD
+    while c._describe()["alive"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "killed" in c._describe()["death"]
