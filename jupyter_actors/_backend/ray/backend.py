@@ -27,6 +27,9 @@ from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
 from .refs import RayObjectRef, fail_pending, ref_of
 
 
+CANCEL_TIMEOUT = 10.0   # seconds to wait for an actor to note a cancelled queued call
+
+
 class RayBackend(Backend):
     """Actors and tasks on a Ray cluster."""
 
@@ -197,7 +200,12 @@ class RayBackend(Backend):
         if record.status == RUNNING and actor.is_async:
             self._ray.cancel(ray_ref)
             return
-        actor.handle.cancel_queued.remote(record.call_id)
+        try:
+            # Waited for, so the mark is there before the call's turn can come.
+            self._ray.get(actor.handle.cancel_queued.remote(record.call_id),
+                          timeout=CANCEL_TIMEOUT)
+        except Exception:
+            pass   # the actor is gone or unreachable: its calls fail on their own
         started = record.status == RUNNING
         error = TaskCancelledError(
             f"{record.label} was running; a threaded actor's call is not interrupted, so it "

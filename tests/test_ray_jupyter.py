@@ -1,0 +1,129 @@
+"""The Jupyter layer over Ray: a real ipykernel joined to a real Ray head node.
+
+The kernel chooses Ray by its environment only (``JUPYTER_ACTORS_BACKEND=ray``
+and ``RAY_ADDRESS``), as a notebook moved from a laptop to a cluster would.
+"""
+from __future__ import annotations
+
+import os
+
+import nbformat
+import pytest
+
+from tests.helpers import GUARD
+from tests.kernel_utils import PRELUDE, Kernel, ansi_free
+
+pytestmark = [pytest.mark.ray, pytest.mark.kernel]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ray_env(head) -> dict:
+    return {"JUPYTER_ACTORS_BACKEND": "ray", "RAY_ADDRESS": head.address}
+
+
+@pytest.fixture(scope="module")
+def kernel(ray_head):
+    k = Kernel(extra_env=_ray_env(ray_head))
+    try:
+        k.run(PRELUDE)
+        k.run("import os, time, threading\n"
+              "@ray.remote\n"
+              "class Talker:\n"
+              "    def say(self, text, gate=None):\n"
+              "        print(text)\n"
+              "        if gate:\n"
+              "            FileEvent(gate).wait(GUARD)\n"
+              "            print(text + ' after the gate')\n"
+              "        return text\n"
+              "    def pid(self):\n"
+              "        return os.getpid()\n"
+              "talker = Talker.remote()\n"
+              "assert ray.backend_name() == 'ray'", timeout=4 * GUARD)
+        yield k
+    finally:
+        k.shutdown()
+
+
+def test_actor_output_lands_in_the_calling_cell(kernel):
+    """A print in an actor on Ray shows up in the cell that made the call, prefixed."""
+    cell = kernel.run("ray.get(talker.say.remote('hello from ray'))")
+    kernel.pump_for_output(cell, "hello from ray")
+    assert "(Talker pid=" in ansi_free(cell.stdout)
+
+
+def test_late_output_goes_to_the_cell_that_made_the_call(kernel, tmp_path):
+    """Output printed after the calling cell finished still lands in that cell, not the next."""
+    gate = str(tmp_path / "gate")
+    first = kernel.run(f"late = talker.say.remote('early', {gate!r})")
+    second = kernel.run(f"FileEvent({gate!r}).set()\n"
+                        f"print(ray.get(late, timeout=GUARD))")
+    kernel.pump_for_output(first, "early after the gate")
+    assert "early after the gate" not in second.stdout
+    assert "early" in second.stdout   # the value printed by the second cell itself
+
+
+def test_percent_actors_lists_ray_actors(kernel):
+    """%actors names the Ray cluster and lists the session's actors with their pids."""
+    pid = kernel.run("print(ray.get(talker.pid.remote()))").stdout.strip()
+    table = kernel.run("%actors").result["text/plain"]
+    assert table.startswith("Actors on Ray at ")
+    assert "Talker" in table and pid in table and "alive" in table
+
+
+def test_interrupt_cancels_the_cells_queued_calls(kernel, tmp_path):
+    """Ctrl-C stops the wait and cancels the calls the cell queued; the actor stays usable."""
+    gate = str(tmp_path / "gate")
+    kernel.run("blocker = Talker.remote()")
+    cell = kernel.submit(f"held = blocker.say.remote('holding', {gate!r})\n"
+                         f"queued = [blocker.say.remote(f'queued {{i}}') for i in range(3)]\n"
+                         f"ray.get(queued)")
+    kernel.pump_for_output(cell, "holding")
+    kernel.interrupt()
+    kernel.wait_done(cell)
+    assert cell.reply["status"] == "error" and cell.reply["ename"] == "KeyboardInterrupt"
+    kernel.run(f"FileEvent({gate!r}).set()\n"
+               f"assert ray.get(held, timeout=GUARD) == 'holding'\n"
+               f"for ref in queued:\n"
+               f"    try:\n"
+               f"        ray.get(ref, timeout=GUARD)\n"
+               f"        raise AssertionError('a queued call ran')\n"
+               f"    except ray.exceptions.TaskCancelledError:\n"
+               f"        pass\n"
+               f"assert ray.get(blocker.say.remote('still here'), timeout=GUARD) == 'still here'")
+    assert "queued 0" not in cell.stdout
+
+
+def test_timeline_draws_calls_that_ran_on_ray(kernel):
+    """timeline() has the calls with the actor's pid once its worker has reported them."""
+    kernel.run("pid = ray.get(talker.pid.remote())\n"
+               "refs = [talker.say.remote(str(i)) for i in range(3)]\n"
+               "ray.get(refs)\n"
+               "deadline = time.monotonic() + GUARD\n"
+               "while any(r._owner.pid is None for r in refs):\n"
+               "    assert time.monotonic() < deadline\n"
+               "    time.sleep(0.02)\n"
+               "spans = [e for e in ray.timeline() if e.get('name') == 'Talker.say']\n"
+               "assert spans and all(e['pid'] == pid for e in spans[-3:]), spans")
+
+
+NOTEBOOKS = ["01_async_actors.ipynb", "02_objectrefs_as_futures.ipynb",
+             "03_max_concurrency_and_threaded_actors.ipynb", "04_magics_and_output.ipynb"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_tutorial_notebooks_run_on_ray(ray_head, name, monkeypatch):
+    """The tutorials run top to bottom on Ray, unchanged (outputs are not compared: timings
+    and pids differ)."""
+    from nbclient import NotebookClient
+    for key, value in _ray_env(ray_head).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [ROOT,
+                                                                   os.environ.get("PYTHONPATH")])))
+    nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
+    client = NotebookClient(nb, timeout=4 * GUARD, kernel_name="python3",
+                            resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    expected = [c for c in nb.cells if "raises-exception" in c.get("metadata", {}).get("tags", [])]
+    assert len(errors) <= len(expected), [(e["ename"], e["evalue"]) for e in errors]
