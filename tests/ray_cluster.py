@@ -47,9 +47,13 @@ class HeadNode:
             start_new_session=True)
         started = threading.Event()
         threading.Thread(target=self._drain, args=(started,), daemon=True).start()
-        if not started.wait(START_GUARD) or self.process.poll() is not None:
+        try:
+            if not started.wait(START_GUARD) or self.process.poll() is not None:
+                raise RuntimeError("ray start --head did not start:\n"
+                                   + "".join(self.output[-40:]))
+        except BaseException:   # a test timeout too: leave nothing running
             self.stop()
-            raise RuntimeError("ray start --head did not start:\n" + "".join(self.output[-40:]))
+            raise
 
     def _drain(self, started: threading.Event) -> None:
         for line in self.process.stdout:

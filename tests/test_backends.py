@@ -20,7 +20,8 @@ from jupyter_actors._api import session
 from jupyter_actors._output import OutputRouter
 from tests.helpers import GUARD, FileEvent
 
-pytestmark = pytest.mark.ray
+# Ray starts in 5-30 s, and far slower on a loaded machine.
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
 
 
 class Collect(OutputRouter):

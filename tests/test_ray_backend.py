@@ -19,7 +19,8 @@ from jupyter_actors._trace import tracer
 from tests.helpers import GUARD
 from tests.ray_cluster import free_port
 
-pytestmark = pytest.mark.ray
+# Ray starts in 5-30 s, and far slower on a loaded machine.
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

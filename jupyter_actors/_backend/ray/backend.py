@@ -27,6 +27,8 @@ from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
 from .refs import RayObjectRef, fail_pending, ref_of
 
 
+_GENERATORS_NOT_YET = ("{} is a generator: streaming and dynamic generators do not run on the "
+                       "Ray backend yet; return a list, or run it on the embedded runtime")
 CANCEL_TIMEOUT = 10.0   # seconds to wait for an actor to note a cancelled queued call
 
 
@@ -67,7 +69,7 @@ class RayBackend(Backend):
         remote_class = self._host_class(spec)
         options = actor_options(spec)
         actor = RayActor(spec.actor_id, None, spec.class_name, spec.name, spec.namespace,
-                         spec.is_async, spec.max_concurrency)
+                         spec.is_async, spec.max_concurrency, spec.concurrency_groups)
         record = RayCall("init", f"{spec.class_name}.__init__", actor, spec.context)
         route = self._route(record)
         self._submitted(record)
@@ -86,13 +88,17 @@ class RayBackend(Backend):
         return actor
 
     def call_actor(self, actor: RayActor, spec: CallSpec):
-        label, method, (args, kwargs), _, num_returns, context, _, _ = spec
+        label, method, (args, kwargs) = spec[0], spec[1], spec[2]
+        num_returns, context, group = spec[4], spec[5], spec.group
+        if num_returns < 0:
+            raise NotImplementedError(_GENERATORS_NOT_YET.format(label))
         record = RayCall("call", label, actor, context)
         route = self._route(record)
         self._submitted(record)
         call = actor.handle.call
-        if num_returns != 1:
-            call = call.options(num_returns=num_returns)
+        if num_returns != 1 or group is not None:
+            call = call.options(num_returns=num_returns,
+                                **({"concurrency_group": group} if group is not None else {}))
         try:
             out = call.remote(route, record.call_id, method, *_ray_args(args),
                               **_ray_kwargs(kwargs))
@@ -133,7 +139,7 @@ class RayBackend(Backend):
             actor = self.adopt_actor(None, handle)
         from .state import class_of
         key, payload = class_of(actor)
-        return (actor, key, payload)
+        return (actor, key, payload, actor.concurrency_groups)
 
     def adopt_actor(self, actor_id, named_key):
         handle = named_key
@@ -143,9 +149,9 @@ class RayBackend(Backend):
                 if known.handle._actor_id.hex() == ray_id:
                     return known
         from .state import actor_facts
-        class_name, is_async, max_concurrency, our_id = actor_facts(handle)
+        class_name, is_async, max_concurrency, our_id, groups = actor_facts(handle)
         return RayActor(actor_id or our_id, handle, class_name, None, None, is_async,
-                        max_concurrency)
+                        max_concurrency, groups)
 
     def describe_actor(self, actor: RayActor) -> dict:
         from .state import describe
@@ -160,6 +166,8 @@ class RayBackend(Backend):
     # -- tasks and objects ----------------------------------------------------------------
     def submit_task(self, spec: TaskSpec):
         self._check_open()
+        if spec.num_returns < 0:
+            raise NotImplementedError(_GENERATORS_NOT_YET.format(spec.label))
         args, kwargs = spec.args
         options = task_options(spec)
         key = (spec.func_id, tuple(sorted(options.items(), key=lambda kv: kv[0]))
@@ -282,11 +290,13 @@ class RayBackend(Backend):
         return refs
 
     def _host_class(self, spec: ActorSpec):
-        remote_class = self._host_classes.get(spec.class_key)
+        key = (spec.class_key, tuple(sorted((spec.concurrency_groups or {}).items())))
+        remote_class = self._host_classes.get(key)
         if remote_class is None:
-            cls = host.host_class(spec.definition.value, spec.is_async, spec.class_key)
+            cls = host.host_class(spec.definition.value, spec.is_async, spec.class_key,
+                                  spec.concurrency_groups)
             remote_class = self._ray.remote(**class_options(spec))(cls)
-            self._host_classes[spec.class_key] = remote_class
+            self._host_classes[key] = remote_class
         return remote_class
 
 

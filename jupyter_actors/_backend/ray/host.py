@@ -285,14 +285,14 @@ def _facts(host) -> tuple:
     from ..._wire.payloads import serialize_definition
     cls = host._user_class
     return (cls.__name__, host._class_key, isinstance(host, AsyncActorHost),
-            serialize_definition(cls).blob)
+            serialize_definition(cls).blob, host._groups)
 
 
-def host_class(user_class: type, is_async: bool, class_key: str) -> type:
+def host_class(user_class: type, is_async: bool, class_key: str, groups=None) -> type:
     """A host class named like the user's (Ray shows that name), holding the user's class."""
     base = AsyncActorHost if is_async else ActorHost
     return type(user_class.__name__, (base,), {
-        "_user_class": user_class, "_class_key": class_key,
+        "_user_class": user_class, "_class_key": class_key, "_groups": groups,
         "__qualname__": user_class.__qualname__,
         "__module__": getattr(user_class, "__module__", "__main__")})
 

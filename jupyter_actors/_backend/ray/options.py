@@ -36,7 +36,7 @@ def actor_options(spec) -> dict:
 
 def class_options(spec) -> dict:
     """``ray.remote(...)`` options of a host class (Ray takes these only there)."""
-    groups = dict((spec.options or {}).get("concurrency_groups") or {})
+    groups = dict(spec.concurrency_groups or {})
     # The host's own group, so that cancelling a queued call never waits behind it.
     groups[CONTROL_GROUP] = 1
     return {"concurrency_groups": groups}

@@ -20,11 +20,11 @@ class RayActor:
     """The backend's token for one actor: Ray's handle and what ``%actors`` shows."""
 
     __slots__ = ("actor_id", "handle", "class_name", "name", "namespace", "is_async",
-                 "max_concurrency", "pid", "killed", "counts", "death", "host_class",
+                 "max_concurrency", "concurrency_groups", "pid", "killed", "counts", "death",
                  "__weakref__")
 
     def __init__(self, actor_id, handle, class_name, name, namespace, is_async,
-                 max_concurrency, host_class=None):
+                 max_concurrency, concurrency_groups=None):
         self.actor_id = actor_id
         self.handle = handle
         self.class_name = class_name
@@ -36,7 +36,7 @@ class RayActor:
         self.killed = False
         self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
         self.death = None
-        self.host_class = host_class
+        self.concurrency_groups = concurrency_groups   # {"io": 2, ...} or None
 
     @property
     def named_key(self):

@@ -32,10 +32,15 @@ def describe(backend, actors: list) -> list:
         if not alive:
             death = ("killed by jupyter_actors.kill()" if actor.killed
                      else _death_text(state.get("DeathCause")))
+        groups = [{"name": None, "max_concurrency": actor.max_concurrency,
+                   "running": running, "queued": queued}]
+        groups += [{"name": n, "max_concurrency": size, "running": 0, "queued": 0}
+                   for n, size in (actor.concurrency_groups or {}).items()]
         rows.append({"actor_id": actor.actor_id, "class_name": actor.class_name,
                      "name": actor.name, "pid": pid or None,
                      "kind": "async" if actor.is_async else "threaded",
-                     "max_concurrency": actor.max_concurrency, "running": running,
+                     "max_concurrency": actor.max_concurrency, "groups": groups,
+                     "running": running,
                      "queued": queued, "done": actor.counts[FINISHED],
                      "failed": actor.counts[FAILED] + actor.counts[CANCELLED],
                      "alive": alive, "death": death,
@@ -81,12 +86,14 @@ def actor_facts(handle) -> tuple:
     """(class name, is async, max_concurrency, our actor id) of an actor found by name."""
     import ray
     from ... import _ids
-    name, _key, is_async, _blob = ray.get(handle.jupyter_actors_facts.remote(), timeout=60)
-    return name, is_async, 1000 if is_async else 1, _ids.new_actor_id()
+    name, _key, is_async, _blob, groups = ray.get(handle.jupyter_actors_facts.remote(),
+                                                  timeout=60)
+    return name, is_async, 1000 if is_async else 1, _ids.new_actor_id(), groups
 
 
 def class_of(actor) -> tuple:
     """(class key, class payload) of an actor, for a handle made from it."""
     import ray
-    _name, key, _is_async, blob = ray.get(actor.handle.jupyter_actors_facts.remote(), timeout=60)
+    _name, key, _is_async, blob, _groups = ray.get(actor.handle.jupyter_actors_facts.remote(),
+                                                   timeout=60)
     return key, Payload(blob)
