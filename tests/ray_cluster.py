@@ -18,7 +18,12 @@ import time
 
 import psutil
 
-START_GUARD = 180.0   # a head node starts in 5-30 s on a busy 2-core machine
+START_GUARD = 420.0   # a head node starts in 5-30 s; minutes on a machine shared and overloaded
+
+
+_PORTS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+          "runtime-env-agent-port", "node-manager-port",
+          "object-manager-port", "dashboard-port")
 
 
 def free_port() -> int:
@@ -36,19 +41,22 @@ class HeadNode:
         self.temp_dir = tempfile.mkdtemp(prefix="jar", dir="/tmp")  # short: socket paths
         ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
         env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-                   RAY_raylet_start_wait_time_s="120")  # a busy machine starts slowly
+                   RAY_raylet_start_wait_time_s="400")  # a busy machine starts slowly
         env.pop("RAY_ADDRESS", None)
         self.output: list = []
         self.process = subprocess.Popen(
             [ray_cli, "start", "--head", "--block", f"--port={self.port}",
              f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
-             f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1"],
+             f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1",
+             # Ports of its own: other Ray clusters on this machine take Ray's defaults.
+             *[f"--{name}={free_port()}" for name in _PORTS]],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
         started = threading.Event()
         threading.Thread(target=self._drain, args=(started,), daemon=True).start()
         try:
-            if not started.wait(START_GUARD) or self.process.poll() is not None:
+            started.wait(START_GUARD)
+            if not any("Ray runtime started" in line for line in self.output):
                 raise RuntimeError("ray start --head did not start:\n"
                                    + "".join(self.output[-40:]))
         except BaseException:   # a test timeout too: leave nothing running

@@ -21,7 +21,7 @@ from jupyter_actors._output import OutputRouter
 from tests.helpers import GUARD, FileEvent
 
 # Ray starts in 5-30 s, and far slower on a loaded machine.
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 
 
 class Collect(OutputRouter):

@@ -20,7 +20,7 @@ from tests.helpers import GUARD
 from tests.ray_cluster import free_port
 
 # Ray starts in 5-30 s, and far slower on a loaded machine.
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

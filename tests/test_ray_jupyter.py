@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import GUARD
 from tests.kernel_utils import PRELUDE, Kernel, ansi_free
 
-pytestmark = [pytest.mark.ray, pytest.mark.kernel, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.ray, pytest.mark.kernel, pytest.mark.timeout(600)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
