@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from .._backend.local import LocalBackend
 from . import refs as _refs
 from . import session
 
@@ -93,6 +92,8 @@ def init(address: str | None = None, *, backend: str | None = None,
                                "or call shutdown() first.")
         router = session.output_router()
         if which == "local":
+            # Imported here: workers import the package, and need none of the driver's runtime.
+            from .._backend.local import LocalBackend
             started = LocalBackend(router, num_cpus=num_cpus, idle_workers=idle_workers,
                                    log_to_driver=log_to_driver, preload=preload)
         else:
