@@ -84,6 +84,8 @@ def init(address: str | None = None, *, backend: str | None = None,
         preload = _check_preload(preload)
     with session._lock:
         current = session._backend
+        if current is not None and getattr(current, "lost", False):
+            current = session._backend = None   # its cluster went away: join again
         if current is not None:
             if ignore_reinit_error:
                 return RuntimeInfo(current.info())

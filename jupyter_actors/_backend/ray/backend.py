@@ -29,6 +29,8 @@ from .refs import RayObjectRef, fail_pending, ref_of
 
 _GENERATORS_NOT_YET = ("{} is a generator: streaming and dynamic generators do not run on the "
                        "Ray backend yet; return a list, or run it on the embedded runtime")
+SHUTDOWN_WAIT = 60.0        # seconds shutdown() waits for Ray to disconnect
+LOST_SHUTDOWN_WAIT = 10.0   # ... when the cluster is gone already
 CANCEL_TIMEOUT = 10.0   # seconds to wait for an actor to note a cancelled queued call
 
 
@@ -56,7 +58,10 @@ class RayBackend(Backend):
         self._task_functions: dict = {}
         self.tasks = TaskOwner(0)
         self.logs = None
+        self.watch = None             # watch.ClusterWatch: notices the cluster going away
         self.closed = None            # the error pending and new calls get after shutdown
+        self.lost = False             # the cluster went away: init() may join again
+        self.ray_init_seconds = 0.0   # what ray.init took (the rest of init() is ours)
         _refs.set_resolver(_foreign_ref, _check_foreign)
         if not in_worker:
             from .logs import LogRouter
@@ -88,6 +93,8 @@ class RayBackend(Backend):
         return actor
 
     def call_actor(self, actor: RayActor, spec: CallSpec):
+        if self.closed is not None:
+            raise self.closed
         label, method, (args, kwargs) = spec[0], spec[1], spec[2]
         num_returns, context, group = spec[4], spec[5], spec.group
         if num_returns < 0:
@@ -234,19 +241,31 @@ class RayBackend(Backend):
         ray = self._ray
         context = ray.get_runtime_context()
         cpus = ray.cluster_resources().get("CPU", 0)
-        address = self.address
-        try:
-            address = context.gcs_address
-        except Exception:
-            pass
-        return {"backend": self.name, "address": address,
+        return {"backend": self.name, "address": self.gcs_address(),
                 "num_cpus": int(cpus), "node_id": context.get_node_id(),
-                "namespace": context.namespace, "ray_version": ray.__version__}
+                "namespace": context.namespace, "ray_version": ray.__version__,
+                "ray_init_seconds": self.ray_init_seconds}
 
     def shutdown(self) -> None:
         from ...exceptions import Error
-        self.closed = Error("the session was shut down (jupyter_actors.shutdown()); call "
-                            "init() again to start a new one")
+        if self.closed is None:
+            self.closed = Error("the session was shut down (jupyter_actors.shutdown()); call "
+                                "init() again to start a new one")
+        self._let_go()
+
+    def cluster_lost(self) -> None:
+        """The head node stopped answering (watch thread): fail what is pending, let go of Ray."""
+        from ...exceptions import ActorDiedError
+        pending = sum(1 for r in list(tracer.active.values()) if isinstance(r, RayCall))
+        self.closed = ActorDiedError(
+            f"The Ray cluster at {self.gcs_address()} went away (its head node stopped "
+            f"answering); {pending} pending call(s) failed. Call init() to join a cluster again.")
+        self.lost = True
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         if self.logs is not None:
             self.logs.close()
         for record in list(tracer.active.values()):
@@ -255,8 +274,26 @@ class RayBackend(Backend):
                 record.end(self.closed)
                 fail_pending(refs, self.closed)
         if self.owns_ray and not self.in_worker:
-            self._ray.shutdown()
+            self.owns_ray = False
+            # Ray's shutdown talks to the cluster; when it is gone that may take a while,
+            # so it runs aside and the caller goes on.
+            done = threading.Event()
+
+            def disconnect():
+                try:
+                    self._ray.shutdown()
+                finally:
+                    done.set()
+            threading.Thread(target=disconnect, name="jupyter_actors-ray-shutdown",
+                             daemon=True).start()
+            done.wait(SHUTDOWN_WAIT if not self.lost else LOST_SHUTDOWN_WAIT)
         _refs.set_resolver(None, None)
+
+    def gcs_address(self) -> str | None:
+        try:
+            return self._ray.get_runtime_context().gcs_address
+        except Exception:
+            return self.address
 
     # -- helpers ----------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 from .backend import RayBackend
+from .watch import ClusterWatch
 from .worker import WorkerSetup
 
 REACH_TIMEOUT = 3.0   # seconds to wait for the cluster's port to answer
@@ -25,6 +27,7 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
         if address not in (None, "auto", "local"):
             check_reachable(address)
         options.setdefault("logging_level", "warning")
+        started = time.perf_counter()
         try:
             # No address: a new local Ray, never whichever cluster this machine ran last.
             ray.init(address=address or "local", namespace=namespace, log_to_driver=log_to_driver,
@@ -32,8 +35,15 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
         except ConnectionError as exc:
             raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
                                   f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+        ray_init_seconds = time.perf_counter() - started
+    else:
+        ray_init_seconds = 0.0
     backend = RayBackend(router, address, owns_ray=not joined,
                          setup=WorkerSetup(os.getpid()))
+    backend.ray_init_seconds = ray_init_seconds
+    gcs = backend.gcs_address()
+    if gcs and not joined:
+        backend.watch = ClusterWatch(gcs, backend.cluster_lost)
     return backend
 
 
