@@ -40,9 +40,10 @@ class OutputRouter:
         """Whether someone can answer a prompt of the call with this context."""
         return _prompting.terminal_available()
 
-    def ask(self, context, prompt: str, password: bool = False) -> str:
-        """One line from the user (blocks; ends with ``_prompting.Interrupted``)."""
-        return _prompting.ask_terminal(prompt, password)
+    def ask(self, context, prompt: str, password: bool = False, cancel=None) -> str:
+        """One line from the user (blocks; ends with ``_prompting.Interrupted`` on an
+        interrupt, or once the ``cancel`` event is set)."""
+        return _prompting.ask_terminal(prompt, password, cancel)
 
     def why_nobody_answers(self) -> str:
         """Said once when a breakpoint is skipped because ``can_ask`` is False."""

@@ -30,14 +30,18 @@ def abort_all(reason: str = "the cell was interrupted") -> None:
         _reason = reason
 
 
-def start() -> int:
-    """A token for one ask; ``check(token)`` raises once ``abort_all`` was called since."""
-    return _generation
+def start(cancel: threading.Event | None = None) -> tuple:
+    """A token for one ask; ``check(token)`` raises once ``abort_all`` was called since,
+    or once ``cancel`` is set (the worker that asked is gone)."""
+    return _generation, cancel
 
 
-def check(token: int) -> None:
-    if _generation != token:
+def check(token: tuple) -> None:
+    generation, cancel = token
+    if _generation != generation:
         raise Interrupted(_reason)
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("the worker that asked has ended")
 
 
 def terminal_available() -> bool:
@@ -60,10 +64,10 @@ def in_kernel_without_extension() -> bool:
         return False
 
 
-def ask_terminal(prompt: str, password: bool = False) -> str:
+def ask_terminal(prompt: str, password: bool = False, cancel=None) -> str:
     """Write the prompt to stdout and read one line from stdin (a terminal)."""
     global _leftover
-    token = start()
+    token = start(cancel)
     out = sys.stdout
     out.write(prompt)
     out.flush()

@@ -230,3 +230,21 @@ def test_a_kernel_without_the_extension_says_how_to_get_the_prompt():
             m["content"].get("text", "") for m in kernel.stray)
     finally:
         kernel.shutdown()
+
+
+def test_an_actor_that_dies_at_its_prompt_leaves_the_next_prompts_working(kernel):
+    """The dead worker's ask ends at once: the next prompt gets the next answer."""
+    import os
+    import re
+    import signal
+    kernel.run("doomed = Counter.remote()")
+    cell = kernel.submit("ray.get(doomed.incr.remote(1))")
+    pid = int(re.search(r"pid=(\d+)", next_prompt(kernel)).group(1))
+    os.kill(pid, signal.SIGKILL)  # never answered
+    kernel.wait_done(cell)
+    assert cell.error["ename"] == "ActorDiedError"
+    cell = kernel.submit("print('asked', ray.get(c.ask_name.remote()))")
+    assert next_prompt(kernel).endswith("your name? ")
+    answer(kernel, "Grace")
+    kernel.wait_done(cell)
+    assert "asked hello Grace" in cell.check_ok().stdout

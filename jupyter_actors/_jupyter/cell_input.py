@@ -50,11 +50,11 @@ def can_ask(found) -> bool:
     return bool(getattr(found, "_allow_stdin", False))
 
 
-def ask(found, prompt: str, password: bool, streams=()) -> str:
+def ask(found, prompt: str, password: bool, streams=(), cancel=None) -> str:
     """Send an input request for the running cell and wait for the line typed."""
     import zmq
 
-    token = _prompting.start()
+    token = _prompting.start(cancel)
     while not _cell_running.wait(0.1):
         _prompting.check(token)
     if not can_ask(found):

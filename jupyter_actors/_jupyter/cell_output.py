@@ -89,12 +89,12 @@ class CellOutputRouter(OutputRouter):
         return ("a notebook run without input, such as nbconvert or nbval, or a script "
                 "without a terminal")
 
-    def ask(self, context, prompt: str, password: bool = False) -> str:
+    def ask(self, context, prompt: str, password: bool = False, cancel=None) -> str:
         found = cell_input.kernel()
         if found is None:
-            return super().ask(context, prompt, password)
+            return super().ask(context, prompt, password, cancel)
         streams = (context.stdout, context.stderr) if isinstance(context, CellContext) else ()
-        return cell_input.ask(found, prompt, password, streams)
+        return cell_input.ask(found, prompt, password, streams, cancel)
 
 
 def _parent_of(stream) -> dict | None:

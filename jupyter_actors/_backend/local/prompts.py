@@ -36,6 +36,7 @@ class PromptSessions:
         self.waiting: collections.deque = collections.deque()  # (conn, PromptOpen)
         self.warned = False
         self.stopped = False
+        self.asking: dict = {}                      # conn -> events that end its asks
 
     def table(self) -> dict:
         return {PromptOpen: self.open, PromptLine: self.line, PromptClose: self.close}
@@ -64,7 +65,10 @@ class PromptSessions:
         record = conn.pending.get(m.call_id)
         context = record.context if record is not None else None
         prompt = f"{_prefix(conn, record)} {m.prompt}"
-        threading.Thread(target=self._ask, args=(conn, m, context, prompt, record),
+        cancel = threading.Event()
+        with self.lock:
+            self.asking.setdefault(conn, set()).add(cancel)
+        threading.Thread(target=self._ask, args=(conn, m, context, prompt, record, cancel),
                          daemon=True, name="jupyter_actors prompt").start()
 
     def close(self, conn, m: PromptClose) -> None:
@@ -76,6 +80,8 @@ class PromptSessions:
 
     def worker_gone(self, conn) -> None:
         with self.lock:
+            for cancel in self.asking.pop(conn, ()):
+                cancel.set()  # its input box is answered by nobody now
             self.waiting = collections.deque(w for w in self.waiting if w[0] is not conn)
             if self.owner is None or self.owner[0] is not conn:
                 return
@@ -100,9 +106,9 @@ class PromptSessions:
             conn.send(Reply(m.request_id, True, serialize(True)))
             return
 
-    def _ask(self, conn, m: PromptLine, context, prompt: str, record) -> None:
+    def _ask(self, conn, m: PromptLine, context, prompt: str, record, cancel) -> None:
         try:
-            text = self.runtime.router.ask(context, prompt, m.password)
+            text = self.runtime.router.ask(context, prompt, m.password, cancel)
             reply = Reply(m.request_id, True, serialize(text))
         except EOFError as exc:
             reply = Reply(m.request_id, False, serialize(EOFError(*exc.args)))
@@ -111,6 +117,13 @@ class PromptSessions:
             error = TaskCancelledError(
                 f"{label} was stopped at its debugger or input() prompt: {_why(exc)}")
             reply = Reply(m.request_id, False, serialize(error))
+        finally:
+            with self.lock:
+                asks = self.asking.get(conn)
+                if asks is not None:
+                    asks.discard(cancel)
+                    if not asks:
+                        del self.asking[conn]
         conn.send(reply)
 
 
