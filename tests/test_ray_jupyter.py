@@ -106,6 +106,27 @@ def test_timeline_draws_calls_that_ran_on_ray(kernel):
                "assert spans and all(e['pid'] == pid for e in spans[-3:]), spans")
 
 
+def test_restarting_the_kernel_ends_its_actors_on_the_cluster(ray_head):
+    """Non-detached actors die with the driver, as in Ray: a restart leaves none running."""
+    from tests.helpers import pid_gone
+    k = Kernel(extra_env=_ray_env(ray_head))
+    try:
+        k.run(PRELUDE)
+        pids = k.run("import os\n"
+                     "@ray.remote\n"
+                     "class Sleeper:\n"
+                     "    def pid(self):\n"
+                     "        return os.getpid()\n"
+                     "sleepers = [Sleeper.remote() for _ in range(2)]\n"
+                     "print(*ray.get([s.pid.remote() for s in sleepers]))",
+                     timeout=4 * GUARD).stdout.split()
+        assert len(pids) == 2
+        k.restart(now=True)
+        assert all(pid_gone(int(pid), 4 * GUARD) for pid in pids)
+    finally:
+        k.shutdown()
+
+
 NOTEBOOKS = ["01_async_actors.ipynb", "02_objectrefs_as_futures.ipynb",
              "03_max_concurrency_and_threaded_actors.ipynb", "04_magics_and_output.ipynb"]
 

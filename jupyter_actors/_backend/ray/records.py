@@ -94,6 +94,9 @@ class RayCall:
                 tracer.record_started(self)
         if finished is not None:
             self.finished = finished   # the worker's own time, more exact than the reply's
+        if self.status in (FINISHED, FAILED, CANCELLED):
+            # Reported after Ray's reply: the live widgets redraw the call with these times.
+            tracer.record_finished(self)
 
     def end(self, error: BaseException | None) -> None:
         """Ray completed the call's first ref (from Ray's thread)."""
