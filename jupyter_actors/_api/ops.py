@@ -61,6 +61,9 @@ def _get(refs, timeout):
                 return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
         if deadline is None and len(refs) > 1 and get_progress is not None:
             return get_progress(refs)
+        backend = session.current_backend()
+        if backend is not None and len(refs) > 1:
+            backend.fetch_many(refs, timeout)
         return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
     if isinstance(refs, ObjectRefGenerator):
         raise TypeError("get() cannot take an ObjectRefGenerator: iterate it and get each "

@@ -149,6 +149,10 @@ class Backend(abc.ABC):
     def cancel_call(self, record: Any, force: bool) -> None:
         """Cancel the call behind a ref (``ref._owner``, the call's trace record)."""
 
+    def fetch_many(self, refs, timeout) -> None:
+        """Before ``get`` of a list: complete what it can in one go (Ray: one ``ray.get``
+        for them all). Nothing to do where each ref completes on its own."""
+
     def blocking_get(self, refs):
         """A context for a ``get`` that may wait for ``refs``: raises if the wait could never
         end (an actor waiting on its own queued call). Nothing to do in the driver."""

@@ -10,6 +10,8 @@ __all__ = ["start_ray"]
 
 def start_ray(router, address, **options):
     """The session's RayBackend, joined to ``address`` or on a new local Ray (see connect)."""
+    import time
+    started = time.perf_counter()
     try:
         import ray  # noqa: F401
     except ImportError as exc:
@@ -18,4 +20,7 @@ def start_ray(router, address, **options):
             "pip install \"jupyter_actors[ray]\" (or pip install ray). "
             "Without it, init() with no address runs the embedded runtime.") from exc
     from .connect import start_ray as start
-    return start(router, address, **options)
+    imported = time.perf_counter() - started
+    backend = start(router, address, **options)
+    backend.ray_init_seconds += imported   # Ray's own start-up: importing it and ray.init
+    return backend

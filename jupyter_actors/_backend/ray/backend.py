@@ -107,7 +107,7 @@ class RayBackend(Backend):
             call = call.options(num_returns=num_returns,
                                 **({"concurrency_group": group} if group is not None else {}))
         try:
-            out = call.remote(route, record.call_id, method, *_ray_args(args),
+            out = call.remote(host.pack(route, record.call_id, method), *_ray_args(args),
                               **_ray_kwargs(kwargs))
         except BaseException as exc:
             record.end(exc)
@@ -195,6 +195,19 @@ class RayBackend(Backend):
             record.end(exc)
             raise _translated(exc, spec.label, None) from None
         return self._refs_of(record, out, spec.num_returns)
+
+    def fetch_many(self, refs, timeout) -> None:
+        # One ray.get for the whole list, not one per ref; errors are left for each
+        # ref's own get to raise, in list order.
+        pending = [r for r in refs if type(r) is RayObjectRef and not r._future.done()]
+        if len(pending) < 2:
+            return
+        try:
+            values = self._ray.get([r._ray_ref for r in pending], timeout=timeout)
+        except Exception:
+            return
+        for ref, value in zip(pending, values):
+            ref._future.completion(value)
 
     def put(self, value):
         self._check_open()

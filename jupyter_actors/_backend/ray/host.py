@@ -2,7 +2,7 @@
 
     driver (RayBackend)                        a Ray worker process
     ───────────────────                        ────────────────────
-    host.call.remote(route, call_id, m, ...) ─▶ ActorHost.call: mark the call's output with
+    host.call.remote("ID METHOD [ROUTE]", ...) ▶ ActorHost.call: mark the call's output with
     task.remote(route, call_id, ...)         ─▶ its route, note start and finish, run it
     Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE<RS>line"  (each line printed)
                      ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
@@ -63,6 +63,8 @@ class TaggingStream(io.TextIOBase):
 
     def end_call(self, route) -> None:
         """The call ended: a last line without a newline goes out too."""
+        if not self._partial:
+            return
         with self._lock:
             rest = self._partial.pop(route, None)
             if rest:
@@ -175,6 +177,19 @@ def _skip_if_cancelled(host, call_id) -> None:
         raise CancelledBeforeStart(call_id)
 
 
+def pack(route, call_id, method: str) -> str:
+    """A call's id, method and route as one short string: one argument for Ray to send."""
+    if route == call_id:
+        return f"{call_id} {method}"
+    return f"{call_id} {method} {route}"
+
+
+def _unpack(meta: str) -> tuple:
+    parts = meta.split(" ")
+    call_id = int(parts[0])
+    return (int(parts[2]) if len(parts) > 2 else call_id), call_id, parts[1]
+
+
 def _begin(route, call_id, slot):
     token = current_route.set(route)
     _events.add((call_id, "s", time.time(), slot))
@@ -206,7 +221,8 @@ class ActorHost:
         """The driver cancelled this call before it started: skip it when its turn comes."""
         self._cancelled.add(call_id)
 
-    def call(self, route, call_id, method, /, *args, **kwargs):
+    def call(self, meta, /, *args, **kwargs):
+        route, call_id, method = _unpack(meta)
         if self._cancelled:
             _skip_if_cancelled(self, call_id)
         token = _begin(route, call_id, self._slots.of_thread())
@@ -264,7 +280,8 @@ class AsyncActorHost:
     def cancel_queued(self, call_id) -> None:
         self._cancelled.add(call_id)
 
-    async def call(self, route, call_id, method, /, *args, **kwargs):
+    async def call(self, meta, /, *args, **kwargs):
+        route, call_id, method = _unpack(meta)
         if self._cancelled:
             _skip_if_cancelled(self, call_id)
         if self._starting is not None:

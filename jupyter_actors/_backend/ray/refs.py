@@ -22,13 +22,39 @@ class RayObjectRef(ObjectRef):
         return (ref_of, (self._ray_ref,))
 
 
+class _RayFuture(concurrent.futures.Future):
+    """A future Ray completes; ``result()`` asks Ray directly, in the caller's thread.
+
+    Waiting in ``ray.get`` instead of for Ray's callback saves the hop through Ray's
+    callback thread on every blocking ``get`` (the callback still ends the trace record
+    and wakes ``wait``, ``await`` and done-callbacks)."""
+
+    __slots__ = ("ray_ref", "completion")
+
+    def result(self, timeout=None):
+        if not self.done():
+            import ray
+            import ray.exceptions as rx
+            try:
+                value = ray.get(self.ray_ref, timeout=timeout)
+            except rx.GetTimeoutError:
+                raise concurrent.futures.TimeoutError() from None
+            except rx.RayError as error:
+                self.completion(error)
+            else:
+                self.completion(value)
+        return super().result(0)
+
+
 def ref_of(ray_ref, record=None) -> RayObjectRef:
     """Our ref for Ray's ``ray_ref``, completed when Ray has the value."""
-    future: concurrent.futures.Future = concurrent.futures.Future()
+    future = _RayFuture()
+    future.ray_ref = ray_ref
     ref = RayObjectRef(int.from_bytes(ray_ref.binary(), "big"), future)
     ref._ray_ref = ray_ref
     ref._owner = record
-    ray_ref._on_completed(_Completion(future, record))
+    future.completion = _Completion(future, record)
+    ray_ref._on_completed(future.completion)
     return ref
 
 
