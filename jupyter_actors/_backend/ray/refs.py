@@ -39,8 +39,10 @@ class _RayFuture(concurrent.futures.Future):
                 value = ray.get(self.ray_ref, timeout=timeout)
             except rx.GetTimeoutError:
                 raise concurrent.futures.TimeoutError() from None
-            except rx.RayError as error:
-                self.completion(error)
+            except rx.RayError:
+                # Ray raises a copy without the remote traceback: the callback, about to
+                # run now that the object is there, has Ray's full error.
+                return super().result(timeout)
             else:
                 self.completion(value)
         return super().result(0)
