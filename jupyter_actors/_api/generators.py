@@ -97,13 +97,20 @@ class Stream:
             self._waiters.append(fut)
             return fut
 
+    def _try_take(self):
+        """(True, the next item's ref or None at the end), marked consumed; (False, None)
+        while the next item has not arrived."""
+        with self._lock:
+            ready, ref = self._poll()
+        if ready:
+            self._consumed(ref)
+        return ready, ref
+
     def take(self, timeout: float | None = None):
         """The next item's ref, waiting for it; None at the end."""
         while True:
-            with self._lock:
-                ready, ref = self._poll()
+            ready, ref = self._try_take()
             if ready:
-                self._consumed(ref)
                 return ref
             fut = self._waiter()
             if fut is not None:
@@ -114,10 +121,8 @@ class Stream:
 
     async def take_async(self):
         while True:
-            with self._lock:
-                ready, ref = self._poll()
+            ready, ref = self._try_take()
             if ready:
-                self._consumed(ref)
                 return ref
             fut = self._waiter()
             if fut is not None:
