@@ -276,3 +276,233 @@ def test_the_first_remote_call_starts_the_backend(on_backend):
     assert ray.get(square.remote(7), timeout=GUARD) == 49
     assert ray.is_initialized()
     assert ray.backend_name() == on_backend
+
+
+# -- generators: Ray's streaming generators behind the same ObjectRefGenerator --------------
+
+@ray.remote
+def count_up(n, gate_dir=None, fail_at=None):
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f"no item {i}")
+        print(f"item {i}")
+        yield i
+        if gate_dir is not None:  # go on only once the test has taken item i
+            assert FileEvent(f"{gate_dir}/{i}").wait(GUARD)
+
+
+@ray.remote
+class Producer:
+    """A threaded actor's generators, and one that iterates another actor's."""
+
+    def __init__(self):
+        self.produced = 0
+
+    def items(self, n, gate_dir=None):
+        for i in range(n):
+            self.produced = i + 1
+            yield i * 10
+            if gate_dir is not None:
+                assert FileEvent(f"{gate_dir}/{i}").wait(GUARD)
+
+    def progress(self):
+        return self.produced
+
+    def consume(self, other, n):
+        return [ray.get(ref) for ref in other.items.remote(n)]
+
+
+@ray.remote(concurrency_groups={"io": 1})
+class Streamer:
+    """An async actor's generators: one paused on an event another call sets."""
+
+    def __init__(self):
+        self.produced = 0
+        self.go_on = asyncio.Event()
+
+    async def items(self, n):
+        for i in range(n):
+            self.produced = i + 1
+            yield i
+
+    def sync_items(self, n):
+        yield from range(n)
+
+    @ray.method(concurrency_group="io")
+    async def grouped(self):
+        yield "io"
+
+    async def until_released(self, n):
+        print("paused")
+        yield "first"
+        await asyncio.wait_for(self.go_on.wait(), GUARD)
+        for i in range(n):
+            yield i
+
+    async def release(self):
+        self.go_on.set()
+        return "released"
+
+    async def forever(self):
+        yield "started"
+        await asyncio.sleep(3600)
+        yield "never"
+
+    def progress(self):
+        return self.produced
+
+    async def consume(self, other, n):
+        return [await ref async for ref in other.items.remote(n)]
+
+    async def sync_next(self, other):
+        gen = other.items.remote(3)
+        return ray.get(next(gen))
+
+
+def test_generator_items_arrive_as_they_are_yielded(on_backend, tmp_path, collect):
+    """A task's and a threaded actor's item refs are ready while the generator still waits
+    to yield the next one; its lines reach the calling code; completed() ends it."""
+    gen = count_up.remote(3, gate_dir=str(tmp_path / "t"))
+    os.mkdir(tmp_path / "t")
+    assert isinstance(gen, ray.ObjectRefGenerator)
+    out = []
+    for i in range(3):
+        out.append(ray.get(next(gen), timeout=GUARD))
+        FileEvent(tmp_path / "t" / str(i)).set()
+    assert out == [0, 1, 2]
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert ray.get(gen.completed(), timeout=GUARD) is None
+    assert gen.is_finished()
+    lines = collect.wait_for(3)
+    assert [line for _, _, line in lines] == ["item 0", "item 1", "item 2"]
+    assert {context for context, _, _ in lines} == {"the calling code"}
+    actor = Producer.remote()
+    os.mkdir(tmp_path / "a")
+    out = []
+    for i, ref in enumerate(actor.items.remote(3, gate_dir=str(tmp_path / "a"))):
+        out.append(ray.get(ref, timeout=GUARD))
+        FileEvent(tmp_path / "a" / str(i)).set()
+    assert out == [0, 10, 20]
+
+
+def test_async_generator_interleaves_with_other_calls(on_backend):
+    """A paused async generator lets another call release it; async for takes the rest;
+    the trace has the call, finished, and one Timeline bar for it. Sync generators and
+    generators in a concurrency group run on an async actor too."""
+    actor = Streamer.remote()
+
+    async def main():
+        gen = actor.until_released.remote(3)
+        first = await gen.__anext__()
+        assert await first == "first"
+        assert await actor.release.remote() == "released"
+        return [await ref async for ref in gen]
+    assert asyncio.run(asyncio.wait_for(main(), GUARD)) == [0, 1, 2]
+    assert [ray.get(r, timeout=GUARD) for r in actor.sync_items.remote(3)] == [0, 1, 2]
+    assert [ray.get(r, timeout=GUARD) for r in actor.grouped.remote()] == ["io"]
+    deadline = time.monotonic() + GUARD
+    while True:   # Ray's log stream brings the worker's times a moment after the items
+        (record,) = [r for r in ray.tracing.select(actor)
+                     if r.label == "Streamer.until_released"]
+        if record.pid is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert record.status == "finished" and record.pid is not None
+    bars = [e for e in ray.timeline(actor)
+            if e["ph"] == "X" and e["name"].startswith("Streamer.until_released")]
+    assert len(bars) == 1
+
+
+def test_generator_error_is_its_item_then_iteration_stops(on_backend):
+    """Items before the error are values; the next ref raises it; then StopIteration."""
+    gen = count_up.remote(5, fail_at=2)
+    assert [ray.get(next(gen), timeout=GUARD) for _ in range(2)] == [0, 1]
+    with pytest.raises(ValueError, match="no item 2") as info:
+        ray.get(next(gen), timeout=GUARD)
+    assert isinstance(info.value, exceptions.TaskError)
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert ray.get(gen.completed(), timeout=GUARD) is None
+
+
+def test_cancel_or_kill_ends_a_running_generator(on_backend):
+    """cancel(gen): the last ref raises TaskCancelledError; kill(actor): ActorDiedError."""
+    actor = Streamer.remote()
+    gen = actor.forever.remote()
+    assert ray.get(next(gen), timeout=GUARD) == "started"
+    ray.cancel(gen)
+    (last,) = list(gen)
+    with pytest.raises(exceptions.TaskCancelledError):
+        ray.get(last, timeout=GUARD)
+    with pytest.raises(exceptions.TaskCancelledError):
+        ray.get(gen.completed(), timeout=GUARD)
+    gen = actor.forever.remote()
+    assert ray.get(next(gen), timeout=GUARD) == "started"
+    ray.kill(actor)
+    (last,) = list(gen)
+    with pytest.raises(exceptions.ActorDiedError):
+        ray.get(last, timeout=GUARD)
+
+
+def test_generators_consumed_inside_workers_and_with_async_for(on_backend):
+    """Actors and tasks iterate other calls' generators; the driver with async for."""
+    streamer, producer = Streamer.remote(), Producer.remote()
+    assert ray.get(streamer.consume.remote(producer, 4), timeout=GUARD) == [0, 10, 20, 30]
+    assert ray.get(Producer.remote().consume.remote(producer, 3), timeout=GUARD) == [0, 10, 20]
+    assert ray.get(Streamer.remote().consume.remote(streamer, 3), timeout=GUARD) == [0, 1, 2]
+
+    @ray.remote
+    def total(n):
+        return sum(ray.get(ref) for ref in count_up.remote(n))
+    assert ray.get(total.remote(5), timeout=GUARD) == 10
+
+    async def main():
+        return [await ref async for ref in count_up.remote(4)]
+    assert asyncio.run(asyncio.wait_for(main(), GUARD)) == [0, 1, 2, 3]
+    with pytest.raises(RuntimeError, match="async for"):
+        ray.get(streamer.sync_next.remote(Streamer.remote()), timeout=GUARD)
+
+
+def test_dynamic_num_returns_gives_a_ref_to_the_item_refs(on_backend):
+    """num_returns="dynamic": one ref whose value holds a ref per item (an error last)."""
+    value = ray.get(count_up.options(num_returns="dynamic").remote(3), timeout=GUARD)
+    assert isinstance(value, ray.DynamicObjectRefGenerator) and len(value) == 3
+    assert [ray.get(r, timeout=GUARD) for r in value] == [0, 1, 2]
+    dynamic = Producer.remote().items.options(num_returns="dynamic").remote(2)
+    assert [ray.get(r, timeout=GUARD) for r in ray.get(dynamic, timeout=GUARD)] == [0, 10]
+    first, failed = ray.get(count_up.options(num_returns="dynamic").remote(5, fail_at=1),
+                            timeout=GUARD)
+    assert ray.get(first, timeout=GUARD) == 0
+    with pytest.raises(ValueError, match="no item 1"):
+        ray.get(failed, timeout=GUARD)
+
+
+def test_backpressure_pauses_the_generator_until_items_are_taken(on_backend):
+    """_generator_backpressure_num_objects=1: the producer waits for the consumer (on Ray
+    one item more is made: the one held ready for next()); wait([gen]) sees an item."""
+    ahead = 1 if on_backend == "local" else 2
+    actor = Streamer.remote()
+    gen = actor.items.options(_generator_backpressure_num_objects=1).remote(6)
+    for taken in range(3):
+        ready, _ = ray.wait([gen], timeout=GUARD)
+        assert ready == [gen] and gen.next_ready()
+        assert taken + 1 <= ray.get(actor.progress.remote(), timeout=GUARD) <= taken + ahead
+        next(gen)
+    assert len(list(gen)) == 3
+    done = actor.items.options(_generator_backpressure_num_objects=1).remote(5).completed()
+    assert ray.get(done, timeout=GUARD) is None   # dropped: nobody holds the producer back
+    assert ray.get(actor.progress.remote(), timeout=GUARD) == 5
+
+
+def test_wait_takes_generators_and_refs_together(on_backend, tmp_path):
+    """A generator is ready in wait() when next() would not block."""
+    gen = count_up.remote(2, gate_dir=str(tmp_path))
+    blocked = ray.remote(lambda path: FileEvent(path).wait(GUARD)).remote(str(tmp_path / "x"))
+    ready, not_ready = ray.wait([blocked, gen], timeout=GUARD)
+    assert ready == [gen] and not_ready == [blocked]
+    next(gen)
+    for name in ("0", "1", "x"):
+        FileEvent(tmp_path / name).set()
+    assert ray.get(blocked, timeout=GUARD) is True
+    assert len(list(gen)) == 1

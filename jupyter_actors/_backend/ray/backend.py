@@ -20,15 +20,13 @@ from ..._api import refs as _refs
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
-from . import host
+from . import generators, host
 from .options import actor_options, class_options, task_options
 from ...exceptions import TaskCancelledError
 from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
 from .refs import RayObjectRef, fail_pending, ref_of
 
 
-_GENERATORS_NOT_YET = ("{} is a generator: streaming and dynamic generators do not run on the "
-                       "Ray backend yet; return a list, or run it on the embedded runtime")
 SHUTDOWN_WAIT = 60.0        # seconds shutdown() waits for Ray to disconnect
 LOST_SHUTDOWN_WAIT = 10.0   # ... when the cluster is gone already
 CANCEL_TIMEOUT = 10.0   # seconds to wait for an actor to note a cancelled queued call
@@ -97,13 +95,15 @@ class RayBackend(Backend):
             raise self.closed
         label, method, (args, kwargs) = spec[0], spec[1], spec[2]
         num_returns, context, group = spec[4], spec[5], spec.group
-        if num_returns < 0:
-            raise NotImplementedError(_GENERATORS_NOT_YET.format(label))
         record = RayCall("call", label, actor, context)
         route = self._route(record)
         self._submitted(record)
         call = actor.handle.call
-        if num_returns != 1 or group is not None:
+        if num_returns < 0:
+            call = actor.handle.stream.options(
+                **generators.stream_options(num_returns),
+                **({"concurrency_group": group} if group is not None else {}))
+        elif num_returns != 1 or group is not None:
             call = call.options(num_returns=num_returns,
                                 **({"concurrency_group": group} if group is not None else {}))
         try:
@@ -173,16 +173,14 @@ class RayBackend(Backend):
     # -- tasks and objects ----------------------------------------------------------------
     def submit_task(self, spec: TaskSpec):
         self._check_open()
-        if spec.num_returns < 0:
-            raise NotImplementedError(_GENERATORS_NOT_YET.format(spec.label))
         args, kwargs = spec.args
         options = task_options(spec)
         key = (spec.func_id, tuple(sorted(options.items(), key=lambda kv: kv[0]))
                if _hashable(options) else None)
         remote_function = self._task_functions.get(key) if key[1] is not None else None
         if remote_function is None:
-            remote_function = self._ray.remote(**options)(
-                host.task_function(spec.definition.value, self.setup))
+            wrap = host.task_function if spec.num_returns >= 0 else generators.stream_task_function
+            remote_function = self._ray.remote(**options)(wrap(spec.definition.value, self.setup))
             if key[1] is not None:
                 self._task_functions[key] = remote_function
         record = RayCall("task", spec.label, self.tasks, spec.context)
@@ -326,6 +324,8 @@ class RayBackend(Backend):
         tracer.record_submitted(record)
 
     def _refs_of(self, record: RayCall, out, num_returns: int):
+        if num_returns < 0:
+            return generators.open_stream(self, record, out, num_returns)
         if num_returns == 0 or out is None:
             record.refs = ()
             return None
@@ -343,8 +343,9 @@ class RayBackend(Backend):
         key = (spec.class_key, tuple(sorted((spec.concurrency_groups or {}).items())))
         remote_class = self._host_classes.get(key)
         if remote_class is None:
-            cls = host.host_class(spec.definition.value, spec.is_async, spec.class_key,
-                                  spec.concurrency_groups)
+            cls = generators.with_streams(host.host_class(
+                spec.definition.value, spec.is_async, spec.class_key, spec.concurrency_groups),
+                spec.is_async)
             remote_class = self._ray.remote(**class_options(spec))(cls)
             self._host_classes[key] = remote_class
         return remote_class

@@ -6,6 +6,7 @@ them. The options table (``_api/options.py``, column ``on_ray``) says which.
 """
 from __future__ import annotations
 
+from .generators import stream_options
 from .host import CONTROL_GROUP
 
 # Options Ray takes as they are, for actors and for remote functions.
@@ -45,7 +46,8 @@ def class_options(spec) -> dict:
 def task_options(spec) -> dict:
     """``ray.remote(...)`` options for the function of ``spec`` (a TaskSpec)."""
     given = spec.options or {}
-    options = {"num_returns": spec.num_returns}
+    options = ({"num_returns": spec.num_returns} if spec.num_returns >= 0
+               else stream_options(spec.num_returns))
     for key in _TASK_PASSED:
         value = given.get(key)
         if value is not None:
