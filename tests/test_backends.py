@@ -355,8 +355,9 @@ class Streamer:
         return [await ref async for ref in other.items.remote(n)]
 
     async def sync_next(self, other):
-        gen = other.items.remote(3)
-        return ray.get(next(gen))
+        gen = other.until_released.remote(1)
+        next(gen)  # the first item may be there already; the second cannot be
+        return next(gen)
 
 
 def test_generator_items_arrive_as_they_are_yielded(on_backend, tmp_path, collect):
@@ -490,7 +491,10 @@ def test_backpressure_pauses_the_generator_until_items_are_taken(on_backend):
         assert taken + 1 <= ray.get(actor.progress.remote(), timeout=GUARD) <= taken + ahead
         next(gen)
     assert len(list(gen)) == 3
-    done = actor.items.options(_generator_backpressure_num_objects=1).remote(5).completed()
+    gen = actor.items.options(_generator_backpressure_num_objects=1).remote(5)
+    ray.wait([gen], timeout=GUARD)
+    done = gen.completed()
+    del gen
     assert ray.get(done, timeout=GUARD) is None   # dropped: nobody holds the producer back
     assert ray.get(actor.progress.remote(), timeout=GUARD) == 5
 
