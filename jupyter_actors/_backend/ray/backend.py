@@ -24,7 +24,8 @@ from . import generators, host
 from .options import actor_options, class_options, task_options
 from ...exceptions import TaskCancelledError
 from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
-from .refs import RayObjectRef, fail_pending, ref_of
+from . import refs as _ray_refs
+from .refs import LateArming, RayObjectRef, fail_pending, ref_of
 
 
 SHUTDOWN_WAIT = 60.0        # seconds shutdown() waits for Ray to disconnect
@@ -61,6 +62,8 @@ class RayBackend(Backend):
         self.lost = False             # the cluster went away: init() may join again
         self.ray_init_seconds = 0.0   # what ray.init took (the rest of init() is ours)
         _refs.set_resolver(_foreign_ref, _check_foreign)
+        _ray_refs.current = _ray_refs.Session()
+        self.arming = LateArming(RayCall)
         if not in_worker:
             from .logs import LogRouter
             self.logs = LogRouter(self)
@@ -197,7 +200,7 @@ class RayBackend(Backend):
     def fetch_many(self, refs, timeout) -> None:
         # One ray.get for the whole list, not one per ref; errors are left for each
         # ref's own get to raise, in list order.
-        pending = [r for r in refs if type(r) is RayObjectRef and not r._future.done()]
+        pending = [r for r in refs if type(r) is RayObjectRef and not r._future.settled()]
         if len(pending) < 2:
             return
         try:
@@ -277,6 +280,8 @@ class RayBackend(Backend):
     def _let_go(self) -> None:
         if self.watch is not None:
             self.watch.stop()
+        self.arming.stop()
+        _ray_refs.current.closed = self.closed   # refs not fetched yet fail with this
         if self.logs is not None:
             self.logs.close()
         for record in list(tracer.active.values()):

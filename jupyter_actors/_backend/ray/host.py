@@ -196,10 +196,10 @@ def _begin(route, call_id, slot):
     return token
 
 
-def _end(route, call_id, token) -> None:
+def _end(route, call_id, token, failed=False) -> None:
     _stdout.end_call(route)
     _stderr.end_call(route)
-    _events.add((call_id, "f", time.time()))
+    _events.add((call_id, "x" if failed else "f", time.time()))
     current_route.reset(token)
 
 
@@ -213,8 +213,10 @@ class ActorHost:
         token = _begin(route, call_id, 0)
         try:
             self._instance = self._user_class(*args, **kwargs)
-        finally:
-            _end(route, call_id, token)
+        except BaseException:
+            _end(route, call_id, token, True)
+            raise
+        _end(route, call_id, token)
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def cancel_queued(self, call_id) -> None:
@@ -227,9 +229,12 @@ class ActorHost:
             _skip_if_cancelled(self, call_id)
         token = _begin(route, call_id, self._slots.of_thread())
         try:
-            return getattr(self._instance, method)(*args, **kwargs)
-        finally:
-            _end(route, call_id, token)
+            result = getattr(self._instance, method)(*args, **kwargs)
+        except BaseException:
+            _end(route, call_id, token, True)
+            raise
+        _end(route, call_id, token)
+        return result
 
 
     def jupyter_actors_facts(self):
@@ -254,8 +259,10 @@ class AsyncActorHost:
                 self._starting = (self._instance.__init__(*args, **kwargs), route)
             else:
                 self._instance = cls(*args, **kwargs)
-        finally:
-            _end(route, call_id, token)
+        except BaseException:
+            _end(route, call_id, token, True)
+            raise
+        _end(route, call_id, token)
 
     async def _started(self) -> None:
         starting = self._starting
@@ -292,10 +299,13 @@ class AsyncActorHost:
             result = getattr(self._instance, method)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            return result
+        except BaseException:
+            _end(route, call_id, token, True)
+            raise
         finally:
-            _end(route, call_id, token)
             self._slots.give(slot)
+        _end(route, call_id, token)
+        return result
 
 
 def _facts(host) -> tuple:
@@ -320,9 +330,12 @@ def task_function(fn, setup):
         install(setup)
         token = _begin(route, call_id, 0)
         try:
-            return fn(*args, **kwargs)
-        finally:
-            _end(route, call_id, token)
+            result = fn(*args, **kwargs)
+        except BaseException:
+            _end(route, call_id, token, True)
+            raise
+        _end(route, call_id, token)
+        return result
     task.__name__ = getattr(fn, "__name__", "task")
     task.__qualname__ = getattr(fn, "__qualname__", task.__name__)
     return task

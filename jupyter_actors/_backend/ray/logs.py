@@ -91,8 +91,8 @@ class LogRouter:
                 continue   # a call made inside a worker: the driver has no record of it
             if item[1] == "s":
                 record.report(started=item[2] - offset, slot=item[3], pid=pid)
-            else:
-                record.report(finished=item[2] - offset)
+            else:   # "f": it returned, "x": it raised
+                record.report(finished=item[2] - offset, failed=item[1] == "x")
 
 
 def _int(route: str):

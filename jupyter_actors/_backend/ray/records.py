@@ -2,11 +2,14 @@
 
 The fields are the trace contract of ``_trace.py``: the driver stamps
 ``submitted``, the worker's wrapper reports ``started``, ``finished``, ``slot``
-and ``pid`` through the log stream (``logs.py``), and Ray's completion of the
-call's first ref ends the record if those reports have not arrived yet.
+and ``pid`` through the log stream (``logs.py``). A record ends with whichever
+comes first: a ``get`` of the call's first ref (or Ray's callback for it), or
+the worker's report that the call returned. A call that raised ends with Ray's
+error: its report asks for Ray's callback (refs.arm_refs).
 """
 from __future__ import annotations
 
+import threading
 import time
 
 from ... import _ids
@@ -14,6 +17,7 @@ from ..._trace import tracer
 from ...exceptions import TaskCancelledError
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
+_ending = threading.Lock()   # a call ends once, whichever thread ends it first
 
 
 class RayActor:
@@ -83,7 +87,7 @@ class RayCall:
         self.pid = None
         self.error = None
 
-    def report(self, started=None, finished=None, slot=None, pid=None) -> None:
+    def report(self, started=None, finished=None, slot=None, pid=None, failed=False) -> None:
         """What the worker's wrapper reported (log stream); it may arrive after Ray's reply."""
         if started is not None:
             self.started, self.slot, self.pid = started, slot, pid
@@ -94,16 +98,24 @@ class RayCall:
                 tracer.record_started(self)
         if finished is not None:
             self.finished = finished   # the worker's own time, more exact than the reply's
+            if self.status in (PENDING, RUNNING):
+                if not failed:
+                    self.end(None)
+                    return
+                from .refs import arm_refs
+                arm_refs(self.refs[:1])    # Ray's callback brings the error and ends it
+                return
         if self.status in (FINISHED, FAILED, CANCELLED):
             # Reported after Ray's reply: the live widgets redraw the call with these times.
             tracer.record_finished(self)
 
     def end(self, error: BaseException | None) -> None:
-        """Ray completed the call's first ref (from Ray's thread)."""
-        if self.status in (FINISHED, FAILED, CANCELLED):
-            return
-        self.status = (FINISHED if error is None else
-                       CANCELLED if isinstance(error, TaskCancelledError) else FAILED)
+        """The call ended: Ray completed its first ref, or its worker said it returned."""
+        with _ending:
+            if self.status in (FINISHED, FAILED, CANCELLED):
+                return
+            self.status = (FINISHED if error is None else
+                           CANCELLED if isinstance(error, TaskCancelledError) else FAILED)
         self.error = error
         now = time.monotonic()
         if self.finished is None:

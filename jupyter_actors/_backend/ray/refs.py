@@ -1,16 +1,35 @@
 """Our ObjectRef over one of Ray's: the same future-based ref the API knows, fed by Ray.
 
-Ray calls back (from its own thread) when the object is ready; the callback
-completes the ref's future with the value, or with Ray's error translated into
-ours. A ref pickles to Ray's ref, so Ray tracks who borrows it wherever it goes,
-and it becomes one of ours again where it lands.
+A blocking ``get`` asks Ray in the caller's thread and completes the ref's
+future with the value (or Ray's error, translated into ours). Ray's callback
+(from its own thread) is asked for only when something waits otherwise:
+``await``, ``wait``, ``done()``, a done-callback, or a call still unfinished
+after ``ARM_AFTER`` seconds. A callback per ref costs Ray a second fetch and
+a hop through its I/O thread on every call; most refs never need it. A ref
+pickles to Ray's ref, so Ray tracks who borrows it wherever it goes, and it
+becomes one of ours again where it lands.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 
 from ..._api.refs import ObjectRef
+from ..._trace import tracer
 from .errors import translate
+
+ARM_AFTER = 1.0    # seconds: calls unfinished this long get Ray's callback
+_SETTLED = ("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED")
+
+
+class Session:
+    """The Ray connection refs were made on; once let go, their gets fail with ``closed``."""
+
+    closed: BaseException | None = None
+
+
+current = Session()
 
 
 class RayObjectRef(ObjectRef):
@@ -26,13 +45,48 @@ class _RayFuture(concurrent.futures.Future):
     """A future Ray completes; ``result()`` asks Ray directly, in the caller's thread.
 
     Waiting in ``ray.get`` instead of for Ray's callback saves the hop through Ray's
-    callback thread on every blocking ``get`` (the callback still ends the trace record
-    and wakes ``wait``, ``await`` and done-callbacks)."""
+    callback thread on every blocking ``get``. Anything that waits another way arms
+    the callback first (``arm``): ``done()`` and ``add_done_callback`` do, and every
+    waiter of the API (wait, await, progress bars, reprs) goes through one of them."""
 
-    __slots__ = ("ray_ref", "completion")
+    __slots__ = ("ray_ref", "completion", "armed", "session")
+
+    def arm(self) -> None:
+        """Ask Ray to call back when the object is ready (once)."""
+        if self.armed:
+            return
+        self.armed = True
+        closed = self.session.closed
+        if closed is not None:
+            _settle(self, closed, True)
+        elif self._state not in _SETTLED:
+            self.ray_ref._on_completed(self.completion)
+
+    def settled(self) -> bool:
+        """done(), without arming the callback."""
+        return self._state in _SETTLED
+
+    def done(self) -> bool:
+        if not self.armed:
+            self.arm()
+        return super().done()
+
+    def add_done_callback(self, fn) -> None:
+        if not self.armed:
+            self.arm()
+        super().add_done_callback(fn)
+
+    def exception(self, timeout=None):
+        if not self.armed:
+            self.arm()
+        return super().exception(timeout)
 
     def result(self, timeout=None):
-        if not self.done():
+        if self._state not in _SETTLED:
+            closed = self.session.closed
+            if closed is not None:
+                _settle(self, closed, True)
+                return super().result(0)
             import ray
             import ray.exceptions as rx
             try:
@@ -42,6 +96,7 @@ class _RayFuture(concurrent.futures.Future):
             except rx.RayError:
                 # Ray raises a copy without the remote traceback: the callback, about to
                 # run now that the object is there, has Ray's full error.
+                self.arm()
                 return super().result(timeout)
             else:
                 self.completion(value)
@@ -52,11 +107,12 @@ def ref_of(ray_ref, record=None) -> RayObjectRef:
     """Our ref for Ray's ``ray_ref``, completed when Ray has the value."""
     future = _RayFuture()
     future.ray_ref = ray_ref
+    future.armed = False
+    future.session = current
     ref = RayObjectRef(int.from_bytes(ray_ref.binary(), "big"), future)
     ref._ray_ref = ray_ref
     ref._owner = record
     future.completion = _Completion(future, record)
-    ray_ref._on_completed(future.completion)
     return ref
 
 
@@ -99,3 +155,32 @@ def fail_pending(refs, error: BaseException) -> None:
     """Fail refs Ray will never complete (the cluster went away)."""
     for ref in refs:
         _settle(ref._future, error, True)
+
+
+def arm_refs(refs) -> None:
+    """Ray's callback for these refs: their call will not end by itself (see records)."""
+    for ref in refs:
+        future = ref._future
+        if type(future) is _RayFuture:
+            future.arm()
+
+
+class LateArming:
+    """Arms the refs of calls still unfinished after ARM_AFTER seconds, so that a call
+    nobody waits for still ends in the trace when its worker cannot say so (it died)."""
+
+    def __init__(self, record_type):
+        self.record_type = record_type
+        self.stopped = threading.Event()
+        threading.Thread(target=self._run, name="jupyter_actors-ray-arming",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(ARM_AFTER / 2):
+            before = time.monotonic() - ARM_AFTER
+            for record in list(tracer.active.values()):
+                if type(record) is self.record_type and record.submitted < before:
+                    arm_refs(record.refs[:1])
