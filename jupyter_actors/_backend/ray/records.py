@@ -98,11 +98,12 @@ class RayCall:
                 tracer.record_started(self)
         if finished is not None:
             self.finished = finished   # the worker's own time, more exact than the reply's
-            if self.status in (PENDING, RUNNING):
+            from .refs import RayObjectRef, arm_refs
+            if self.status in (PENDING, RUNNING) and (
+                    not self.refs or type(self.refs[0]) is RayObjectRef):   # not a generator
                 if not failed:
                     self.end(None)
                     return
-                from .refs import arm_refs
                 arm_refs(self.refs[:1])    # Ray's callback brings the error and ends it
                 return
         if self.status in (FINISHED, FAILED, CANCELLED):
