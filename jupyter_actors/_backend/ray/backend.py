@@ -12,15 +12,18 @@ scheduling, restarts, runtime_env are Ray's to honour) and keeps the few facts
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import weakref
 
+from ... import _ids
 from ..._api import refs as _refs
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from . import generators, host
+from .errors import actor_died
 from .options import actor_options, class_options, task_options
 from ...exceptions import TaskCancelledError
 from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
@@ -101,6 +104,9 @@ class RayBackend(Backend):
         record = RayCall("call", label, actor, context)
         route = self._route(record)
         self._submitted(record)
+        if actor.killed and num_returns >= 0:
+            # Ray's kill is on its way; a call sent now could still reach the actor first.
+            return _failed_refs(record, actor_died(None, label, actor), num_returns)
         call = actor.handle.call
         if num_returns < 0:
             call = actor.handle.stream.options(
@@ -354,6 +360,17 @@ class RayBackend(Backend):
             remote_class = self._ray.remote(**class_options(spec))(cls)
             self._host_classes[key] = remote_class
         return remote_class
+
+
+def _failed_refs(record: RayCall, error: BaseException, num_returns: int):
+    """Refs of a call that cannot run, failed with ``error`` already."""
+    record.end(error)
+    refs = []
+    for i in range(num_returns):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_exception(error)
+        refs.append(ObjectRef(record.call_id if i == 0 else _ids.next_id(), future))
+    return None if num_returns == 0 else refs[0] if num_returns == 1 else refs
 
 
 def _ray_args(args: tuple) -> tuple:
