@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
+import weakref
 from typing import Any, Callable
 
 from .._wire.payloads import serialize
@@ -65,10 +67,14 @@ class ObjectRef:
         return self._future.done()
 
     def __await__(self):
-        # Wrap a copy: cancelling the awaiting task (asyncio.wait_for timing
-        # out) must not cancel the ref that get() and other awaiters share.
+        fut = self._future
+        if not fut.done():
+            # A future of the awaiting loop that only says "done": cancelling
+            # the awaiting task (asyncio.wait_for timing out) cancels it, never
+            # the ref that get() and other awaiters share.
+            yield from _loop_waiter(fut).__await__()
         try:
-            return (yield from asyncio.wrap_future(self.future()).__await__())
+            return fut.result()
         except Error as exc:
             # The error object is shared by every get and await of this ref:
             # start its traceback here, not after an earlier raise's frames.
@@ -162,6 +168,54 @@ class _Relay:
     def _run_in_loop(self) -> None:
         if self.active:
             self.fn(self.ref)
+
+
+class _LoopWakeups:
+    """Refs completed in other threads, passed to one event loop: one wake-up for a run.
+
+    ``call_soon_threadsafe`` writes to the loop's wake-up socket on every call;
+    a thread completing many refs at once (the I/O thread reading a batch of
+    results) wakes the loop once, and the loop marks every waiter done.
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.ready: list = []
+        self.scheduled = False
+
+    def done(self, waiter, _future) -> None:
+        with self.lock:
+            self.ready.append(waiter)
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._release)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is waiting any more
+
+    def _release(self) -> None:
+        with self.lock:
+            ready, self.ready = self.ready, []
+            self.scheduled = False
+        for waiter in ready:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+_wakeups: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
+    """A future of the running loop, done (with None) once ``fut`` is done."""
+    loop = asyncio.get_running_loop()
+    wakeups = _wakeups.get(loop)
+    if wakeups is None:
+        wakeups = _wakeups.setdefault(loop, _LoopWakeups(loop))
+    waiter = loop.create_future()
+    fut.add_done_callback(functools.partial(wakeups.done, waiter))
+    return waiter
 
 
 def _chain(source: concurrent.futures.Future, target: concurrent.futures.Future) -> None:
