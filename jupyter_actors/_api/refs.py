@@ -14,8 +14,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import threading
 import weakref
+from concurrent.futures._base import CANCELLED as _CANCELLED
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
+from concurrent.futures._base import FINISHED as _FINISHED
+from concurrent.futures._base import PENDING as _PENDING
 from typing import Any, Callable
 
 from .._wire.payloads import serialize
@@ -168,6 +173,100 @@ class _Relay:
     def _run_in_loop(self) -> None:
         if self.active:
             self.fn(self.ref)
+
+
+_DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
+# Guards the change to done and the done-callback list of every RefFuture (held briefly).
+_DONE_LOCK = threading.Lock()
+_LOGGER = logging.getLogger("concurrent.futures")
+
+
+class RefFuture(concurrent.futures.Future):
+    """The future behind a ref: a ``concurrent.futures.Future`` that makes its
+    lock only when a thread first waits on it.
+
+    Most refs are done before anyone waits (a pipelined ``get``, ``await``):
+    they never pay for a ``threading.Condition``. Becoming done and adding a
+    done-callback share one module lock, so a callback is never missed; a
+    thread that waits makes the condition, and whoever completes the future
+    after that notifies it. A ref is cancelled with ``cancel(ref)``, never
+    through its future: ``cancel()`` here returns False.
+    """
+
+    def __init__(self):  # no super().__init__(): that makes the lock
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    @property
+    def _condition(self):
+        d = self.__dict__
+        condition = d.get("_lazy_condition")
+        if condition is None:  # setdefault: one wins if two threads get here at once
+            condition = d.setdefault("_lazy_condition", threading.Condition())
+        return condition
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancel(self) -> bool:
+        return False
+
+    def result(self, timeout=None):
+        if self._state == _FINISHED:
+            exc = self._exception
+            if exc is None:
+                return self._result
+            try:
+                raise exc
+            finally:
+                exc = None  # no cycle through the traceback
+        return super().result(timeout)
+
+    def exception(self, timeout=None):
+        if self._state == _FINISHED:
+            return self._exception
+        return super().exception(timeout)
+
+    def add_done_callback(self, fn) -> None:
+        with _DONE_LOCK:
+            if self._state not in _DONE:
+                self._done_callbacks.append(fn)
+                return
+        try:
+            fn(self)
+        except Exception:
+            _LOGGER.exception("exception calling callback for %r", self)
+
+    def set_result(self, result) -> None:
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FINISHED
+            condition = self.__dict__.get("_lazy_condition")
+        if condition is not None:  # someone waits
+            with condition:
+                for waiter in self._waiters:
+                    waiter.add_result(self)
+                condition.notify_all()
+        self._invoke_callbacks()
+
+    def set_exception(self, exception) -> None:
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = _FINISHED
+            condition = self.__dict__.get("_lazy_condition")
+        if condition is not None:
+            with condition:
+                for waiter in self._waiters:
+                    waiter.add_exception(self)
+                condition.notify_all()
+        self._invoke_callbacks()
 
 
 class _LoopWakeups:

@@ -84,6 +84,11 @@ class ActorState:
                     f"The actor {self.class_name} (pid={self.pid}) was killed by "
                     f"jupyter_actors.kill()."))
                 return
+            conn = self.conn
+            if not self.queue and conn is not None and not record.deps \
+                    and self.terminating is None and record.target != TERMINATE:
+                send_record(conn, record)  # nothing ahead of it, nothing to wait for
+                return
             self.queue.append(record)
             self._pump()
 

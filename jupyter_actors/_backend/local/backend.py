@@ -6,7 +6,7 @@ import os
 
 from ... import _ids
 from ..._api import refs as _refs
-from ..._api.refs import ObjectRef
+from ..._api.refs import ObjectRef, RefFuture
 from ..._wire.payloads import deserialize
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from .actors import ActorState
@@ -186,10 +186,12 @@ def _new_refs(record: CallRecord, ref_ids=None):
     generator's (see streams.open_stream)."""
     n = record.num_returns
     if ref_ids:
-        refs = [ObjectRef(i, concurrent.futures.Future()) for i in ref_ids]
+        refs = [ObjectRef(i, RefFuture()) for i in ref_ids]
+    elif n == 1:
+        refs = [ObjectRef(record.call_id, RefFuture())]
     else:
         refs = [ObjectRef(record.call_id if i == 0 else _ids.next_id(),
-                          concurrent.futures.Future()) for i in range(max(n, 1))]
+                          RefFuture()) for i in range(max(n, 1))]
     for ref in refs:
         ref._owner = record
     record.refs = refs

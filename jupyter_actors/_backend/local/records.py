@@ -56,7 +56,8 @@ class CallRecord:
         self.retry_exceptions = False     # True, or exception classes worth another try
 
     def deps_ready(self) -> bool:
-        return all(d._future.done() for d in self.deps)
+        deps = self.deps
+        return not deps or all(d._future.done() for d in deps)
 
     def failed_dep(self):
         for d in self.deps:
@@ -65,7 +66,8 @@ class CallRecord:
         return None
 
     def dep_payloads(self) -> tuple:
-        return tuple(d._payload for d in self.deps)
+        deps = self.deps
+        return tuple([d._payload for d in deps]) if deps else ()
 
 
 def send_record(conn, record: CallRecord) -> None:
