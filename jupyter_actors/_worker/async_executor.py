@@ -14,7 +14,7 @@ import inspect
 import threading
 import time
 
-from .._wire.messages import CallCancelled, CallFailed, CallOk, CallStarted, new
+from .._wire.messages import CallCancelled, CallFailed, CallOk, new
 from . import calls
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
@@ -147,7 +147,7 @@ class AsyncExecutor:
             return
         slot = self._take_slot()
         start = time.monotonic()
-        worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
+        worker.channel.started(call.call_id, start, slot)
         try:
             args, kwargs = load_arguments(call)
             result = getattr(self.instance, call.target)(*args, **kwargs)

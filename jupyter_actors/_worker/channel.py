@@ -7,6 +7,11 @@ import threading
 import time
 
 from .._wire import frames
+from .._wire.messages import CallFailed, CallOk, CallStarted
+from .._wire.messages import new as _new
+
+# The ends of a call that carry its start time (a cancelled call's end does not).
+_ENDS_WITH_START = (CallOk, CallFailed)
 
 
 class Channel:
@@ -18,6 +23,11 @@ class Channel:
     flushing thread (see Reading) sends them when nothing else did within
     ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
     while that thread's current wait ends within ``HOLD``.
+
+    A call's "start" (``started``) is held the same way but not even encoded
+    until something else goes out: when its own result goes first, the start
+    is dropped (the result carries the start time), so a short call costs one
+    message.
     """
 
     HOLD = 0.002              # longest a frame is held back, in seconds
@@ -27,12 +37,15 @@ class Channel:
         self.sock = sock
         self.lock = threading.Lock()
         self.held = bytearray()
+        self.starts: dict = {}      # call_id -> its held CallStarted (newer than ``held``)
         self.poll_ends: dict = {}   # Poller -> when its current poll ends
         self.writes = 0             # counts writes, so a waiting thread sees activity
 
     def send(self, message) -> None:
         parts = frames.encode(message)
         with self.lock:
+            if self.starts:
+                self._hold_starts(message)
             if self.held:
                 parts = [bytes(self.held)] + parts
                 self.held.clear()
@@ -43,12 +56,38 @@ class Channel:
         """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
         parts = frames.encode(message)
         with self.lock:
-            ends = self.poll_ends
-            if ends and min(ends.values()) - time.monotonic() <= self.HOLD:
+            if self._may_hold():
+                if self.starts:
+                    self._hold_starts(message)
                 for p in parts:   # copied: the frame must not change while held
                     self.held += p
                 return
         self.send(message)  # no poll ends soon enough: do not hold anything back
+
+    def started(self, call_id, t: float, slot: int) -> None:
+        """A call started: say so with the next frame (or within HOLD), unless its result
+        is that frame."""
+        start = _new(CallStarted, (call_id, t, slot))
+        with self.lock:
+            if self._may_hold():
+                self.starts[call_id] = start
+                return
+        self.send(start)
+
+    def _may_hold(self) -> bool:
+        ends = self.poll_ends
+        return bool(ends) and min(ends.values()) - time.monotonic() <= self.HOLD
+
+    def _hold_starts(self, message) -> None:
+        """Encode the held starts into ``held`` before ``message`` (lock held); the start
+        of the call that ``message`` ends is dropped, the end carries its time."""
+        starts = self.starts
+        if type(message) in _ENDS_WITH_START:
+            starts.pop(message.call_id, None)
+        for start in starts.values():
+            for p in frames.encode(start):
+                self.held += p
+        starts.clear()
 
     def flush(self) -> None:
         with self.lock:
@@ -56,6 +95,8 @@ class Channel:
 
     def _send_held(self) -> bool:
         """Write the held frames, if any (lock held); whether there were some."""
+        if self.starts:
+            self._hold_starts(None)
         if not self.held:
             return False
         data = bytes(self.held)

@@ -140,7 +140,7 @@ class SyncExecutor:
             # (those are run elsewhere without using up a retry).
             worker.channel.send(new(CallStarted, (call.call_id, start, slot)))
         else:
-            worker.channel.send_soon(new(CallStarted, (call.call_id, start, slot)))
+            worker.channel.started(call.call_id, start, slot)
         try:
             args, kwargs = load_arguments(call)
             result = self.resolve_target(call.target)(*args, **kwargs)
