@@ -1,8 +1,8 @@
 """How a worker runs calls on threads: a FIFO queue served by max_concurrency threads
 (``SyncExecutor``; 1 = submission order), or, for a threaded actor with
-max_concurrency 1, whichever thread read the call (``InlineExecutor``), or, for
-a threaded actor with concurrency groups, a queue and threads per group
-(``GroupedExecutor``).
+max_concurrency 1, whichever thread read the call (``InlineExecutor``), with
+max_concurrency N > 1, N threads each woken with its own call (``PoolExecutor``),
+or, with concurrency groups, a queue and threads per group (``GroupedExecutor``).
 Remote functions use a SyncExecutor in the main thread, where a cancel can
 interrupt them; the driver sends a task worker a few calls ahead, and while a
 task waits in ``get`` its worker gives back those it has not started.
@@ -216,6 +216,71 @@ class InlineExecutor(SyncExecutor):
                 self.on_exit()
                 return
             self._execute(call, 0, more)
+
+
+class _IdleSlot:
+    """An idle slot thread's wake-up: its own lock, released with a call in ``call``."""
+
+    __slots__ = ("wake", "call")
+
+    def __init__(self):
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.call = None
+
+
+class PoolExecutor(SyncExecutor):
+    """A threaded actor with max_concurrency N > 1 and no groups: N threads.
+
+    A call goes straight to the thread that went idle last, woken by its own
+    lock, or waits in a FIFO backlog while all N are busy. (N threads waiting
+    on one queue contend for it: several thread wake-ups per call instead of
+    one.)
+    """
+
+    def __init__(self, worker, max_concurrency: int, resolve_target):
+        super().__init__(worker, max_concurrency, resolve_target)
+        self.backlog: collections.deque = collections.deque()
+        self.idle: list = []   # _IdleSlot of threads waiting (only while the backlog is empty)
+
+    def submit(self, calls) -> None:
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
+            idle = self.idle
+            for call in calls:
+                if idle:
+                    slot = idle.pop()
+                    slot.call = call
+                    slot.wake.release()
+                else:
+                    self.backlog.append(call)
+
+    def stop(self) -> None:
+        with self.lock:
+            for slot in self.idle:  # idle: nothing is left to run
+                slot.call = _EXIT
+                slot.wake.release()
+            self.idle.clear()
+            self.backlog.append(_EXIT)  # busy threads see it after the calls before it
+
+    def _serve(self, slot: int, source: queue.SimpleQueue | None = None) -> None:
+        me = _IdleSlot()
+        backlog = self.backlog
+        while True:
+            with self.lock:
+                if backlog:
+                    call = backlog[0]
+                    if call is not _EXIT:  # "exit" stays for the other threads
+                        backlog.popleft()
+                else:
+                    call = None
+                    self.idle.append(me)
+            if call is None:
+                me.wake.acquire()
+                call = me.call
+            if call is _EXIT:
+                return
+            self._execute(call, slot)
 
 
 class GroupedExecutor(SyncExecutor):

@@ -12,7 +12,7 @@ from .._wire.payloads import deserialize_definition
 from .async_executor import AsyncExecutor
 from .calls import Call, describe_error, load_arguments
 from .capture import current_call
-from .executors import GroupedExecutor, InlineExecutor, SyncExecutor
+from .executors import GroupedExecutor, InlineExecutor, PoolExecutor, SyncExecutor
 from .reading import Reading, dispatch
 
 
@@ -29,7 +29,7 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     elif max_concurrency == 1:
         executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
     else:
-        executor = SyncExecutor(worker, max_concurrency, None)
+        executor = PoolExecutor(worker, max_concurrency, None)
     worker.executor = executor
     worker.actor_info = options
     worker.actor_class_payload = cls_payload
