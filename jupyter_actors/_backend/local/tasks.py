@@ -145,9 +145,11 @@ class TaskPool:
             if (len(held) >= AHEAD or conn in self.blocked or conn.exited
                     or (best is not None and len(held) >= len(best.pending))):
                 continue
-            if any(r.max_calls or not brief.get(r.target) for r in held.values()):
+            # A copy in one step: the I/O thread takes finished calls out meanwhile.
+            calls = tuple(held.values())
+            if any(r.max_calls or not brief.get(r.target) for r in calls):
                 continue
-            running = next(iter(held.values()), None)
+            running = calls[0] if calls else None
             if running is not None and running.started is not None \
                     and now - running.started > BRIEF:
                 continue  # monotonic clocks are the machine's: the worker's "start" compares
