@@ -137,6 +137,9 @@ def run_column(lib: str, rows: list, cfg: dict) -> dict:
         return _workloads.run(ray, [r for r in rows if r in ONRAY_ROWS], cfg,
                               init_kwargs={"backend": "ray", "include_dashboard": False,
                                            "log_to_driver": False})
+    # Ray on this machine alone, on 127.0.0.1 as our init() starts it, not on the network
+    # address (Ray's own switch for single-node Ray, read when Ray is imported).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     rows = [r for r in rows if r not in OURS_ONLY]
     return _workloads.run(ray, rows, cfg,

@@ -510,3 +510,39 @@ def test_wait_takes_generators_and_refs_together(on_backend, tmp_path):
         FileEvent(tmp_path / name).set()
     assert ray.get(blocked, timeout=GUARD) is True
     assert len(list(gen)) == 1
+
+
+# -- retries set per method or per call ----------------------------------------------------
+
+@ray.remote
+class Flaky:
+    """Fails its first calls; a method's or a call's retry options run it again."""
+
+    def __init__(self):
+        self.attempts = 0
+
+    @ray.method(retry_exceptions=[ConnectionError], max_task_retries=2)
+    def until_third(self):
+        self.attempts += 1
+        if self.attempts < 3:
+            raise ConnectionError(f"attempt {self.attempts}")
+        return self.attempts
+
+    def fails_first(self, times, kind=ValueError):
+        self.attempts += 1
+        if self.attempts <= times:
+            raise kind(f"attempt {self.attempts}")
+        return self.attempts
+
+
+def test_retries_set_per_method_and_per_call(on_backend):
+    """@method(retry_exceptions=..., max_task_retries=...) and .options(...) run a call that
+    raised again, on both backends; an exception not listed, or no retry option, fails."""
+    assert ray.get(Flaky.remote().until_third.remote(), timeout=GUARD) == 3
+    retried = Flaky.remote().fails_first.options(retry_exceptions=True, max_task_retries=1)
+    assert ray.get(retried.remote(1), timeout=GUARD) == 2
+    listed = Flaky.remote().fails_first.options(retry_exceptions=[KeyError], max_task_retries=3)
+    with pytest.raises(ValueError, match="attempt 1"):
+        ray.get(listed.remote(1), timeout=GUARD)
+    with pytest.raises(ValueError, match="attempt 1"):
+        ray.get(Flaky.remote().fails_first.remote(1), timeout=GUARD)

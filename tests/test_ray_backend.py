@@ -5,6 +5,7 @@ with ``init(address=...)`` as a user of a real cluster does.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -150,3 +151,27 @@ def test_actors_table_reads_ray_state(ray_head):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert "killed" in c._describe()["death"]
+
+
+def test_a_ray_started_here_listens_on_loopback_only():
+    """JUPYTER_ACTORS_BACKEND=ray without RAY_ADDRESS starts a local Ray (as init(backend=
+    'ray') does) whose node and ports are on 127.0.0.1, not on the machine's network address."""
+    pytest.importorskip("ray", reason="Ray is not installed (no wheels for this Python)")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(JUPYTER_ACTORS_BACKEND="ray", RAY_USAGE_STATS_ENABLED="0")
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import json, psutil, ray as real, jupyter_actors as ray
+        @ray.remote
+        def node_ip():
+            return real.util.get_node_ip_address()
+        print(ray.get(node_ip.remote(), timeout=60))
+        print(real.get_runtime_context().gcs_address.rpartition(":")[0])
+        ours = {p.pid for p in psutil.Process().children(recursive=True)}
+        print(json.dumps(sorted({c.laddr.ip for c in psutil.net_connections("inet")
+                                 if c.status == "LISTEN" and c.pid in ours})))
+        ray.shutdown()
+        """)], capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    node, gcs, listening = out.stdout.strip().splitlines()
+    assert (node, gcs) == ("127.0.0.1", "127.0.0.1")
+    assert set(json.loads(listening)) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening

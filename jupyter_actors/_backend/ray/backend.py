@@ -24,7 +24,7 @@ from ..._trace import tracer
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from . import generators, host
 from .errors import actor_died
-from .options import actor_options, class_options, task_options
+from .options import actor_options, call_options, class_options, task_options
 from ...exceptions import TaskCancelledError
 from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner
 from . import refs as _ray_refs
@@ -107,14 +107,9 @@ class RayBackend(Backend):
         if actor.killed and num_returns >= 0:
             # Ray's kill is on its way; a call sent now could still reach the actor first.
             return _failed_refs(record, actor_died(None, label, actor), num_returns)
-        call = actor.handle.call
-        if num_returns < 0:
-            call = actor.handle.stream.options(
-                **generators.stream_options(num_returns),
-                **({"concurrency_group": group} if group is not None else {}))
-        elif num_returns != 1 or group is not None:
-            call = call.options(num_returns=num_returns,
-                                **({"concurrency_group": group} if group is not None else {}))
+        call = actor.handle.call if num_returns >= 0 else actor.handle.stream
+        if num_returns != 1 or group is not None or spec.retry is not None:
+            call = call.options(**call_options(num_returns, group, spec.retry))
         try:
             out = call.remote(host.pack(route, record.call_id, method), *_ray_args(args),
                               **_ray_kwargs(kwargs))

@@ -5,6 +5,7 @@ check first turns a wrong address into an error within seconds.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -28,10 +29,12 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
             check_reachable(address)
         options.setdefault("logging_level", "warning")
         started = time.perf_counter()
+        pin = address is None and "_node_ip_address" not in options
         try:
             # No address: a new local Ray, never whichever cluster this machine ran last.
-            ray.init(address=address or "local", namespace=namespace, log_to_driver=log_to_driver,
-                     **options)
+            with loopback_only() if pin else contextlib.nullcontext():
+                ray.init(address=address or "local", namespace=namespace,
+                         log_to_driver=log_to_driver, **options)
         except ConnectionError as exc:
             raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
                                   f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
@@ -61,3 +64,24 @@ def check_reachable(address: str) -> None:
         raise ConnectionError(
             f"Could not reach a Ray cluster at {address!r} ({exc.strerror or exc}). Is "
             f"`ray start --head` running there, and is the port open from here?") from None
+
+
+@contextlib.contextmanager
+def loopback_only():
+    """While Ray starts here: a node on 127.0.0.1, not on the machine's network address.
+
+    Ray turns 127.0.0.1 (also when given as ``_node_ip_address``) into the address other
+    machines reach this one at, unless it runs single-node as on macOS and Windows
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``, which Ray reads when it is imported). A Ray
+    that init() starts serves this machine only: the same switch, for as long as it starts.
+    """
+    from ray._private import ray_constants
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        yield   # a Ray without the switch: its own choice
+        return
+    previous = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous

@@ -43,6 +43,23 @@ def class_options(spec) -> dict:
     return {"concurrency_groups": groups}
 
 
+def call_options(num_returns: int, group, retry) -> dict:
+    """``.options(...)`` of one actor call: its returns, its concurrency group, and the
+    ``max_task_retries`` / ``retry_exceptions`` its method (``@method``) or the call set
+    (``retry``: None, or that pair, each None when not set)."""
+    options = stream_options(num_returns) if num_returns < 0 else {"num_returns": num_returns}
+    if group is not None:
+        options["concurrency_group"] = group
+    if retry is not None:
+        retries, exceptions = retry
+        if retries is not None:
+            options["max_task_retries"] = retries
+        if exceptions is not None:
+            options["retry_exceptions"] = (list(exceptions) if isinstance(exceptions, tuple)
+                                           else exceptions)
+    return options
+
+
 def task_options(spec) -> dict:
     """``ray.remote(...)`` options for the function of ``spec`` (a TaskSpec)."""
     given = spec.options or {}
