@@ -546,3 +546,53 @@ def test_retries_set_per_method_and_per_call(on_backend):
         ray.get(listed.remote(1), timeout=GUARD)
     with pytest.raises(ValueError, match="attempt 1"):
         ray.get(Flaky.remote().fails_first.remote(1), timeout=GUARD)
+
+
+# -- calls made inside workers, in the driver's trace ---------------------------------------
+
+@ray.remote
+class Tally:
+    def add(self):
+        return 1
+
+
+@ray.remote
+def add_thrice(tally):
+    return sum(ray.get([tally.add.remote() for _ in range(3)]))
+
+
+@ray.remote
+class TallyOwner:
+    """An actor that makes an actor of its own and calls it."""
+
+    def __init__(self):
+        self.tally = Tally.remote()
+
+    def work(self):
+        return ray.get(self.tally.add.remote())
+
+
+def test_calls_made_inside_workers_are_traced(on_backend):
+    """Task → actor and actor → actor calls (and an actor made inside an actor) are in the
+    trace and the Timeline with their pids, as the calls the driver made."""
+    since = time.monotonic()
+    tally, owner = Tally.remote(), TallyOwner.remote()
+    assert ray.get([add_thrice.remote(tally), owner.work.remote()], timeout=GUARD) == [3, 1]
+
+    def traced():
+        return [r for r in ray.tracing.select(since=since) if r.label == "Tally.add"
+                and r.status == "finished" and r.pid is not None and r.started is not None]
+
+    def made():
+        return [r for r in ray.tracing.select(kinds=("init",), since=since)
+                if r.label == "Tally.__init__"]
+    deadline = time.monotonic() + GUARD
+    # On Ray the workers' reports reach the driver through Ray's log stream, a moment later.
+    while (len(traced()) < 4 or len(made()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    adds = traced()
+    assert len(adds) == 4 and len(made()) == 2
+    assert sum(1 for r in adds if r.actor_id == tally._actor_id) == 3
+    bars = [e for e in ray.timeline(since=since)
+            if e["ph"] == "X" and e["name"].startswith("Tally.add")]
+    assert len(bars) == 4

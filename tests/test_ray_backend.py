@@ -107,6 +107,26 @@ def test_a_ref_of_the_embedded_runtime_cannot_be_passed_to_ray(ray_head):
     assert ray.get(c.incr.remote(), timeout=GUARD) == 1   # the session is fine
 
 
+def test_refs_and_handles_of_ray_cannot_be_passed_to_the_embedded_runtime(ray_head):
+    """Switching back: our refs and handles made on Ray, and Ray's own, are refused with an
+    error saying where they were made, nested or not; the session goes on."""
+    import ray as real
+    ray.init(address=ray_head.address)
+    ours_ref, ours_actor = ray.put(41), Counter.remote()
+    assert ray.get(ours_actor.incr.remote(), timeout=GUARD) == 1
+    raw_ref = real.put(7)
+    ray.shutdown()
+    ray.init()
+    assert ray.backend_name() == "local"
+    c = Counter.remote()
+    for value in (ours_ref, [ours_ref], {"key": ours_actor}):
+        with pytest.raises(TypeError, match="made while Ray ran the session"):
+            c.incr.remote(value)
+    with pytest.raises(ValueError, match="an ObjectRef of Ray .* embedded runtime"):
+        c.incr.remote(raw_ref)
+    assert ray.get(c.incr.remote(), timeout=GUARD) == 1   # the session is fine
+
+
 def test_options_are_passed_to_ray(ray_head):
     """Resources are real on Ray, and runtime_env is honoured (refused on the embedded runtime)."""
     ray.init(address=ray_head.address)

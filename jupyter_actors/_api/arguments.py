@@ -6,6 +6,7 @@ their values; refs nested deeper travel as refs the worker can look up.
 from __future__ import annotations
 
 import inspect
+import sys
 
 from .._wire.payloads import EMPTY_ARGS_PAYLOAD, DepArg, serialize
 from . import refs as _refs
@@ -64,6 +65,8 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
     signature.check(args, kwargs)
     if not args and not kwargs:
         return EMPTY_ARGS_PAYLOAD, (), None
+    if "ray._raylet" in sys.modules:   # real Ray is loaded: its refs may be passed by mistake
+        _refuse_ray_objects(signature, args, kwargs)
     deps: list = []
     # (A C-level scan: this runs on every call.)
     if ObjectRef in map(type, args) or (kwargs and ObjectRef in map(type, kwargs.values())):
@@ -111,3 +114,19 @@ def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeE
     return TypeError(f"Could not pickle argument {which} of {signature.label}(): "
                      f"{type(exc).__name__}: {exc}")
 
+
+
+def _refuse_ray_objects(signature: Signature, args: tuple, kwargs: dict) -> None:
+    """Ray's own refs and actor handles name objects and actors on a Ray cluster, which
+    the embedded runtime cannot reach."""
+    kinds = tuple(getattr(sys.modules.get(module), name, None) for module, name in
+                  (("ray._raylet", "ObjectRef"), ("ray.actor", "ActorHandle")))
+    kinds = tuple(k for k in kinds if k is not None)
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, kinds):
+            what = "an ObjectRef" if isinstance(value, kinds[0]) else "an actor handle"
+            raise ValueError(
+                f"{signature.label}() was given {what} of Ray ({value!r}), but the embedded "
+                f"runtime runs this session, not Ray: its value or actor lives on a Ray "
+                f"cluster it cannot reach. Pass the value itself (ray.get it first), or run "
+                f"the session on Ray: init(address=...) or init(backend='ray').")

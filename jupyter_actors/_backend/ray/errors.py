@@ -71,3 +71,12 @@ def actor_died(error, label: str, actor=None) -> ActorDiedError:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def made_on_ray(what: str) -> ValueError:
+    """``what`` (a ref or a handle of a Ray session) is being sent to the embedded runtime."""
+    return ValueError(
+        f"{what} was made while Ray ran the session and cannot be used on the embedded "
+        f"runtime that runs it now: its value or actor lives on the Ray cluster, which this "
+        f"session left when it switched backends. Make it again here (call the actor or "
+        f"put() the value again), or init(address=...) to go back to Ray.")

@@ -15,6 +15,7 @@ import json
 import time
 
 from .host import EVENTS_MARK, LINE_MARK, TAG
+from .nested import NESTED_EVENTS, NestedCalls
 
 _HANDLER = "ray_print_logs"
 
@@ -28,6 +29,7 @@ class LogRouter:
         self.dispatcher = global_worker_stdstream_dispatcher
         # time.time() in a worker minus this is the driver's time.monotonic().
         self.offset = time.time() - time.monotonic()
+        self.nested = NestedCalls(backend, self.offset)
         self.ray_printer = next((h for n, h in self.dispatcher.handlers if n == _HANDLER), None)
         if self.ray_printer is not None:
             self.dispatcher.remove_handler(_HANDLER)
@@ -87,8 +89,9 @@ class LogRouter:
         offset = self.offset
         for item in items:
             record = records.get(item[0])
-            if record is None:
-                continue   # a call made inside a worker: the driver has no record of it
+            if record is None or item[1] in NESTED_EVENTS:
+                self.nested.handle(item, pid)   # a call made inside a worker (nested.py)
+                continue
             if item[1] == "s":
                 record.report(started=item[2] - offset, slot=item[3], pid=pid)
             else:   # "f": it returned, "x": it raised

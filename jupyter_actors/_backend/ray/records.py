@@ -44,8 +44,34 @@ class RayActor:
 
     @property
     def named_key(self):
-        # What an ActorHandle carries when pickled: Ray's own handle (Ray tracks it).
-        return self.handle
+        """What an ActorHandle carries when pickled: Ray's own handle (Ray tracks it)."""
+        from ..._api import session
+        current = session.current_backend()
+        if current is None or current.name != "ray":
+            from .errors import made_on_ray
+            raise made_on_ray(f"The handle of actor {self.class_name}")
+        return _HandleKey(self.handle, current.setup)
+
+
+class _HandleKey:
+    """Ray's handle, pickled with the session's setup for the worker that unpickles it."""
+
+    __slots__ = ("handle", "setup")
+
+    def __init__(self, handle, setup):
+        self.handle, self.setup = handle, setup
+
+    def __reduce__(self):
+        return (_handle_here, (self.handle, self.setup))
+
+
+def _handle_here(handle, setup):
+    """Ray unpickles a call's arguments before the call's wrapper runs: a handle among them
+    sets up a fresh worker's session first, or the handle would look for its actor in an
+    embedded runtime started there by mistake."""
+    if setup is not None:
+        setup.install_in_worker()
+    return handle
 
 
 class TaskOwner:

@@ -17,7 +17,7 @@ import time
 
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
-from .errors import translate
+from .errors import made_on_ray, translate
 
 ARM_AFTER = 1.0    # seconds: calls unfinished this long get Ray's callback
 _SETTLED = ("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED")
@@ -38,7 +38,16 @@ class RayObjectRef(ObjectRef):
     __slots__ = ("_ray_ref",)
 
     def __reduce__(self):
+        if not _on_ray():
+            raise made_on_ray(f"ObjectRef {self.hex()}")
         return (ref_of, (self._ray_ref,))
+
+
+def _on_ray() -> bool:
+    """Ray runs this process's session (or none runs yet: a Ray worker unpickling)."""
+    from ..._api import session
+    current = session.current_backend()
+    return current is None or current.name == "ray"
 
 
 class _RayFuture(concurrent.futures.Future):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..._api import refs as _refs
 from ..._api import session
 from .backend import RayBackend
+from .nested import forward_worker_calls
 
 
 class WorkerSetup:
@@ -21,5 +22,6 @@ class WorkerSetup:
         if session.current_backend() is not None:
             return   # Ray runs this in the driver itself (a local-mode call)
         _refs.IN_WORKER = True
+        forward_worker_calls()   # its calls in the driver's trace (nested.py)
         session.use_backend(RayBackend(session.output_router(), in_worker=True, setup=self),
                             self.driver_pid)
