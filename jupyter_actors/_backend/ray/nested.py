@@ -4,7 +4,7 @@
     ──────────────────────────────            ─────────────────────────────────────
     the call is submitted ─ "n" event ──────▶ a RayCall for it: label, actor, the cell of
                                               the driver's call that started the chain
-    the callee runs it    ─ "s" / "f" ──────▶ its start, slot, pid and finish (as any call)
+    the callee runs it    ─ "s", "f"/"x" ───▶ its start, slot, pid and finish (as any call)
     its first ref is done ─ "e" event ──────▶ the record ends: finished, failed or cancelled
 
 The driver makes no record of such a call when it is submitted (Ray takes it straight
@@ -88,8 +88,8 @@ class NestedCalls:
         for early, pid in self.early.pop(call_id, ()):
             if early[1] == "s":
                 record.report(started=early[2] - self.offset, slot=early[3], pid=pid)
-            else:
-                record.report(finished=early[2] - self.offset)
+            else:   # "f": it returned, "x": it raised
+                record.report(finished=early[2] - self.offset, failed=early[1] == "x")
 
     def _ended(self, call_id, item) -> None:
         record = self.backend.records.get(call_id)
