@@ -51,6 +51,64 @@ def test_actor_output_lands_in_the_calling_cell(kernel):
     assert "(Talker pid=" in ansi_free(cell.stdout)
 
 
+CHATTY = ("@ray.remote\n"
+          "class Chatty:\n"
+          "    def talk(self, n, fail=False):\n"
+          "        for i in range(n):\n"
+          "            print(f'line {i}', file=sys.stderr if i % 7 == 3 else sys.stdout)\n"
+          "        print('last words', end='')\n"
+          "        if fail:\n"
+          "            raise ValueError('it failed after talking')\n"
+          "        return 'the result'\n"
+          "@ray.remote\n"
+          "class AsyncChatty:\n"
+          "    async def talk(self, n):\n"
+          "        for i in range(n):\n"
+          "            print(f'line {i}')\n"
+          "        print('last words', end='')\n"
+          "        return 'the result'\n"
+          "@ray.remote\n"
+          "def talk(n):\n"
+          "    for i in range(n):\n"
+          "        print(f'line {i}')\n"
+          "    print('last words', end='')\n"
+          "    return 'the result'\n")
+
+
+def _lines_then(cell, n: int, last: str) -> None:
+    """Every line the call printed is in the cell once, before ``last`` (the cell's result)."""
+    streams = [o for o in cell.outputs if o["msg_type"] == "stream"]
+    text = ansi_free("".join(o["content"]["text"] for o in streams))
+    for i in range(n):
+        assert text.count(f") line {i}\n") == 1, (i, text[-2000:])
+    assert text.count("last words") == 1
+    assert text.index(f") line {n - 1}\n") < text.index(last)
+    assert text.index("last words") < text.index(last)
+
+
+@pytest.mark.parametrize("call", ["ray.get(Chatty.remote().talk.remote(N))",
+                                  "await AsyncChatty.remote().talk.remote(N)",
+                                  "ray.get(talk.remote(N))"])
+def test_a_calls_output_is_in_the_cell_before_its_result(kernel, call):
+    """All a call printed is in the calling cell before get() / await gives its result
+    (Ray's log stream alone brings the last lines after it), each line once."""
+    kernel.run("import sys\n" + CHATTY)
+    n = 400
+    cell = kernel.run(f"N = {n}\nprint('RESULT:', {call})")
+    _lines_then(cell, n, "RESULT: the result")
+
+
+def test_a_failed_calls_output_is_in_the_cell_before_its_error(kernel):
+    """A call that printed and raised: its lines come before get() raises."""
+    kernel.run("import sys\n" + CHATTY)
+    n = 400
+    cell = kernel.run(f"try:\n"
+                      f"    ray.get(Chatty.remote().talk.remote({n}, fail=True))\n"
+                      f"except ValueError as exc:\n"
+                      f"    print('RAISED:', exc)")
+    _lines_then(cell, n, "RAISED: it failed after talking")
+
+
 def test_late_output_goes_to_the_cell_that_made_the_call(kernel, tmp_path):
     """Output printed after the calling cell finished still lands in that cell, not the next."""
     gate = str(tmp_path / "gate")

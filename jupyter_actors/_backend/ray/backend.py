@@ -111,7 +111,8 @@ class RayBackend(Backend):
         if num_returns != 1 or group is not None or spec.retry is not None:
             call = call.options(**call_options(num_returns, group, spec.retry))
         try:
-            out = call.remote(host.pack(route, record.call_id, method), *_ray_args(args),
+            out = call.remote(host.pack(route, record.call_id, method, num_returns == 1),
+                              *_ray_args(args),
                               **_ray_kwargs(kwargs))
         except BaseException as exc:
             record.end(exc)
@@ -183,8 +184,10 @@ class RayBackend(Backend):
                if _hashable(options) else None)
         remote_function = self._task_functions.get(key) if key[1] is not None else None
         if remote_function is None:
-            wrap = host.task_function if spec.num_returns >= 0 else generators.stream_task_function
-            remote_function = self._ray.remote(**options)(wrap(spec.definition.value, self.setup))
+            remote_function = self._ray.remote(**options)(
+                host.task_function(spec.definition.value, self.setup, spec.num_returns == 1)
+                if spec.num_returns >= 0 else
+                generators.stream_task_function(spec.definition.value, self.setup))
             if key[1] is not None:
                 self._task_functions[key] = remote_function
         record = RayCall("task", spec.label, self.tasks, spec.context)
@@ -320,7 +323,7 @@ class RayBackend(Backend):
     def _route(self, record: RayCall):
         """The call whose cell gets this call's output: this one, or the worker's caller."""
         if self.in_worker:
-            route = host.current_route.get()
+            route = host.route_here()
             if route is not None:
                 return route
         return record.call_id

@@ -4,21 +4,20 @@
     ───────────────────                        ────────────────────
     host.call.remote("ID METHOD [ROUTE]", ...) ▶ ActorHost.call: mark the call's output with
     task.remote(route, call_id, ...)         ─▶ its route, note start and finish, run it
-    Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE<RS>line"  (each line printed)
+    Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE CALL SEQ<RS>line" (output.py)
                      ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
+    Ray's reply      ◀──────────────────────── the result, carrying the call's last lines
     logs.LogRouter: lines to the cell of the call that made them, events to the trace
 
 Ray owns the processes, the scheduling and the objects; the wrapper adds only
-what the Jupyter layer needs, riding on Ray's own log streaming so that it
-works wherever Ray runs the call. The *route* of a call is the id of the call
-the driver made: calls made inside a worker carry their caller's route, so
-their output lands in the cell that started the chain.
+what the Jupyter layer needs, riding on Ray's own log streaming and replies so
+that it works wherever Ray runs the call. The *route* of a call is the id of
+the call the driver made: calls made inside a worker carry their caller's
+route, so their output lands in the cell that started the chain.
 """
 from __future__ import annotations
 
-import contextvars
 import inspect
-import io
 import json
 import os
 import sys
@@ -27,65 +26,20 @@ import time
 
 import ray
 
-TAG = "\x1e"                 # a record separator: never in ordinary text
-LINE_MARK = TAG + "ja:"      # an output line of a call: LINE_MARK route TAG text
+from .output import (STDERR, STDOUT, TAG, CallOutput, TaggingStream, current_call, mark_error,
+                     with_output)
+
 EVENTS_MARK = TAG + "jt:"    # a batch of trace events: EVENTS_MARK json TAG
 FLUSH_EVERY = 0.05           # seconds between trace-event batches
 
-# The route of the call running in this thread or asyncio task (None: not in a call).
-current_route: contextvars.ContextVar = contextvars.ContextVar("jupyter_actors_route",
-                                                               default=None)
 _setup_lock = threading.Lock()
 _installed = False
 
 
-class TaggingStream(io.TextIOBase):
-    """sys.stdout / sys.stderr of a Ray worker: lines printed inside a call carry its route."""
-
-    def __init__(self, raw):
-        self.raw = raw
-        self._partial: dict = {}     # route -> text after the last newline
-        self._lock = threading.Lock()
-
-    def write(self, text: str) -> int:
-        route = current_route.get()
-        if route is None:
-            return self.raw.write(text)
-        with self._lock:
-            pending = self._partial.pop(route, "") + text
-            *lines, rest = pending.split("\n")
-            if rest:
-                self._partial[route] = rest
-            if lines:
-                self.raw.write("".join(f"{LINE_MARK}{route}{TAG}{line}\n" for line in lines))
-                self.raw.flush()
-        return len(text)
-
-    def end_call(self, route) -> None:
-        """The call ended: a last line without a newline goes out too."""
-        if not self._partial:
-            return
-        with self._lock:
-            rest = self._partial.pop(route, None)
-            if rest:
-                self.raw.write(f"{LINE_MARK}{route}{TAG}{rest}\n")
-                self.raw.flush()
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self.raw.fileno()
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def encoding(self):
-        return getattr(self.raw, "encoding", "utf-8")
+def route_here():
+    """The route of the call running in this thread or asyncio task (None: not in a call)."""
+    call = current_call.get()
+    return None if call is None else call.route
 
 
 class _Events:
@@ -131,8 +85,8 @@ def install(setup) -> None:
     with _setup_lock:
         if _installed:
             return
-        _stdout = sys.stdout = TaggingStream(sys.stdout)
-        _stderr = sys.stderr = TaggingStream(sys.stderr)
+        _stdout = sys.stdout = TaggingStream(sys.stdout, STDOUT)
+        _stderr = sys.stderr = TaggingStream(sys.stderr, STDERR)
         _events = _Events(_stdout.raw)
         if setup is not None:
             setup.install_in_worker()
@@ -177,9 +131,10 @@ def _skip_if_cancelled(host, call_id) -> None:
         raise CancelledBeforeStart(call_id)
 
 
-def pack(route, call_id, method: str) -> str:
-    """A call's id, method and route as one short string: one argument for Ray to send."""
-    if route == call_id:
+def pack(route, call_id, method: str, carries: bool = True) -> str:
+    """A call's id, method and route as one short string: one argument for Ray to send.
+    A call the driver made whose result may carry its output sends no route."""
+    if route == call_id and carries:
         return f"{call_id} {method}"
     return f"{call_id} {method} {route}"
 
@@ -190,17 +145,28 @@ def _unpack(meta: str) -> tuple:
     return (int(parts[2]) if len(parts) > 2 else call_id), call_id, parts[1]
 
 
-def _begin(route, call_id, slot):
-    token = current_route.set(route)
+def _unpack_call(meta: str) -> tuple:
+    """(route, call id, method, whether the result carries the call's output)."""
+    parts = meta.split(" ")
+    call_id = int(parts[0])
+    if len(parts) == 2:
+        return call_id, call_id, parts[1], True
+    return int(parts[2]), call_id, parts[1], False
+
+
+def _begin(route, call_id, slot, carries: bool = False, name=None) -> CallOutput:
+    call = CallOutput(route, call_id, carries, name)
+    call.token = current_call.set(call)
     _events.add((call_id, "s", time.time(), slot))
-    return token
+    return call
 
 
-def _end(route, call_id, token, failed=False) -> None:
-    _stdout.end_call(route)
-    _stderr.end_call(route)
+def _end(route, call_id, call: CallOutput, failed=False) -> CallOutput:
+    _stdout.end_call(call)
+    _stderr.end_call(call)
     _events.add((call_id, "x" if failed else "f", time.time()))
-    current_route.reset(token)
+    current_call.reset(call.token)
+    return call
 
 
 class ActorHost:
@@ -224,17 +190,16 @@ class ActorHost:
         self._cancelled.add(call_id)
 
     def call(self, meta, /, *args, **kwargs):
-        route, call_id, method = _unpack(meta)
+        route, call_id, method, carries = _unpack_call(meta)
         if self._cancelled:
             _skip_if_cancelled(self, call_id)
-        token = _begin(route, call_id, self._slots.of_thread())
+        call = _begin(route, call_id, self._slots.of_thread(), carries, type(self).__name__)
         try:
             result = getattr(self._instance, method)(*args, **kwargs)
-        except BaseException:
-            _end(route, call_id, token, True)
+        except BaseException as exc:
+            mark_error(exc, _end(route, call_id, call, True))
             raise
-        _end(route, call_id, token)
-        return result
+        return with_output(result, _end(route, call_id, call))
 
 
     def jupyter_actors_facts(self):
@@ -271,11 +236,11 @@ class AsyncActorHost:
             coroutine, route = starting
 
             async def run():
-                token = current_route.set(route)
+                token = current_call.set(CallOutput(route, None, False))
                 try:
                     await coroutine
                 finally:
-                    current_route.reset(token)
+                    current_call.reset(token)
             self._starting = starting = asyncio.ensure_future(run())
         await starting
         self._starting = None
@@ -288,24 +253,23 @@ class AsyncActorHost:
         self._cancelled.add(call_id)
 
     async def call(self, meta, /, *args, **kwargs):
-        route, call_id, method = _unpack(meta)
+        route, call_id, method, carries = _unpack_call(meta)
         if self._cancelled:
             _skip_if_cancelled(self, call_id)
         if self._starting is not None:
             await self._started()
         slot = self._slots.take()
-        token = _begin(route, call_id, slot)
+        call = _begin(route, call_id, slot, carries, type(self).__name__)
         try:
             result = getattr(self._instance, method)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-        except BaseException:
-            _end(route, call_id, token, True)
+        except BaseException as exc:
+            mark_error(exc, _end(route, call_id, call, True))
             raise
         finally:
             self._slots.give(slot)
-        _end(route, call_id, token)
-        return result
+        return with_output(result, _end(route, call_id, call))
 
 
 def _facts(host) -> tuple:
@@ -324,18 +288,17 @@ def host_class(user_class: type, is_async: bool, class_key: str, groups=None) ->
         "__module__": getattr(user_class, "__module__", "__main__")})
 
 
-def task_function(fn, setup):
+def task_function(fn, setup, single_return: bool = True):
     """The function Ray runs for a remote function: ``fn`` with its route and call id first."""
     def task(route, call_id, /, *args, **kwargs):
         install(setup)
-        token = _begin(route, call_id, 0)
+        call = _begin(route, call_id, 0, single_return and route == call_id, task.__name__)
         try:
             result = fn(*args, **kwargs)
-        except BaseException:
-            _end(route, call_id, token, True)
+        except BaseException as exc:
+            mark_error(exc, _end(route, call_id, call, True))
             raise
-        _end(route, call_id, token)
-        return result
+        return with_output(result, _end(route, call_id, call))
     task.__name__ = getattr(fn, "__name__", "task")
     task.__qualname__ = getattr(fn, "__qualname__", task.__name__)
     return task

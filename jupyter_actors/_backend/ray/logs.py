@@ -1,23 +1,33 @@
 """Ray's log stream on the driver: each call's lines to its cell, trace events to the trace.
 
     Ray's log monitor ─▶ driver's "ray_print_logs" thread ─▶ LogRouter.handle(batch)
-        "<RS>ja:ROUTE<RS>text"  → the output router, with the context of call ROUTE
-        "<RS>jt:[pid, events]"  → the call records: started / finished / slot / pid
-        anything else           → Ray's own printer, unchanged
+        "<RS>ja:ROUTE PROCESS SEQ<RS>text" → the output router, with the context of call ROUTE
+        "<RS>jt:[pid, events]"          → the call records: started / finished / slot / pid
+        anything else                   → Ray's own printer, unchanged
+    a result carrying its process's recent lines (output.py) ─▶ LogRouter.carried, in the
+        thread that unpickles it (get(), or Ray's callback): the lines not written yet, now
 
 Ray prints worker output in whichever cell runs when it arrives (Ray issues
 #3692, #45262); routing by the call's route keeps it in the cell that made the
-call, also after that cell finished.
+call, also after that cell finished. The lines a result carries are in the cell
+before ``get()`` returns; whichever copy of a line comes second (carried, or by
+the stream) is dropped, by its process and number.
 """
 from __future__ import annotations
 
+import collections
 import json
+import threading
 import time
 
-from .host import EVENTS_MARK, LINE_MARK, TAG
+from . import output
+from .host import EVENTS_MARK
 from .nested import NESTED_EVENTS, NestedCalls
+from .output import LINE_MARK, TAG
 
 _HANDLER = "ray_print_logs"
+REMEMBERED_PROCESSES = 4096   # worker processes whose written line numbers are kept
+CATCH_UP_WAIT = 0.5       # seconds carried lines wait for the stream to bring the ones before
 
 
 class LogRouter:
@@ -31,11 +41,17 @@ class LogRouter:
         self.offset = time.time() - time.monotonic()
         self.nested = NestedCalls(backend, self.offset)
         self.ray_printer = next((h for n, h in self.dispatcher.handlers if n == _HANDLER), None)
+        # worker process -> the numbers of its lines written so far
+        self.written: collections.OrderedDict = collections.OrderedDict()
+        self.writing = threading.Condition()   # one writer at a time: lines stay in order
         if self.ray_printer is not None:
             self.dispatcher.remove_handler(_HANDLER)
             self.dispatcher.add_handler(_HANDLER, self.handle)
+            output.sink = self.carried
 
     def close(self) -> None:
+        if output.sink == self.carried:
+            output.sink = None
         if self.ray_printer is not None:
             self.dispatcher.remove_handler(_HANDLER)
             self.dispatcher.add_handler(_HANDLER, self.ray_printer)
@@ -44,25 +60,80 @@ class LogRouter:
     def handle(self, data: dict) -> None:
         lines = data.get("lines") or ()
         plain: list = []
-        routed: list = []     # (route, text), in order
+        routed: list = []     # (route, process, number, text), in order
         for line in lines:
             if line.startswith(LINE_MARK):
-                route, _, text = line[len(LINE_MARK):].partition(TAG)
-                routed.append((route, text))
+                head, _, text = line[len(LINE_MARK):].partition(TAG)
+                route, process, seq = (head.split(" ") + [None, None])[:3]
+                routed.append((_int(route), process, _int(seq), text))
             elif line.startswith(EVENTS_MARK):
                 self._events(line[len(EVENTS_MARK):].rstrip().rstrip(TAG))
             else:
                 plain.append(line)
         if routed:
-            self._write(data, routed)
+            name = data.get("actor_name") or data.get("task_name")
+            with self.writing:
+                fresh = [(route, text) for route, process, seq, text in routed
+                         if self._first_time(process, seq)]
+                self._write("stderr" if data.get("is_err") else "stdout", name,
+                            data.get("pid"), fresh)
+                self.writing.notify_all()
         if plain and self.ray_printer is not None:
             self.ray_printer(dict(data, lines=plain))
 
-    def _write(self, data: dict, routed: list) -> None:
-        stream = "stderr" if data.get("is_err") else "stdout"
+    def carried(self, carried: tuple) -> None:
+        """A worker's recent lines, carried by a result (output.py): those not written yet
+        are written now, in the order they were printed."""
+        process, pid, lines = carried
+        first = lines[0][0]
+        with self.writing:
+            seen = self._seen(process)
+            if seen[0] < first - 1:
+                # Lines before these have not come by the stream yet: let them go first.
+                if not self.writing.wait_for(lambda: seen[0] >= first - 1, CATCH_UP_WAIT):
+                    seen[0] = first - 1   # lost on the way: the carried lines go on
+                    seen[1].difference_update(range(first))
+            fresh = [line for line in lines if self._first_time(process, line[0])]
+            start = 0
+            while start < len(fresh):   # consecutive lines of one stream and name together
+                stream, name = fresh[start][1], fresh[start][4]
+                end = start + 1
+                while end < len(fresh) and fresh[end][1] == stream and fresh[end][4] == name:
+                    end += 1
+                self._write("stderr" if stream == output.STDERR else "stdout", name, pid,
+                            [(line[2], line[3]) for line in fresh[start:end]])
+                start = end
+
+    def _seen(self, process) -> list:
+        """[highest number up to which all were written, numbers written above it]."""
+        seen = self.written.get(process)
+        if seen is None:
+            seen = self.written[process] = [-1, set()]
+            if len(self.written) > REMEMBERED_PROCESSES:
+                self.written.popitem(last=False)
+        return seen
+
+    def _first_time(self, process, seq) -> bool:
+        """Whether line ``seq`` of ``process`` is new (noting it); under ``writing``."""
+        if seq is None:
+            return True
+        seen = self._seen(process)
+        if seq <= seen[0] or seq in seen[1]:
+            return False
+        above = seen[1]
+        if seq == seen[0] + 1:
+            seq += 1
+            while seq in above:
+                above.discard(seq)
+                seq += 1
+            seen[0] = seq - 1
+        else:
+            above.add(seq)
+        return True
+
+    def _write(self, stream: str, name, pid, routed: list) -> None:
         router = self.backend.router
         records = self.backend.records
-        name = data.get("actor_name") or data.get("task_name")
         start = 0
         # Consecutive lines of one call go out together.
         while start < len(routed):
@@ -71,11 +142,11 @@ class LogRouter:
             while end < len(routed) and routed[end][0] == route:
                 end += 1
             text = "\n".join(t for _, t in routed[start:end])
-            record = records.get(_int(route))
+            record = records.get(route)
             context = record.context if record is not None else None
             label = name or (record.label.split(".")[0] if record is not None else "worker")
             try:
-                router.write(context, stream, f"({label} pid={data.get('pid')})", text)
+                router.write(context, stream, f"({label} pid={pid})", text)
             except Exception:
                 pass   # a closed cell stream must not stop Ray's log thread
             start = end
@@ -98,8 +169,8 @@ class LogRouter:
                 record.report(finished=item[2] - offset, failed=item[1] == "x")
 
 
-def _int(route: str):
+def _int(text):
     try:
-        return int(route)
-    except ValueError:
+        return int(text)
+    except (TypeError, ValueError):
         return None

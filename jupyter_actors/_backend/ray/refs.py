@@ -18,6 +18,7 @@ import time
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from .errors import made_on_ray, translate
+from .output import deliver
 
 ARM_AFTER = 1.0    # seconds: calls unfinished this long get Ray's callback
 _SETTLED = ("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED")
@@ -138,6 +139,8 @@ class _Completion:
         import ray.exceptions as rx
         record = self.record
         if isinstance(result, rx.RayError):
+            # A call that printed and raised: its last lines ride on the error (output.py).
+            deliver(getattr(getattr(result, "cause", None), "_jupyter_actors_output", None))
             error = translate(result, record.label if record is not None else "get",
                               record.owner if record is not None and record.kind != "task"
                               else None)
