@@ -4,9 +4,9 @@
     ───────────────────                        ────────────────────
     host.call.remote("ID METHOD [ROUTE]", ...) ▶ ActorHost.call: mark the call's output with
     task.remote(route, call_id, ...)         ─▶ its route, note start and finish, run it
-    Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE CALL SEQ<RS>line" (output.py)
+    Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE PROCESS SEQ<RS>line" (output.py)
                      ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
-    Ray's reply      ◀──────────────────────── the result, carrying the call's last lines
+    Ray's reply      ◀──────────────────────── the result, carrying the recent lines
     logs.LogRouter: lines to the cell of the call that made them, events to the trace
 
 Ray owns the processes, the scheduling and the objects; the wrapper adds only

@@ -43,7 +43,7 @@ def _announce(event: str, record) -> None:
         owner = record.owner
         actor = None if record.kind == "task" else (
             owner.actor_id, owner.class_name, owner.is_async, owner.max_concurrency)
-        host._events.add((record.call_id, SUBMITTED, time.time(), host.current_route.get(),
+        host._events.add((record.call_id, SUBMITTED, time.time(), host.route_here(),
                           record.kind, record.label, actor))
     elif event == "finish" and record.error is not None:
         host._events.add((record.call_id, ENDED, time.time(), record.status,

@@ -6,7 +6,6 @@ RayBackend of its own the first time the wrapper runs there.
 """
 from __future__ import annotations
 
-from ... import _ids
 from ..._api import refs as _refs
 from ..._api import session
 from .backend import RayBackend
@@ -22,9 +21,6 @@ class WorkerSetup:
     def install_in_worker(self) -> None:
         if session.current_backend() is not None:
             return   # Ray runs this in the driver itself (a local-mode call)
-        # Ids made here carry this pid: a call made in a worker never shares its id with
-        # one of the driver's (whose results carry output to the driver by that id).
-        _ids.use_process_prefix()
         _refs.IN_WORKER = True
         forward_worker_calls()   # its calls in the driver's trace (nested.py)
         session.use_backend(RayBackend(session.output_router(), in_worker=True, setup=self),
