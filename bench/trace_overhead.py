@@ -28,7 +28,7 @@ from jupyter_actors import _trace
 sys.path.insert(0, os.path.dirname(__file__))
 from _workloads import _define  # noqa: E402  (the benchmark's own actor classes)
 
-Threaded, Async, _ = _define(ray)
+Threaded, Async, *_ = _define(ray)
 
 
 def pipelined(actor, n: int) -> tuple:

@@ -8,19 +8,22 @@ adds the ``%%remote`` magic and routes actor output to the cell that made the ca
 """
 from __future__ import annotations
 
+import importlib as _importlib
 import os as _os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import exceptions
-from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerator, ObjectRef,
-                   ObjectRefGenerator, RemoteFunction,
-                   available_resources, backend_name, cancel, cluster_resources, get, get_actor, init,
-                   is_initialized, kill, method, put, remote, shutdown, wait)
-from .runtime_context import get_runtime_context
-from .tracing import timeline
 
-if not _os.environ.get("JUPYTER_ACTORS_WORKER"):
-    # The driver's runtime, ready for init(); worker processes never need it.
-    from ._backend import local as _local  # noqa: F401
+if _TYPE_CHECKING:  # what __getattr__ below loads, for readers and type checkers
+    from ._api import (ActorClass, ActorHandle, ActorMethod, DynamicObjectRefGenerator,
+                       ObjectRef, ObjectRefGenerator, RemoteFunction, available_resources,
+                       backend_name, cancel, cluster_resources, get, get_actor, init,
+                       is_initialized, kill, method, put, remote, shutdown, wait)
+    from .runtime_context import get_runtime_context
+    from .tracing import timeline
+
+# Where each public name is defined (the API's own names: ``_api/__init__.py``).
+_HOMES = {"get_runtime_context": ".runtime_context", "timeline": ".tracing"}
 
 __version__ = "0.1.0"
 
@@ -74,9 +77,37 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def __getattr__(name: str):
+    home = _HOMES.get(name) or _api_home(name)
+    if home is not None:
+        value = getattr(_importlib.import_module(home, __name__), name)
+        globals()[name] = value
+        return value
     # After ``import ray``, Ray code reaches ``ray.util.pdb`` or ``ray.actor.exit_actor``
     # without importing them: load those subpackages on first use (in workers too).
     if name in ("util", "actor"):
-        import importlib
-        return importlib.import_module(f"{__name__}.{name}")
+        return _importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _api_home(name: str) -> str | None:
+    from ._api import HOMES
+    home = HOMES.get(name)
+    # The defining module itself (``_api.remote`` is also the name of a module).
+    return None if home is None else f"._api.{home}"
+
+
+if _os.environ.get("JUPYTER_ACTORS_WORKER"):
+    # A worker process loads the API on first use: a worker's start is on the
+    # way to every new actor's first answer, and most workers never need it.
+    pass
+else:
+    for _name in __all__:
+        if _name not in globals():
+            __getattr__(_name)
+    del _name
+    # The driver's runtime, ready for init(); worker processes never need it.
+    from ._backend import local as _local  # noqa: F401

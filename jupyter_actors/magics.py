@@ -25,6 +25,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from . import _api, progress
 from ._api import session
+from ._api.remote import remote as make_remote
 from ._jupyter.display import ActorTable
 from ._jupyter import asyncio_run, cell_input, interrupts
 from ._jupyter.cell_output import CellOutputRouter, _parent_of
@@ -73,7 +74,7 @@ class ActorMagics(Magics):
             raise UsageError(f"%%remote: {definition.name} is already remote; drop either its "
                              f"@remote decorator or the %%remote line")
         try:
-            remote = _api.remote(**options)(defined) if options else _api.remote(defined)
+            remote = make_remote(**options)(defined) if options else make_remote(defined)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"%%remote: {str(exc).splitlines()[0]}") from None
         shell.user_ns[definition.name] = remote

@@ -11,10 +11,10 @@ that receives them, and frees them once no process holds them.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
 import logging
+import sys
 import threading
 import weakref
 from concurrent.futures._base import CANCELLED as _CANCELLED
@@ -85,8 +85,9 @@ class ObjectRef:
             # start its traceback here, not after an earlier raise's frames.
             raise exc.with_traceback(None)
 
-    def as_future(self) -> asyncio.Future:
+    def as_future(self):
         """An ``asyncio.Future`` in the running loop (Ray's ``ObjectRef.as_future``)."""
+        import asyncio
         return asyncio.wrap_future(self.future())
 
     # -- enough of asyncio.Future for asyncio.wait([ref, ...]) on 3.11+ ------
@@ -97,18 +98,21 @@ class ObjectRef:
     def result(self):
         """The value if done (asyncio.Future semantics: never blocks)."""
         if not self._future.done():
-            raise asyncio.InvalidStateError("the call has not finished")
+            from asyncio import InvalidStateError
+            raise InvalidStateError("the call has not finished")
         return self._future.result()
 
     def exception(self):
         if not self._future.done():
-            raise asyncio.InvalidStateError("the call has not finished")
+            from asyncio import InvalidStateError
+            raise InvalidStateError("the call has not finished")
         return self._future.exception()
 
     def add_done_callback(self, fn: Callable[["ObjectRef"], Any], *, context=None) -> None:
         """Run ``fn(ref)`` when done: in the event loop running here, if any."""
+        asyncio = sys.modules.get("asyncio")  # not imported: no loop runs here
         try:
-            loop = asyncio.get_running_loop()
+            loop = asyncio and asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         relay = _Relay(self, fn, loop, context)
@@ -308,6 +312,7 @@ _wakeups: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
     """A future of the running loop, done (with None) once ``fut`` is done."""
+    import asyncio  # here: a worker that never awaits starts without asyncio
     loop = asyncio.get_running_loop()
     wakeups = _wakeups.get(loop)
     if wakeups is None:

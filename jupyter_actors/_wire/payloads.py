@@ -27,7 +27,6 @@ import linecache
 import mmap
 import os
 import pickle
-import tempfile
 import threading
 import types
 import uuid
@@ -47,6 +46,11 @@ def session_dir_root() -> str:
     """Where the shared-memory folder of a session lives: RAM-backed where the OS has it."""
     if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
         return "/dev/shm"
+    return _temp_dir()
+
+
+def _temp_dir() -> str:
+    import tempfile  # loaded when needed: a worker starts without it
     return tempfile.gettempdir()
 
 
@@ -162,7 +166,7 @@ class ShmBuffer:
             except OSError:
                 fd = None
         if fd is None:
-            path = os.path.join(_session_dir or tempfile.gettempdir(), uuid.uuid4().hex)
+            path = os.path.join(_session_dir or _temp_dir(), uuid.uuid4().hex)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
             written = 0

@@ -12,14 +12,15 @@ machinery, at the end the ``get``/``await`` a call waited in.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 
 _RUNTIME_DIRS = tuple(os.path.dirname(os.path.abspath(path)) + os.sep for path in (
     os.path.dirname(os.path.abspath(__file__)),      # this package (the folder above _wire)
     concurrent.futures.__file__,
-    asyncio.__file__,
+    # asyncio's package in the standard library (not imported for this: most workers
+    # never load it)
+    os.path.join(os.path.dirname(os.__file__), "asyncio", "__init__.py"),
 ))
 
 

@@ -16,7 +16,6 @@ that class; ``tqdm.notebook``'s names point to it too (no widgets here).
 """
 from __future__ import annotations
 
-import importlib.abc
 import itertools
 import sys
 import threading
@@ -45,12 +44,7 @@ class Bars:
     def install(self) -> None:
         global _bars
         _bars = self
-        sys.meta_path.insert(0, _PatchOnImport({"tqdm.std": _patch_std,
-                                                "tqdm.notebook": _patch_notebook}))
-        # Already loaded (a preloaded module imported it): patch what is there.
-        for name, patch in (("tqdm.std", _patch_std), ("tqdm.notebook", _patch_notebook)):
-            if name in sys.modules:
-                patch(sys.modules[name])
+        patch_on_import({"tqdm.std": _patch_std, "tqdm.notebook": _patch_notebook})
 
     # -- called by the bars ------------------------------------------------------------------
     def opened(self, bar) -> None:
@@ -156,8 +150,21 @@ class _NullFile:
 _NULL = _NullFile()
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Runs ``patch(module)`` right after one of the named modules is first imported."""
+def patch_on_import(patches: dict) -> None:
+    """Run ``patch(module)`` for each named module: now if it is loaded (a preloaded
+    module imported it), else right after it is first imported."""
+    sys.meta_path.insert(0, _PatchOnImport(patches))
+    for name, patch in patches.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+
+
+class _PatchOnImport:
+    """Runs ``patch(module)`` right after one of the named modules is first imported.
+
+    (A meta path finder needs only ``find_spec``; importlib.abc's base classes add
+    nothing here and cost a worker's start the import of importlib.resources.)
+    """
 
     def __init__(self, patches: dict):
         self.patches = patches
@@ -180,7 +187,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _PatchingLoader(importlib.abc.Loader):
+class _PatchingLoader:
     def __init__(self, loader, patch):
         self._loader = loader
         self._patch = patch

@@ -27,7 +27,6 @@ import weakref
 
 from .. import _ids
 from .._api import refs as _refs
-from .._api.generators import ObjectRefGenerator, Stream
 from .._api.refs import ObjectRef
 from .._backend.base import Backend
 from .._wire.messages import (DYNAMIC, CancelRef, KillActor, LookupRef, PutObject, Release,
@@ -179,6 +178,9 @@ class ClientBackend(Backend):
 
     # -- generator calls made here --------------------------------------------------------
     def _open_stream(self, call_id, first: ObjectRef, num_returns: int, label: str):
+        # Loaded here, not with the worker: most workers never make a generator call.
+        from .._api.generators import ObjectRefGenerator, Stream
+
         def consumed(count):
             self.send(StreamConsumed(call_id, count))
         stream = Stream(consumed if backpressure_of(num_returns) else None)

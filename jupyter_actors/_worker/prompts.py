@@ -18,14 +18,13 @@ says so once), and ``input()`` raises ``EOFError``.
 from __future__ import annotations
 
 import builtins
-import getpass
 import io
 import os
-import pdb
 import sys
 import threading
 
 from .._wire.messages import PromptClose, PromptLine, PromptOpen
+from .bars import patch_on_import
 from .capture import current_call
 
 # pdb never stops in these: stepping past the end of a method must not land in
@@ -50,10 +49,10 @@ class Prompts:
         installed = self
         sys.breakpointhook = self.breakpoint
         builtins.input = self.input
-        getpass.getpass = self.getpass
         sys.stdin = PromptStdin(self)
-        pdb.Pdb = WorkerPdb  # pdb.set_trace() builds one of these
-        WorkerPdb.prompts = self
+        # pdb.set_trace() builds a WorkerPdb; getpass asks like input(). Both are
+        # patched when first imported: most workers never load them.
+        patch_on_import({"pdb": _patch_pdb, "getpass": _patch_getpass})
 
     # -- the session -----------------------------------------------------------------
     def open(self, call_id, kind: str) -> bool:
@@ -94,6 +93,7 @@ class Prompts:
             return
         if not self.open(current_call.get(), "debugger"):
             return  # nobody can answer: go on, as PYTHONBREAKPOINT=0 would
+        import pdb  # noqa: F401  (its import defines WorkerPdb)
         WorkerPdb().set_trace(frame)
 
     def input(self, prompt: object = "", password: bool = False) -> str:
@@ -134,33 +134,45 @@ class PromptStdin(io.TextIOBase):
         return self.readline()
 
 
-class WorkerPdb(pdb.Pdb):
-    """pdb, asking through the driver; the prompt is freed when it lets the call go on."""
+WorkerPdb = None  # pdb.Pdb's subclass below, once pdb is imported
 
-    prompts: Prompts | None = None
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("skip", RUNTIME_MODULES)
-        super().__init__(*args, **kwargs)
-        self._call_id = current_call.get()
+def _patch_getpass(module) -> None:
+    module.getpass = installed.getpass
 
-    def interaction(self, frame, traceback):
-        # Each stop asks for the prompt first: after "c" another session may have it.
-        prompts = self.prompts
-        if prompts is not None and not prompts.open(self._call_id, "debugger"):
-            self.set_continue()
-            return
-        super().interaction(frame, traceback)
 
-    def set_continue(self):
-        super().set_continue()
-        self._let_go()
+def _patch_pdb(module) -> None:
+    global WorkerPdb
 
-    def set_quit(self):
-        super().set_quit()
-        self._let_go()
+    class WorkerPdb(module.Pdb):
+        """pdb, asking through the driver; the prompt is freed when it lets the call go on."""
 
-    def _let_go(self) -> None:
-        # Breakpoints set with "b" may stop again: the next line read opens anew.
-        if self.prompts is not None:
-            self.prompts.close(self._call_id)
+        prompts: Prompts | None = installed
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("skip", RUNTIME_MODULES)
+            super().__init__(*args, **kwargs)
+            self._call_id = current_call.get()
+
+        def interaction(self, frame, traceback):
+            # Each stop asks for the prompt first: after "c" another session may have it.
+            prompts = self.prompts
+            if prompts is not None and not prompts.open(self._call_id, "debugger"):
+                self.set_continue()
+                return
+            super().interaction(frame, traceback)
+
+        def set_continue(self):
+            super().set_continue()
+            self._let_go()
+
+        def set_quit(self):
+            super().set_quit()
+            self._let_go()
+
+        def _let_go(self) -> None:
+            # Breakpoints set with "b" may stop again: the next line read opens anew.
+            if self.prompts is not None:
+                self.prompts.close(self._call_id)
+
+    module.Pdb = WorkerPdb  # pdb.set_trace() builds one of these

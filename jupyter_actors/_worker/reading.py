@@ -7,7 +7,6 @@ thread that reads a call also runs it.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 
@@ -140,5 +139,6 @@ def driver_gone() -> None:
     """The driver closed the channel or died: leave at once, taking its shared memory with us."""
     session = os.environ.get("JUPYTER_ACTORS_SESSION_DIR")
     if session:
+        import shutil  # here: only a worker whose driver is gone needs it
         shutil.rmtree(session, ignore_errors=True)
     os._exit(0)

@@ -9,7 +9,6 @@ import sys
 from .._wire.messages import (ActorInitFailed, ActorReady, BecomeTaskWorker, CallMethod,
                                CreateActor, RunTask)
 from .._wire.payloads import deserialize_definition
-from .async_executor import AsyncExecutor
 from .calls import Call, describe_error, load_arguments
 from .capture import current_call
 from .executors import GroupedExecutor, InlineExecutor, PoolExecutor, SyncExecutor
@@ -23,6 +22,8 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     max_concurrency = options["max_concurrency"]
     groups = options.get("concurrency_groups")
     if options["is_async"]:
+        # Loaded by the actors that need it: a threaded actor starts without asyncio.
+        from .async_executor import AsyncExecutor
         executor = AsyncExecutor(worker, max_concurrency, groups)
     elif groups:
         executor = GroupedExecutor(worker, max_concurrency, groups, None)

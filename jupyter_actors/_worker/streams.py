@@ -16,7 +16,6 @@ A producer about to wait for its consumer, or ending, sends what it holds first.
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -156,6 +155,7 @@ class Producer:
         limit = backpressure_of(num_returns)
         event = None
         if limit:
+            import asyncio  # on an async actor's loop: already loaded
             event = asyncio.Event()
             with self.cond:
                 self.consumed[call_id] = 0

@@ -149,8 +149,9 @@ class ConcurrencyPlayground(w.VBox):
 
     def _run_one(self, params: dict, max_concurrency: int | None) -> dict:
         from .. import _api
+        from .._api.remote import remote
         kind = params["kind"]
-        actor_class = _api.remote(KINDS[kind][0])
+        actor_class = remote(KINDS[kind][0])
         options = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
         actor = actor_class.options(**options).remote()
         _api.get(actor.ready.remote(), timeout=GUARD)
