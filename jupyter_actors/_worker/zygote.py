@@ -3,7 +3,9 @@ forks a worker for each request (as multiprocessing's forkserver does).
 
     driver (_backend/local/zygote.py)           zygote (this module, one thread)
     ─────────────────────────────────           ────────────────────────────────
-    Setup(sys_path, preload) ─────────────▶    import them, freeze the heap, ("ready",)
+    Setup(sys_path, preload) ─────────────▶    import them, freeze the heap, ("ready",);
+                                                 then, while no fork is asked for, import
+                                                 what many workers share (LATER)
     Fork(env, cwd) + the worker's end of a ──▶  fork: the child closes the zygote's fds,
       fresh socketpair (SCM_RIGHTS)              starts its own session, runs the worker
     ◀── ("forked", pid)                          on the received socket
@@ -15,6 +17,11 @@ status (signals included) for the driver's ActorDiedError. Workers do not die
 with the zygote: a killed zygote is replaced and its workers keep serving.
 They end with the driver through the lifeline, a pipe whose only write end the
 driver holds: a thread in each worker waits for its end-of-file.
+
+The first worker is forked as soon as the worker's own code is in: the
+rest of the API and asyncio load afterwards, between requests, so a cold
+start waits for no more than one worker needs (a worker forked before they
+are in imports what it uses itself).
 
 Frames both ways: ``_wire/control.py``.
 """
@@ -30,6 +37,18 @@ import threading
 
 from .._wire.control import recv_frame, send_frame
 
+# Imported after "ready", one at a time while no fork is asked for: what async actors,
+# generators and calls made inside workers need, shared by every worker forked later.
+LATER = ("asyncio", "concurrent.futures", "jupyter_actors._worker.async_executor",
+         "jupyter_actors._api.generators", "jupyter_actors._api.actors",
+         "jupyter_actors._api.ops", "jupyter_actors._api.functions",
+         "jupyter_actors._api.remote", "jupyter_actors._api.startup",
+         "jupyter_actors.runtime_context", "jupyter_actors.tracing")
+# How long the zygote must have had no request before it imports the next of LATER:
+# a burst of forks (the first actor, the idle pool) goes first.
+IDLE_BEFORE_LATER = 0.02
+
+
 def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> None:
     """The zygote's main loop (``python -m jupyter_actors._worker zygote ...``); each
     child runs ``run_worker(fd, driver_pid, lifeline_fd)``."""
@@ -42,7 +61,7 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
     for path in reversed(sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
-    failed = _preload(preload)
+    failed = _preload(["jupyter_actors._worker.__main__", "cloudpickle", *preload])
     # Forked children share the zygote's heap until they write to it: keep the
     # collector from touching (and so copying) every inherited object.
     gc.freeze()
@@ -56,8 +75,15 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
     selector.register(control, selectors.EVENT_READ, "control")
     selector.register(wake_r, selectors.EVENT_READ, "child")
     zygote_fds = (control, wake_r, wake_w)
+    later = list(LATER)
     while True:
-        for key, _ in selector.select():
+        events = selector.select(IDLE_BEFORE_LATER if later else None)
+        if not events:
+            _preload([later.pop(0)])
+            if not later:
+                gc.freeze()
+            continue
+        for key, _ in events:
             if key.data == "child":
                 try:
                     while wake_r.recv(4096):
@@ -82,10 +108,9 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
 
 
 def _preload(names: list) -> list:
-    """Import what every worker should share (ours, and the user's ``preload``)."""
+    """Import what workers should share (ours, and the user's ``preload``); what failed."""
     failed = []
-    for name in ["jupyter_actors._worker.__main__", "cloudpickle", "asyncio",
-                 "concurrent.futures", *names]:
+    for name in names:
         try:
             __import__(name)
         except BaseException as exc:  # a bad preload must not keep workers from starting
