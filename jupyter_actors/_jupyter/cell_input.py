@@ -23,6 +23,9 @@ import threading
 from .. import _prompting
 
 _cell_running = threading.Event()
+# One ask at a time uses the kernel's stdin socket: an ask whose worker died may still
+# be polling it, and must not take the line typed for the next one.
+_socket_turn = threading.Lock()
 
 
 def cell_started() -> None:
@@ -52,13 +55,22 @@ def can_ask(found) -> bool:
 
 def ask(found, prompt: str, password: bool, streams=(), cancel=None) -> str:
     """Send an input request for the running cell and wait for the line typed."""
-    import zmq
-
     token = _prompting.start(cancel)
     while not _cell_running.wait(0.1):
         _prompting.check(token)
     if not can_ask(found):
         raise EOFError("the running cell's frontend does not answer input requests")
+    while not _socket_turn.acquire(timeout=0.1):
+        _prompting.check(token)
+    try:
+        return _request_line(found, prompt, password, streams, token)
+    finally:
+        _socket_turn.release()
+
+
+def _request_line(found, prompt: str, password: bool, streams, token) -> str:
+    import zmq
+
     for stream in streams:
         try:
             stream.flush()  # the lines before the prompt (pdb's "> file(line)") first
