@@ -8,8 +8,8 @@
 
 Each column runs in its own fresh interpreter, one after the other, so the
 runtimes never share a process or compete for the CPU. Every row is repeated
-and its median reported (init and cold start: one sample per run). See
-bench/README.md for what each row measures.
+and its median reported (init: one sample per run; cold start: each sample a
+fresh process). See bench/README.md for what each row measures.
 """
 from __future__ import annotations
 
@@ -317,6 +317,18 @@ def render(results: dict, rows: list, info: dict, versions: dict) -> str:
     return "\n".join(lines)
 
 
+def compile_package() -> None:
+    """Byte-compile jupyter_actors, as installing a package does, so that an editable
+    install in an environment that writes no .pyc files (PYTHONDONTWRITEBYTECODE) is
+    not timed compiling its modules at every start; Ray's were compiled by pip."""
+    import compileall
+    import importlib.util
+    spec = importlib.util.find_spec("jupyter_actors")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            compileall.compile_dir(folder, quiet=1)
+
+
 def versions(libs) -> dict:
     out = {}
     for lib, module in (("ours", "jupyter_actors"), ("ray", "ray"), ("numpy", "numpy")):
@@ -362,6 +374,7 @@ def main(argv=None) -> int:
         if lib not in LIBS:
             parser.error(f"unknown column {lib!r}; choose from {', '.join(LIBS)}")
     cfg = config(args.quick, args.reps)
+    compile_package()
     info = machine()
     info["loadavg_before"] = info["loadavg"]
     results = {}

@@ -1,0 +1,61 @@
+"""Cold start: each sample a fresh driver process, from before ``init()`` until a new
+actor has answered its first call (the library's import is done before the clock starts).
+
+    python bench/_cold.py ours|ray      # prints the seconds of one cold start
+
+``samples(lib, n)`` runs it n times, one process after the other. The floor's samples:
+``floor_samples(n)``, each a fresh ``python -c "import cloudpickle"`` start to exit.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+FLOOR = "import cloudpickle"
+
+
+def samples(lib: str, n: int) -> list:
+    out = []
+    for _ in range(n):
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), lib],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cold start of {lib} failed:\n{proc.stderr[-2000:]}")
+        out.append(float(proc.stdout.split()[-1]))
+    return out
+
+
+def floor_samples(n: int) -> list:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FLOOR], check=True)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main(lib: str) -> None:
+    if lib == "ours":
+        import jupyter_actors as ray
+        kwargs = {}
+    else:
+        import ray
+        kwargs = {"include_dashboard": False, "log_to_driver": False}
+    t0 = time.perf_counter()
+    ray.init(**kwargs)
+
+    @ray.remote
+    class Threaded:
+        def f(self, x=None):
+            return x
+
+    ray.get(Threaded.remote().f.remote(1))
+    elapsed = time.perf_counter() - t0
+    print(elapsed, flush=True)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
