@@ -26,6 +26,12 @@ class Probe:
     def imported_by(self, module):
         return __import__(module).IMPORTED_BY, os.getpid()
 
+    def site_facts(self):
+        import builtins
+        return {"no_site": sys.flags.no_site, "exit": callable(getattr(builtins, "exit", None)),
+                "help": callable(getattr(builtins, "help", None)),
+                "distutils_shim": "_distutils_hack" in sys.modules, "sys_path": sys.path}
+
     def driver_runtime_loaded(self):
         return ("jupyter_actors._backend.local.runtime" in sys.modules
                 or "JUPYTER_ACTORS_WORKER" in os.environ)
@@ -135,6 +141,40 @@ def test_killing_the_driver_ends_the_zygote_and_every_forked_worker(tmp_path):
         proc.wait(GUARD)
     for pid in pids:
         assert pid_gone(pid), f"process {pid} outlived its driver"
+
+
+def test_the_zygote_starts_without_site_and_workers_have_what_it_gave():
+    """Where site did nothing beyond sys.path, the zygote skips it (python -S): workers
+    import from the driver's sys.path and keep site's builtins and setuptools' shim."""
+    ray.init()
+    facts = ray.get(Probe.remote().site_facts.remote(), timeout=GUARD)
+    assert facts["no_site"] == 1
+    assert facts["exit"] and facts["help"]
+    assert facts["distutils_shim"] == any(type(f).__module__ == "_distutils_hack"
+                                          for f in sys.meta_path)
+    assert set(facts["sys_path"]) >= {p for p in sys.path if p}
+
+
+def test_a_sitecustomize_makes_the_zygote_run_site(tmp_path):
+    """What site runs (here a sitecustomize) cannot be known in advance: then the zygote
+    starts with site, and workers see its effect."""
+    (tmp_path / "sitecustomize.py").write_text("import builtins\nbuiltins.CUSTOMIZED = 42\n")
+    script = textwrap.dedent("""
+        import builtins, sys
+        import jupyter_actors as ray
+
+        @ray.remote
+        class A:
+            def facts(self):
+                import builtins, sys
+                return sys.flags.no_site, getattr(builtins, "CUSTOMIZED", None)
+
+        print(*ray.get(A.remote().facts.remote(), timeout=60), builtins.CUSTOMIZED)
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=GUARD * 2)
+    assert done.stdout.split() == ["0", "42", "42"], done.stderr
 
 
 def test_fresh_interpreters_where_fork_is_not_used():

@@ -3,7 +3,7 @@ forks a worker for each request (as multiprocessing's forkserver does).
 
     driver (_backend/local/zygote.py)           zygote (this module, one thread)
     ─────────────────────────────────           ────────────────────────────────
-    Setup(sys_path, preload) ─────────────▶    import them, freeze the heap, ("ready",);
+    Setup(sys_path, preload, replay) ─────▶    import them, freeze the heap, ("ready",);
                                                  then, while no fork is asked for, import
                                                  what many workers share (LATER)
     Fork(env, cwd) + the worker's end of a ──▶  fork: the child closes the zygote's fds,
@@ -57,10 +57,13 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
     setup, _ = recv_frame(control)
     if setup is None:
         os._exit(0)
-    sys_path, preload = setup
+    sys_path, preload, replay = setup
     for path in reversed(sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
+    if sys.flags.no_site:
+        sys.path[:] = dict.fromkeys(sys.path)   # the driver's path came in PYTHONPATH too
+        _replay_site(replay)
     failed = _preload(["jupyter_actors._worker.__main__", "cloudpickle", *preload])
     # Forked children share the zygote's heap until they write to it: keep the
     # collector from touching (and so copying) every inherited object.
@@ -105,6 +108,21 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
                 os.close(extra)
             send_frame(control, ("forked", pid))
         _reap(control)
+
+
+def _replay_site(replay: list) -> None:
+    """Started with ``python -S`` (the driver's sys.path instead of ``site``): what else of
+    ``site`` a worker may meet (see ``local/zygote.py``'s ``site_replay``)."""
+    import site
+    site.setquit()       # exit() and quit()
+    site.setcopyright()
+    site.sethelper()     # help()
+    if "distutils" in replay:
+        try:
+            import _distutils_hack
+            _distutils_hack.add_shim()
+        except Exception:
+            pass
 
 
 def _preload(names: list) -> list:

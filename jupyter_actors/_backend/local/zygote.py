@@ -11,6 +11,7 @@ learn how each of them ended.
 """
 from __future__ import annotations
 
+import glob
 import os
 import queue
 import signal
@@ -31,6 +32,70 @@ def fork_available() -> bool:
     if os.environ.get("JUPYTER_ACTORS_START_METHOD") == "spawn":
         return False
     return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "win32"
+
+
+def start_options(env: dict) -> tuple:
+    """The zygote's command line, environment, and what it replays of ``site``.
+
+    Where ``site`` did nothing for the driver that its sys.path does not carry
+    (see ``site_replay``), the zygote starts with ``python -S`` and that sys.path:
+    ``site`` is about a third of an interpreter's start.
+    """
+    env = {**env, "JUPYTER_ACTORS_WORKER": "1"}
+    command = [sys.executable, "-m", "jupyter_actors._worker"]
+    replay = site_replay()
+    if replay is not None:
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__)))))
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [package_parent])
+        command.insert(1, "-S")
+    return command, env, replay or []
+
+
+def site_replay() -> list | None:
+    """What a zygote started without ``site`` must do itself ([] for nothing more than
+    the driver's sys.path), or None where it needs ``site`` after all.
+
+    ``site`` adds the paths of ``.pth`` files (the driver's sys.path has them) and
+    runs their ``import`` lines, ``sitecustomize`` and ``usercustomize``. The lines
+    known here: this package's editable-install finder (not needed: the zygote
+    gets the package's folder), setuptools' distutils shim (replayed), and
+    coverage's subprocess hook (idle unless its variables are set).
+    """
+    if sys.flags.no_site:
+        return []
+    if "sitecustomize" in sys.modules or "usercustomize" in sys.modules:
+        return None
+    try:
+        import site
+        folders = site.getsitepackages()
+        if site.ENABLE_USER_SITE:
+            folders.append(site.getusersitepackages())
+    except Exception:
+        return None
+    replay = []
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.pth"))):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    lines = [line.strip() for line in f]
+            except (OSError, UnicodeDecodeError):
+                return None
+            for line in lines:
+                if not line.startswith(("import ", "import\t")):
+                    continue  # a path (already in sys.path) or a comment
+                if "__editable___jupyter_actors_" in line:
+                    continue
+                if "_distutils_hack" in line:
+                    if any(type(f).__module__ == "_distutils_hack" for f in sys.meta_path):
+                        replay.append("distutils")
+                    continue
+                if "COVERAGE_PROCESS_START" in line and not (
+                        os.environ.get("COVERAGE_PROCESS_START")
+                        or os.environ.get("COVERAGE_PROCESS_CONFIG")):
+                    continue
+                return None
+    return replay
 
 
 class ForkedProcess:
@@ -67,13 +132,12 @@ class Zygote:
 
     def __init__(self, env: dict, lifeline_fd: int, preload: list, on_lost=None):
         control, theirs = socket.socketpair()
+        # Only worker code is imported there (not the driver's runtime).
+        command, env, replay = start_options(env)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_actors._worker", "zygote", str(theirs.fileno()),
-                 str(lifeline_fd), str(os.getpid())],
-                pass_fds=(theirs.fileno(), lifeline_fd),
-                # Only worker code is imported there (not the driver's runtime).
-                env={**env, "JUPYTER_ACTORS_WORKER": "1"}, stdin=subprocess.DEVNULL,
+                command + ["zygote", str(theirs.fileno()), str(lifeline_fd), str(os.getpid())],
+                pass_fds=(theirs.fileno(), lifeline_fd), env=env, stdin=subprocess.DEVNULL,
                 cwd=os.getcwd(), start_new_session=True)
         except BaseException:
             control.close()
@@ -86,7 +150,7 @@ class Zygote:
         self.children: dict = {}          # pid -> ForkedProcess not yet seen to exit
         self.lock = threading.Lock()
         self._forked: queue.SimpleQueue = queue.SimpleQueue()
-        send_frame(control, ([p for p in sys.path if p], list(preload)))
+        send_frame(control, ([p for p in sys.path if p], list(preload), replay))
         self.reader = threading.Thread(target=self._read, name="jupyter_actors-zygote",
                                        daemon=True)
         self.reader.start()
