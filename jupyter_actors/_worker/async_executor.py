@@ -73,6 +73,7 @@ class AsyncExecutor:
         self.instance = None
         self.held: list = []     # calls that came before the instance existed
         self.exiting = False
+        self.ends: list = []     # ends of calls that finished in this turn of the loop
 
     def set_instance(self, instance) -> None:
         """The constructor has run: calls held until now start, in arrival order."""
@@ -123,12 +124,16 @@ class AsyncExecutor:
         if self.tasks.pop(call_id, None) is not None:
             self.worker.finish(CallCancelled(call_id, time.monotonic()))
             if self.exiting and not self.tasks:
-                self.loop.stop()
+                self._stop()
 
     def _stop_when_idle(self) -> None:
         self.exiting = True
         if not self.tasks:
-            self.loop.stop()
+            self._stop()
+
+    def _stop(self) -> None:
+        self._send_ends()
+        self.loop.stop()
 
     def _take_slot(self) -> int:
         if self.free_slots:
@@ -160,6 +165,7 @@ class AsyncExecutor:
         except asyncio.CancelledError:
             message = CallCancelled(call.call_id, time.monotonic())
         except (ActorExit, SystemExit) as exc:
+            self._send_ends()
             self.worker.exit_actor(call.call_id, exc)
         except BaseException as exc:
             message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
@@ -170,7 +176,27 @@ class AsyncExecutor:
         self._done(call, message)
 
     def _done(self, call: Call, message) -> None:
-        self.tasks.pop(call.call_id, None)
-        self.worker.finish(message)
-        if self.exiting and not self.tasks:
-            self.loop.stop()
+        tasks = self.tasks
+        tasks.pop(call.call_id, None)
+        if not tasks and not self.ends:
+            self.worker.finish(message)  # alone: nothing to wait for
+        else:
+            # Others may finish in this turn of the loop (1000 sleeps ending together):
+            # their ends go out together, in one write, at the start of the next turn.
+            if not self.ends:
+                self.loop.call_soon(self._send_ends)
+            self.ends.append(message)
+        if self.exiting and not tasks:
+            self._stop()
+
+    def _send_ends(self) -> None:
+        ends, self.ends = self.ends, []
+        if not ends:
+            return
+        channel = self.worker.channel
+        channel.cork()
+        try:
+            for message in ends:
+                self.worker.finish(message)
+        finally:
+            channel.uncork()

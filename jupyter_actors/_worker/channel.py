@@ -40,12 +40,17 @@ class Channel:
         self.starts: dict = {}      # call_id -> its held CallStarted (newer than ``held``)
         self.poll_ends: dict = {}   # Poller -> when its current poll ends
         self.writes = 0             # counts writes, so a waiting thread sees activity
+        self.corked = 0             # > 0: sends are held until uncork() (see cork)
 
     def send(self, message) -> None:
         parts = frames.encode(message)
         with self.lock:
             if self.starts:
                 self._hold_starts(message)
+            if self.corked:
+                for p in parts:
+                    self.held += p
+                return
             if self.held:
                 parts = [bytes(self.held)] + parts
                 self.held.clear()
@@ -88,6 +93,18 @@ class Channel:
             for p in frames.encode(start):
                 self.held += p
         starts.clear()
+    def cork(self) -> None:
+        """Hold every send until ``uncork()``, which writes them at once: many results
+        ready together (an async actor's calls that finish in one turn of its loop)
+        cost one write and one wake-up of the driver."""
+        with self.lock:
+            self.corked += 1
+
+    def uncork(self) -> None:
+        with self.lock:
+            self.corked -= 1
+            if not self.corked:
+                self._send_held()
 
     def flush(self) -> None:
         with self.lock:
