@@ -83,7 +83,7 @@ TARGETS = {
     "memory": ("max", 6),
     "sync_threaded": ("ratio", 5), "sync_mc16": ("ratio", 5), "sync_async": ("ratio", 5),
     "pipe_threaded": ("ratio", 10), "pipe_mc16": ("ratio", 10), "pipe_async": ("ratio", 10),
-    "sleep": ("max", 0.12),
+    "sleep": ("floor", 1.5),
     "array": ("min", 2.5),
     "a2a_sync": ("ratio", 5), "a2a_pipe": ("ratio", 5), "task_fanout": ("ratio", 5),
     "pool_map": ("ratio", 5), "queue": ("ratio", 5),
