@@ -20,12 +20,17 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 from .connection import Connection
 from .zygote import Zygote, fork_available
 
 # A zygote that dies this many times in a row is given up for fresh interpreters.
 ZYGOTE_ATTEMPTS = 3
+# Spare workers are forked once the last worker handed out has had this long to start
+# its actor: a fork and a worker's start compete with it for the CPU (at init, the
+# first actor's worker and the two spares would start together).
+SETTLE = 0.05
 
 
 def worker_options() -> dict:
@@ -73,6 +78,7 @@ class Spawner:
         self.idle: list = []
         self.waiting: collections.deque = collections.deque()
         self.spawning = 0
+        self.handed_at = 0.0           # when a worker last went to an actor (see SETTLE)
         self._requests: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-spawner",
@@ -91,6 +97,7 @@ class Spawner:
                 conn = None
             elif self.idle:
                 conn = self.idle.pop()
+                self.handed_at = time.monotonic()
                 self._request()  # keep the idle pool topped up
             else:
                 self.waiting.append(callback)
@@ -148,6 +155,11 @@ class Spawner:
                 request = self._requests.popleft()
             if request is None:
                 return
+            self._settle()
+            if self.stopping:  # no worker is needed any more
+                with self.lock:
+                    self.spawning -= 1
+                continue
             try:
                 conn = self._start_worker()
                 error = None
@@ -159,6 +171,7 @@ class Spawner:
                     callback = None
                 elif self.waiting:
                     callback = self.waiting.popleft()
+                    self.handed_at = time.monotonic()
                 else:
                     callback = None
                     if conn is not None:
@@ -167,6 +180,14 @@ class Spawner:
                 kill_process(conn)
             elif callback is not None:
                 callback(conn, error) if conn is None else callback(conn)
+
+    def _settle(self) -> None:
+        """Before forking a spare worker: let the worker last handed out start first
+        (SETTLE). A caller waiting for a worker (acquire notifies) or a stop ends the wait."""
+        left = self.handed_at + SETTLE - time.monotonic()
+        if left > 0:
+            with self._cv:
+                self._cv.wait_for(lambda: self.waiting or self.stopping, timeout=left)
 
     def _worker_env(self) -> dict:
         env = dict(os.environ)
