@@ -12,6 +12,10 @@ from ..._wire import frames
 
 # Frames to one worker closer together than this are written in batches (Connection.send).
 BURST = 50e-6
+# A run of queued frames this long is written by the thread that queues the next one: a
+# thread submitting in a loop holds the GIL, and the I/O thread may not get it for
+# milliseconds, while the worker waits for calls it could already be running.
+RUN = 64
 
 
 class Connection:
@@ -56,7 +60,9 @@ class Connection:
                 # Kept as they are: bytes, or byte views of the payload's own
                 # copies of its buffers (made when the call was submitted).
                 self.outbox.extend(parts)
-                if not self.writing:
+                if len(self.outbox) >= RUN:
+                    self._write_queued()
+                if self.outbox and not self.writing:
                     self.writing = True
                     self.io.call_soon(self.io.watch_writable, self)
                 return
@@ -76,25 +82,32 @@ class Connection:
     def flush(self) -> bool:
         """Write queued bytes (I/O thread). True when the outbox is empty."""
         with self.lock:
-            while self.outbox:
-                batch = list(itertools.islice(self.outbox, 64))
-                try:
-                    sent = self.sock.sendmsg(batch)
-                except (BlockingIOError, InterruptedError):
-                    return False
-                except OSError:
-                    self.outbox.clear()
-                    break
-                for _ in range(len(batch)):
-                    head = self.outbox[0]
-                    if sent >= len(head):
-                        sent -= len(head)
-                        self.outbox.popleft()
-                    else:
-                        self.outbox[0] = head[sent:]
-                        break
+            if not self._write_queued():
+                return False
             self.writing = False
             return True
+
+    def _write_queued(self) -> bool:
+        """Write queued bytes while the socket takes them (lock held); False if some
+        are left for when it is writable again."""
+        while self.outbox:
+            batch = list(itertools.islice(self.outbox, 64))
+            try:
+                sent = self.sock.sendmsg(batch)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                self.outbox.clear()
+                break
+            for _ in range(len(batch)):
+                head = self.outbox[0]
+                if sent >= len(head):
+                    sent -= len(head)
+                    self.outbox.popleft()
+                else:
+                    self.outbox[0] = head[sent:]
+                    break
+        return True
 
 
 def _remainder(parts: list, sent: int) -> list:
