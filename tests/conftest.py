@@ -73,14 +73,22 @@ def events(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ray_head():
-    """One Ray head node per test module (Ray starts slowly), joined with init(address=...)."""
+def ray_head(request):
+    """One Ray head node per test module (Ray starts slowly), joined with init(address=...);
+    with Ray Client's server too where the module says ``RAY_CLIENT_SERVER = True`` and
+    ``ray[client]`` is installed."""
     pytest.importorskip("ray", reason="Ray is not installed (no wheels for this Python)")
     from tests.ray_cluster import HeadNode
-    node = HeadNode()
+    client = getattr(request.module, "RAY_CLIENT_SERVER", False) and _installed("grpc")
+    node = HeadNode(client_server=client)
     yield node
     ray.shutdown()
     node.stop()
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
 
 
 @pytest.fixture(scope="module", params=["local", "ray"])

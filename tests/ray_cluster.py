@@ -35,9 +35,12 @@ def free_port() -> int:
 class HeadNode:
     """``ray start --head --block`` on a free port; ``address`` is what init() joins."""
 
-    def __init__(self, num_cpus: int = 2):
+    def __init__(self, num_cpus: int = 2, client_server: bool = False):
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # Ray Client's server (ray://), for the modules that test it.
+        client_port = free_port() if client_server else None
+        self.client_address = f"ray://127.0.0.1:{client_port}" if client_port else None
         self.temp_dir = tempfile.mkdtemp(prefix="jar", dir="/tmp")  # short: socket paths
         ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
         env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
@@ -49,7 +52,8 @@ class HeadNode:
              f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
              f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1",
              # Ports of its own: other Ray clusters on this machine take Ray's defaults.
-             *[f"--{name}={free_port()}" for name in _PORTS]],
+             *[f"--{name}={free_port()}" for name in _PORTS],
+             *([f"--ray-client-server-port={client_port}"] if client_port else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
         started = threading.Event()

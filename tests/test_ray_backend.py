@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 import jupyter_actors as ray
 from jupyter_actors import exceptions
+from jupyter_actors._api import session
 from jupyter_actors._trace import tracer
 from tests.helpers import GUARD
 from tests.ray_cluster import free_port
@@ -23,6 +25,7 @@ from tests.ray_cluster import free_port
 # Ray starts in 5-30 s, and far slower on a loaded machine.
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RAY_CLIENT_SERVER = True   # the module's head node serves Ray Client too (see conftest)
 
 
 @ray.remote
@@ -195,3 +198,57 @@ def test_a_ray_started_here_listens_on_loopback_only():
     node, gcs, listening = out.stdout.strip().splitlines()
     assert (node, gcs) == ("127.0.0.1", "127.0.0.1")
     assert set(json.loads(listening)) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
+
+
+@ray.remote
+class Greeter:
+    def greet(self, name):
+        print(f"hello {name}")
+        return f"hello {name}"
+
+
+class _Lines:
+    """An output router keeping (context, prefix, text), for a test to wait on."""
+
+    def __init__(self):
+        self.lines: list = []
+        self.cond = threading.Condition()
+
+    def capture(self):
+        return "the calling code"
+
+    def write(self, context, stream, prefix, text):
+        with self.cond:
+            self.lines.append((context, prefix, text))
+            self.cond.notify_all()
+
+
+def test_ray_client_runs_actors_and_routes_their_output(ray_head):
+    """init(address="ray://HOST:PORT") joins through Ray Client: actors and tasks run, an
+    actor's lines reach the code that made the call, and the call is traced with its pid."""
+    if ray_head.client_address is None:
+        pytest.skip("Ray Client needs ray[client] (grpcio), which is not installed here")
+    lines = _Lines()
+    previous = session.output_router()
+    session.set_output_router(lines)
+    try:
+        ray.init(address=ray_head.client_address)
+        assert ray.backend_name() == "ray"
+        greeter = Greeter.remote()
+        assert ray.get(greeter.greet.remote("client"), timeout=4 * GUARD) == "hello client"
+        assert ray.get(environment_variable.remote("JA_UNSET"), timeout=GUARD) is None
+        with lines.cond:
+            assert lines.cond.wait_for(lambda: lines.lines, GUARD)
+        (context, prefix, text), = lines.lines
+        assert (context, text) == ("the calling code", "hello client")
+        assert prefix.startswith("(Greeter pid=")
+        deadline = time.monotonic() + GUARD
+        while time.monotonic() < deadline:
+            records = [r for r in tracer.snapshot() if r.label == "Greeter.greet"]
+            if records and records[-1].pid is not None:
+                break
+            time.sleep(0.01)
+        assert records[-1].status == "finished" and records[-1].pid is not None
+    finally:
+        session.set_output_router(previous)
+        ray.shutdown()

@@ -37,17 +37,31 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
                          log_to_driver=log_to_driver, **options)
         except ConnectionError as exc:
             raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+                                  f"{_reason(exc)}") from exc
         ray_init_seconds = time.perf_counter() - started
     else:
         ray_init_seconds = 0.0
     backend = RayBackend(router, address, owns_ray=not joined,
                          setup=WorkerSetup(os.getpid()))
     backend.ray_init_seconds = ray_init_seconds
+    if address is not None and address.startswith("ray://") and backend.logs is not None:
+        from .client_logs import route_client_logs
+        route_client_logs(backend.logs)
     gcs = backend.gcs_address()
     if gcs and not joined:
         backend.watch = ClusterWatch(gcs, backend.cluster_lost)
     return backend
+
+
+def _reason(exc: BaseException) -> str:
+    """Ray's reason in a line: its first, and its last when the first only announces it
+    (Ray Client's "Initialization failure from server:" and the server's traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return repr(exc)
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 def check_reachable(address: str) -> None:
