@@ -30,10 +30,10 @@ def measure(kind: str, calls: int) -> list:
     sent, handled = {}, {}
     plain_send, plain_ok = connection.Connection.send, results.ResultHandlers.ok
 
-    def send(self, message):
+    def send(self, message, parts=None):
         if message and type(message[0]) is int:
             sent.setdefault(message[0], time.monotonic())
-        plain_send(self, message)
+        plain_send(self, message, parts)
 
     def ok(self, conn, message):
         handled[message.call_id] = time.monotonic()

@@ -22,7 +22,7 @@ import marshal
 import pickle
 import struct
 
-from .messages import BY_TAG
+from .messages import BY_TAG, CallMethod
 from .payloads import Payload, ShmBuffer, _rebuild_shm, builtin_only
 
 _LEN = struct.Struct("<Q")
@@ -49,6 +49,16 @@ def encode(message) -> list:
     n = len(parts)
     head = struct.pack(f"<QI{n}Q", 4 + 8 * n + sum(lengths), n, *lengths)
     return [head] + parts
+
+
+def encode_call(call_id: int, method: str, args: Payload, num_returns: int, group) -> list:
+    """``encode(CallMethod(call_id, method, args, (), num_returns, group))``, the frame of
+    most calls (no ref arguments, small arguments), without the general walk."""
+    if args.buffers or type(method) is not str or (group is not None and type(group) is not str):
+        return encode(CallMethod(call_id, method, args, (), num_returns, group))
+    meta = _MARSHAL + marshal.dumps((("call", call_id, method, None, (), num_returns, group),
+                                     ((3, -1, args.blob, ()),)))
+    return [struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta]
 
 
 def _lift_payloads(message: tuple, extra: list):

@@ -41,7 +41,7 @@ class Connection:
         self.writing = False
         self.last_send = 0.0
 
-    def send(self, message) -> None:
+    def send(self, message, parts=None) -> None:
         """Write a frame now if the socket takes it; queue the rest for the I/O thread.
 
         A frame that follows the previous one within ``BURST`` seconds (calls
@@ -49,7 +49,8 @@ class Connection:
         whole run at once, one write and one wake-up of the worker for many
         calls. A lone call (e.g. ``get(h.m.remote())`` in a loop) goes at once.
         """
-        parts = frames.encode(message)
+        if parts is None:  # (else the caller encoded ``message`` already)
+            parts = frames.encode(message)
         with self.lock:
             if self.exited:
                 return

@@ -9,6 +9,7 @@ import time
 
 from ... import _ids
 from ..._trace import tracer
+from ..._wire.frames import encode_call
 from ..._wire.messages import CallMethod, CreateActor, RunTask, new
 from ...exceptions import TaskCancelledError
 
@@ -83,6 +84,10 @@ def send_record(conn, record: CallRecord) -> None:
     if record.kind == "call":
         message = new(CallMethod, (record.call_id, record.target, record.args_payload,
                                    record.dep_payloads(), record.num_returns, record.group))
+        if not record.deps:
+            conn.send(message, encode_call(record.call_id, record.target, record.args_payload,
+                                           record.num_returns, record.group))
+            return
     elif record.kind == "task":
         message = RunTask(record.call_id, record.target, record.args_payload,
                           record.dep_payloads(), record.num_returns, record.label)
