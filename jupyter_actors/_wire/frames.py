@@ -22,7 +22,7 @@ import marshal
 import pickle
 import struct
 
-from .messages import BY_TAG, CallMethod
+from .messages import BY_TAG, CallMethod, CallOk
 from .payloads import Payload, ShmBuffer, _rebuild_shm, builtin_only
 
 _LEN = struct.Struct("<Q")
@@ -34,6 +34,13 @@ _M = _MARSHAL[0]
 
 def encode(message) -> list:
     """The buffers to write for one frame (header, message, out-of-band parts)."""
+    if type(message) is CallOk:  # most frames a worker sends: one small return value
+        payloads = message.payloads
+        if len(payloads) == 1 and not payloads[0].buffers:
+            meta = _MARSHAL + marshal.dumps(
+                (("ok", message.call_id, (None,), message.t_start, message.t_end, message.slot),
+                 ((2, 0, payloads[0].blob, ()),)))
+            return [struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta]
     message = (message.TAG,) + message  # a plain tuple: marshal takes exact types only
     extra: list = []
     try:
