@@ -53,6 +53,8 @@ class CapturedStream(io.TextIOBase):
 
     def flush_call(self, call_id) -> None:
         """Send what is left of a call's last line, before the call's result."""
+        if not self._partial:
+            return  # nothing unfinished (most calls print nothing): no lock to take
         with self._lock:
             tail = self._partial.pop(call_id, None)
             if tail:
