@@ -596,3 +596,33 @@ def test_calls_made_inside_workers_are_traced(on_backend):
     bars = [e for e in ray.timeline(since=since)
             if e["ph"] == "X" and e["name"].startswith("Tally.add")]
     assert len(bars) == 4
+
+
+@ray.remote(max_retries=1)
+def crash_after_two(tmp):
+    for i in range(4):
+        yield i
+        if i == 1 and not os.path.exists(f"{tmp}/crashed"):
+            assert FileEvent(f"{tmp}/taken").wait(GUARD)
+            FileEvent(f"{tmp}/crashed").set()
+            os._exit(1)
+
+
+def test_generator_items_once_across_a_retry_and_an_unpicklable_item(on_backend, tmp_path):
+    """A task generator whose worker dies after two items taken is retried, and the consumer
+    sees each item once; an item that cannot be pickled fails at that item."""
+    gen = crash_after_two.remote(str(tmp_path))
+    assert [ray.get(next(gen), timeout=GUARD) for _ in range(2)] == [0, 1]
+    FileEvent(tmp_path / "taken").set()
+    assert [ray.get(ref, timeout=GUARD) for ref in gen] == [2, 3]
+    assert FileEvent(tmp_path / "crashed").is_set()
+
+    @ray.remote
+    def unpicklable():
+        yield "fine"
+        yield threading.Lock()
+    gen = unpicklable.remote()
+    assert ray.get(next(gen), timeout=GUARD) == "fine"
+    with pytest.raises(TypeError, match="pickle.*lock"):
+        ray.get(next(gen), timeout=GUARD)
+    assert list(gen) == []
