@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import weakref
 
-from .host import EVENTS_MARK, LINE_MARK
+from .host import EVENTS_MARK
+from .output import LINE_MARK
 
 # "(Name pid=123)" or "(Name pid=123, ip=10.0.0.1)", maybe coloured, before each line.
 _PREFIX = re.compile(r"(?:\x1b\[[0-9;]*m)?\((?P<name>[^()]*?)(?: pid=(?P<pid>\d+))?"
