@@ -256,3 +256,19 @@ def test_listeners_see_submit_start_finish_and_nothing_stays_active():
     ray.get(actor.step.remote(8), timeout=GUARD)
     leftovers = [r for r in tracer.active.values() if r.actor_id == actor._actor_id]
     assert leftovers == []
+
+
+def test_threaded_pool_starts_calls_in_the_order_they_were_made():
+    """max_concurrency=4: calls leave the queue first in, first out, and the trace says so —
+    whether a call found an idle thread or waited for one, and whichever thread ran first."""
+    actor = Threaded.options(max_concurrency=4).remote()
+    refs = []
+    for i in range(60):
+        refs.append(actor.step.remote(i))
+        if i % 7 == 0:
+            ray.get(refs[-1], timeout=GUARD)  # idle threads again: the hand-off path
+    assert ray.get(refs, timeout=GUARD) == list(range(60))
+    records = sorted(tracing.select(actor), key=lambda r: r.call_id)
+    assert [r.label for r in records] == ["Threaded.step"] * 60
+    starts = [r.started for r in records]
+    assert starts == sorted(starts)

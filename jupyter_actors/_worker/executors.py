@@ -113,15 +113,16 @@ class SyncExecutor:
                 return
             self._execute(call, slot)
 
-    def _execute(self, call: Call, slot: int, more: bool = False) -> None:
-        """Run one call unless it was cancelled while queued (``more``: others wait behind it)."""
+    def _execute(self, call: Call, slot: int, more: bool = False, start=None) -> None:
+        """Run one call unless it was cancelled while queued (``more``: others wait behind it;
+        ``start``: when a thread was given to it, if not now)."""
         with self.lock:
             if call.call_id not in self.queued:
                 return  # cancelled while queued (cancel() has answered)
             self.queued.discard(call.call_id)
             self.running.add(call.call_id)
         try:
-            self._run(call, slot, more)
+            self._run(call, slot, more, start)
         except KeyboardInterrupt:
             pass  # a cancel that landed just after the call ended
         finally:
@@ -130,10 +131,11 @@ class SyncExecutor:
                 if self.interrupt_target == call.call_id:
                     self.interrupt_target = None
 
-    def _run(self, call: Call, slot: int, more: bool = False) -> None:
+    def _run(self, call: Call, slot: int, more: bool = False, start=None) -> None:
         worker = self.worker
         token = current_call.set(call.call_id)
-        start = time.monotonic()
+        if start is None:
+            start = time.monotonic()
         if self.interruptible:
             # A task's "start" is on its way before it runs: if the worker dies
             # in it, the driver knows which call died and which never started
@@ -221,12 +223,13 @@ class InlineExecutor(SyncExecutor):
 class _IdleSlot:
     """An idle slot thread's wake-up: its own lock, released with a call in ``call``."""
 
-    __slots__ = ("wake", "call")
+    __slots__ = ("wake", "call", "since")
 
     def __init__(self):
         self.wake = threading.Lock()
         self.wake.acquire()
         self.call = None
+        self.since = None   # when the call was handed over
 
 
 class PoolExecutor(SyncExecutor):
@@ -251,6 +254,11 @@ class PoolExecutor(SyncExecutor):
                 if idle:
                     slot = idle.pop()
                     slot.call = call
+                    # The call starts when it gets its thread, not when that thread
+                    # gets the CPU: calls start in the order they came, as from
+                    # one FIFO queue, and a call handed over later cannot look as
+                    # if it ran before this one.
+                    slot.since = time.monotonic()
                     slot.wake.release()
                 else:
                     self.backlog.append(call)
@@ -267,20 +275,22 @@ class PoolExecutor(SyncExecutor):
         me = _IdleSlot()
         backlog = self.backlog
         while True:
+            since = None
             with self.lock:
                 if backlog:
                     call = backlog[0]
                     if call is not _EXIT:  # "exit" stays for the other threads
                         backlog.popleft()
+                        since = time.monotonic()  # under the lock: starts in FIFO order
                 else:
                     call = None
                     self.idle.append(me)
             if call is None:
                 me.wake.acquire()
-                call = me.call
+                call, since = me.call, me.since
             if call is _EXIT:
                 return
-            self._execute(call, slot)
+            self._execute(call, slot, start=since)
 
 
 class GroupedExecutor(SyncExecutor):
