@@ -107,7 +107,12 @@ class RayBackend(Backend):
         if actor.killed and num_returns >= 0:
             # Ray's kill is on its way; a call sent now could still reach the actor first.
             return _failed_refs(record, actor_died(None, label, actor), num_returns)
-        call = actor.handle.call if num_returns >= 0 else actor.handle.stream
+        if num_returns >= 0:
+            call = actor.call_method
+            if call is None:   # Ray makes a new one on each lookup: made once here
+                call = actor.call_method = actor.handle.call
+        else:
+            call = actor.handle.stream
         if num_returns != 1 or group is not None or spec.retry is not None:
             call = call.options(**call_options(num_returns, group, spec.retry))
         try:

@@ -25,6 +25,7 @@ class RayActor:
 
     __slots__ = ("actor_id", "handle", "class_name", "name", "namespace", "is_async",
                  "max_concurrency", "concurrency_groups", "pid", "killed", "counts", "death",
+                 "call_method",
                  "__weakref__")
 
     def __init__(self, actor_id, handle, class_name, name, namespace, is_async,
@@ -40,6 +41,7 @@ class RayActor:
         self.killed = False
         self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
         self.death = None
+        self.call_method = None     # Ray's handle.call, once looked up (backend.call_actor)
         self.concurrency_groups = concurrency_groups   # {"io": 2, ...} or None
 
     @property
