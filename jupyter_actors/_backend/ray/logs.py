@@ -54,7 +54,7 @@ class LogRouter:
             output.sink = None
         if self.ray_printer is not None:
             self.dispatcher.remove_handler(_HANDLER)
-            self.dispatcher.add_handler(_HANDLER, self.ray_printer)
+            self.dispatcher.add_handler(_HANDLER, _Untagged(self.ray_printer))
             self.ray_printer = None
 
     def handle(self, data: dict) -> None:
@@ -167,6 +167,21 @@ class LogRouter:
                 record.report(started=item[2] - offset, slot=item[3], pid=pid)
             else:   # "f": it returned, "x": it raised
                 record.report(finished=item[2] - offset, failed=item[1] == "x")
+
+
+class _Untagged:
+    """Ray's printer once the session let go: lines still on their way lose their tags,
+    trace events are dropped (they would print as noise in whatever runs next)."""
+
+    def __init__(self, printer):
+        self.printer = getattr(printer, "printer", printer)
+
+    def __call__(self, data: dict) -> None:
+        lines = [line.partition(TAG)[2].partition(TAG)[2] if line.startswith(LINE_MARK)
+                 else line for line in data.get("lines") or ()
+                 if not line.startswith(EVENTS_MARK)]
+        if lines:
+            self.printer(dict(data, lines=lines))
 
 
 def _int(text):
