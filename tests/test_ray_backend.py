@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -223,6 +224,32 @@ class _Lines:
             self.cond.notify_all()
 
 
+def test_a_failed_ray_client_join_leaves_init_usable(ray_head):
+    """ray:// given the cluster's own port (no Ray Client there): a ConnectionError naming
+    the address; then init() with the right address joins and runs calls."""
+    wrong = f"ray://127.0.0.1:{ray_head.port}"
+    with pytest.raises(ConnectionError, match=re.escape(wrong)):
+        ray.init(address=wrong)
+    try:
+        ray.init(address=ray_head.address)
+        assert ray.get(environment_variable.remote("JA_UNSET"), timeout=GUARD) is None
+    finally:
+        ray.shutdown()
+
+
+def join_through_client(address: str, attempts: int = 3) -> None:
+    """init() through Ray Client. Its server starts a process per client; on a busy machine,
+    just after the head node came up, that start can time out ("Initialization failure
+    from server"): a user tries again, and so does this."""
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address)
+            return
+        except ConnectionError as exc:
+            if "Initialization failure" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 def test_ray_client_runs_actors_and_routes_their_output(ray_head):
     """init(address="ray://HOST:PORT") joins through Ray Client: actors and tasks run, an
     actor's lines reach the code that made the call, and the call is traced with its pid."""
@@ -232,7 +259,7 @@ def test_ray_client_runs_actors_and_routes_their_output(ray_head):
     previous = session.output_router()
     session.set_output_router(lines)
     try:
-        ray.init(address=ray_head.client_address)
+        join_through_client(ray_head.client_address)
         assert ray.backend_name() == "ray"
         greeter = Greeter.remote()
         assert ray.get(greeter.greet.remote("client"), timeout=4 * GUARD) == "hello client"
@@ -252,3 +279,4 @@ def test_ray_client_runs_actors_and_routes_their_output(ray_head):
     finally:
         session.set_output_router(previous)
         ray.shutdown()
+

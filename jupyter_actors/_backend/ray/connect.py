@@ -35,9 +35,13 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
             with loopback_only() if pin else contextlib.nullcontext():
                 ray.init(address=address or "local", namespace=namespace,
                          log_to_driver=log_to_driver, **options)
-        except ConnectionError as exc:
-            raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
-                                  f"{_reason(exc)}") from exc
+        except BaseException as exc:
+            if address is not None and address.startswith("ray://"):
+                _forget_client_mode()
+            if isinstance(exc, ConnectionError):
+                raise ConnectionError(f"Could not connect to a Ray cluster at {address!r}: "
+                                      f"{_reason(exc)}") from exc
+            raise
         ray_init_seconds = time.perf_counter() - started
     else:
         ray_init_seconds = 0.0
@@ -51,6 +55,17 @@ def start_ray(router, address: str | None, *, namespace=None, log_to_driver=True
     if gcs and not joined:
         backend.watch = ClusterWatch(gcs, backend.cluster_lost)
     return backend
+
+
+def _forget_client_mode() -> None:
+    """After a failed Ray Client join: Ray switched its client mode on before connecting
+    and leaves it on, so every later ray.init in this process (a plain address too) would
+    fail on an assertion inside Ray. Switch it off, so init() can be tried again."""
+    try:
+        from ray._private.client_mode_hook import _explicitly_disable_client_mode
+    except ImportError:  # a Ray without the switch
+        return
+    _explicitly_disable_client_mode()
 
 
 def _reason(exc: BaseException) -> str:
