@@ -14,23 +14,19 @@ Ray's (the target: at least 90 %).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _workloads import _define  # noqa: E402  (the benchmark's own actor classes)
 
 ROWS = ("sync_threaded", "sync_mc16", "sync_async", "pipe_threaded", "pipe_mc16", "pipe_async")
 
 
 def _actors(api):
-    @api.remote
-    class Threaded:
-        def f(self, x=None):
-            return x
-
-    @api.remote
-    class Async:
-        async def f(self, x=None):
-            return x
-
+    Threaded, Async, *_ = _define(api)
     made = {"threaded": Threaded.remote(), "mc16": Threaded.options(max_concurrency=16).remote(),
             "async": Async.remote()}
     api.get([a.f.remote(1) for a in made.values()])
