@@ -6,9 +6,10 @@ their values; refs nested deeper travel as refs the worker can look up.
 from __future__ import annotations
 
 import inspect
+import pickle
 import sys
 
-from .._wire.payloads import EMPTY_ARGS_PAYLOAD, DepArg, serialize
+from .._wire.payloads import _SCALARS, EMPTY_ARGS_PAYLOAD, PROTOCOL, DepArg, Payload, serialize
 from . import refs as _refs
 from .refs import ObjectRef
 
@@ -63,8 +64,16 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
     Raises at the caller on bad input.
     """
     signature.check(args, kwargs)
-    if not args and not kwargs:
-        return EMPTY_ARGS_PAYLOAD, (), None
+    if not kwargs:
+        if not args:
+            return EMPTY_ARGS_PAYLOAD, (), None
+        # Positional scalars only (the most common call): no ref can hide in them,
+        # and the C pickler writes what serialize would.
+        for value in args:
+            if type(value) not in _SCALARS:
+                break
+        else:
+            return Payload(pickle.dumps((args, _NO_KWARGS), protocol=PROTOCOL)), (), None
     if "ray._raylet" in sys.modules:   # real Ray is loaded: its refs may be passed by mistake
         _refuse_ray_objects(signature, args, kwargs)
     deps: list = []
@@ -90,6 +99,9 @@ def prepare_arguments(signature: Signature, args: tuple, kwargs: dict):
     finally:
         capture.items = previous
     return payload, tuple(deps), exported or None
+
+
+_NO_KWARGS: dict = {}
 
 
 def _argument_error(signature: Signature, args, kwargs, exc: Exception) -> TypeError:

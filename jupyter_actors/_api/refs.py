@@ -256,7 +256,8 @@ class RefFuture(concurrent.futures.Future):
                 for waiter in self._waiters:
                     waiter.add_result(self)
                 condition.notify_all()
-        self._invoke_callbacks()
+        if self._done_callbacks:  # (none are added once done: see add_done_callback)
+            self._invoke_callbacks()
 
     def set_exception(self, exception) -> None:
         with _DONE_LOCK:
@@ -270,7 +271,8 @@ class RefFuture(concurrent.futures.Future):
                 for waiter in self._waiters:
                     waiter.add_exception(self)
                 condition.notify_all()
-        self._invoke_callbacks()
+        if self._done_callbacks:  # (none are added once done: see add_done_callback)
+            self._invoke_callbacks()
 
 
 class _LoopWakeups:

@@ -140,6 +140,9 @@ def _decode_marshal(meta, parts):
     items, described = marshal.loads(meta)
     if described is None:
         return _new_tuple(BY_TAG[items[0]], items[1:])  # _typed, inlined (every frame)
+    if items[0] == "ok" and len(described) == 1 and not described[0][3]:
+        # Most frames a driver reads: one small return value (as encode writes it).
+        return _new_tuple(CallOk, (items[1], (Payload(described[0][2]),)) + items[3:])
     items = list(items)
     inner = None   # field -> its tuple as a list, while payloads go in
     for i, j, blob, buffers in described:

@@ -82,12 +82,12 @@ def send_record(conn, record: CallRecord) -> None:
             lent.lend(conn, dep._inner)   # ... and in the values of ref arguments
     conn.pending[record.call_id] = record
     if record.kind == "call":
+        if not record.deps:  # most calls: a frame made without building the message first
+            conn.send(None, encode_call(record.call_id, record.target, record.args_payload,
+                                        record.num_returns, record.group))
+            return
         message = new(CallMethod, (record.call_id, record.target, record.args_payload,
                                    record.dep_payloads(), record.num_returns, record.group))
-        if not record.deps:
-            conn.send(message, encode_call(record.call_id, record.target, record.args_payload,
-                                           record.num_returns, record.group))
-            return
     elif record.kind == "task":
         message = RunTask(record.call_id, record.target, record.args_payload,
                           record.dep_payloads(), record.num_returns, record.label)

@@ -104,6 +104,9 @@ class ResultHandlers:
         if record is None:
             return
         payloads = message.payloads
+        if len(payloads) == 1 and len(record.refs) == 1 and _REBUILD not in payloads[0].blob:
+            self._ok_one(record, payloads[0])  # most results: one value, no refs inside
+            return
         values = []
         inners = []
         for payload in payloads:
@@ -133,6 +136,30 @@ class ResultHandlers:
             ref._inner = inner or None
             if not ref._future.done():
                 ref._future.set_result(value)
+
+    def _ok_one(self, record, payload) -> None:
+        """``ok`` for one plain value: what the general case does, without its lists."""
+        try:
+            value = deserialize(payload)
+        except Exception as exc:
+            error = TaskError(f"could not unpickle the result of {record.label}: "
+                              f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            fail_record(record, error)
+            return
+        record.status = FINISHED
+        _count(record)
+        ref = record.refs[0]
+        record.refs = ()
+        release_inputs(record)
+        if tracer.active.pop(record.call_id, None) is not None:  # tracer.record_finished
+            tracer.finished.append(record)
+        if tracer.listeners:
+            tracer.record_finished(record)
+        ref._payload = payload  # (ref._inner stays None: the value holds no refs)
+        future = ref._future
+        if not future.done():  # last: see ok
+            future.set_result(value)
 
     def failed(self, conn, message: CallFailed) -> None:
         record = conn.pending.get(message.call_id)
