@@ -5,6 +5,9 @@ actor has answered its first call (the library's import is done before the clock
 
 ``samples(lib, n)`` runs it n times, one process after the other. The floor's samples:
 ``floor_samples(n)``, each a fresh ``python -c "import cloudpickle"`` start to exit.
+``paired_samples(lib, n)`` takes both turn about (a floor start, then a cold start of
+``lib``, n rounds), so a load spike on this machine lands on both rows alike instead of
+on whichever ran during it; bench.py uses it when the floor column is asked for.
 """
 from __future__ import annotations
 
@@ -16,24 +19,35 @@ import time
 FLOOR = "import cloudpickle"
 
 
+def _one(lib: str) -> float:
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), lib],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold start of {lib} failed:\n{proc.stderr[-2000:]}")
+    return float(proc.stdout.split()[-1])
+
+
+def _one_floor() -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", FLOOR], check=True)
+    return time.perf_counter() - t
+
+
 def samples(lib: str, n: int) -> list:
-    out = []
-    for _ in range(n):
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), lib],
-                              capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            raise RuntimeError(f"cold start of {lib} failed:\n{proc.stderr[-2000:]}")
-        out.append(float(proc.stdout.split()[-1]))
-    return out
+    return [_one(lib) for _ in range(n)]
 
 
 def floor_samples(n: int) -> list:
-    out = []
+    return [_one_floor() for _ in range(n)]
+
+
+def paired_samples(lib: str, n: int) -> tuple:
+    """(cold starts of ``lib``, floor starts), n of each, taken turn about."""
+    ours, floor = [], []
     for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", FLOOR], check=True)
-        out.append(time.perf_counter() - t)
-    return out
+        floor.append(_one_floor())
+        ours.append(_one(lib))
+    return ours, floor
 
 
 def main(lib: str) -> None:

@@ -121,6 +121,34 @@ def _task(x=None):
     return x
 
 
+def task_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """The task rows' floor: a ProcessPoolExecutor with a worker per core, warmed up.
+
+    Its workers are started at once (fork, as ``ProcessPoolExecutor`` does on Linux
+    before Python 3.14): made in a process that has started no threads of its own.
+    """
+    pool = concurrent.futures.ProcessPoolExecutor(os.cpu_count())
+    pool.submit(_task, 1).result()
+    return pool
+
+
+def task_rate(pool, row: str, cfg) -> float:
+    """One sample of ``task_sync`` (one call at a time) or ``task_pipe`` (all submitted,
+    then waited for) on ``pool``: calls per second."""
+    if row == "task_sync":
+        n = cfg["sync_n"]
+        t = time.perf_counter()
+        for _ in range(n):
+            pool.submit(_task, 1).result()
+    else:
+        n = cfg["pipe_n"]
+        t = time.perf_counter()
+        futures = [pool.submit(_task, 1) for _ in range(n)]
+        for f in futures:
+            f.result()
+    return n / (time.perf_counter() - t)
+
+
 def run(rows, cfg) -> dict:
     reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
     out: dict = {}
@@ -215,25 +243,10 @@ def run(rows, cfg) -> dict:
     echo.close()
 
     if "task_sync" in rows or "task_pipe" in rows:
-        with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as pool:
-            pool.submit(_task, 1).result()
-            if "task_sync" in rows:
-                samples = []
-                for _ in range(reps + 1):
-                    t = time.perf_counter()
-                    for _ in range(sync_n):
-                        pool.submit(_task, 1).result()
-                    samples.append(sync_n / (time.perf_counter() - t))
-                out["task_sync"] = samples[1:]
-            if "task_pipe" in rows:
-                samples = []
-                for _ in range(reps + 1):
-                    t = time.perf_counter()
-                    futures = [pool.submit(_task, 1) for _ in range(pipe_n)]
-                    for f in futures:
-                        f.result()
-                    samples.append(pipe_n / (time.perf_counter() - t))
-                out["task_pipe"] = samples[1:]
+        with task_pool() as pool:
+            for row in ("task_sync", "task_pipe"):
+                if row in rows:
+                    out[row] = [task_rate(pool, row, cfg) for _ in range(reps + 1)][1:]
 
     if "sleep" in rows:
         async def sleeps():

@@ -89,6 +89,12 @@ def run(ray, rows, cfg, init_kwargs=None):
     """Measure ``rows`` (names from ``bench.ROWS``); returns {row: [samples]}."""
     reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
     out: dict = {}
+    # Rows whose floor is sampled here, turn about with ours (see bench.PAIRED).
+    paired = [r for r in cfg.get("paired", ()) if r in rows]
+    floor_pool = None
+    if any(r.startswith("task_") for r in paired):
+        import _floor
+        floor_pool = _floor.task_pool()  # before init(): forked from a process without threads
     t0 = time.perf_counter()
     info = ray.init(**(init_kwargs or {}))
     t1 = time.perf_counter()
@@ -102,8 +108,11 @@ def run(ray, rows, cfg, init_kwargs=None):
     ray.get(first.f.remote(1))
     if "cold" in rows:  # each sample a fresh driver process of its own
         import _cold
-        out["cold"] = _cold.samples("ours" if ray.__name__ == "jupyter_actors" else "ray",
-                                    reps)
+        lib = "ours" if ray.__name__ == "jupyter_actors" else "ray"
+        if "cold" in paired:
+            out["cold"], out["floor:cold"] = _cold.paired_samples(lib, reps)
+        else:
+            out["cold"] = _cold.samples(lib, reps)
 
     if "create" in rows:
         samples = []
@@ -136,21 +145,25 @@ def run(ray, rows, cfg, init_kwargs=None):
             ray.get(actors[kind].f.remote(1))
         return actors[kind]
 
-    def sync_calls(call):
+    def sync_calls(call, between=None):
         samples = []
         for _ in range(reps + 1):  # the first repetition warms up
             t = time.perf_counter()
             for _ in range(sync_n):
                 ray.get(call(1))
             samples.append(_rate(sync_n, time.perf_counter() - t))
+            if between is not None:
+                between()
         return samples[1:]
 
-    def pipelined(call):
+    def pipelined(call, between=None):
         samples = []
         for _ in range(reps + 1):
             t = time.perf_counter()
             ray.get([call(1) for _ in range(pipe_n)])
             samples.append(_rate(pipe_n, time.perf_counter() - t))
+            if between is not None:
+                between()
         return samples[1:]
 
     for kind in ("threaded", "mc16", "async", "group", "group_async"):
@@ -159,10 +172,18 @@ def run(ray, rows, cfg, init_kwargs=None):
         if f"pipe_{kind}" in rows:
             out[f"pipe_{kind}"] = pipelined(actor(kind).f.remote)
 
-    if "task_sync" in rows:
-        out["task_sync"] = sync_calls(task.remote)
-    if "task_pipe" in rows:
-        out["task_pipe"] = pipelined(task.remote)
+    for row, measure in (("task_sync", sync_calls), ("task_pipe", pipelined)):
+        if row not in rows:
+            continue
+        if row in paired:  # a floor sample after each of ours, warm-up rounds dropped alike
+            floor = []
+            out[row] = measure(task.remote,
+                               lambda: floor.append(_floor.task_rate(floor_pool, row, cfg)))
+            out[f"floor:{row}"] = floor[1:]
+        else:
+            out[row] = measure(task.remote)
+    if floor_pool is not None:
+        floor_pool.shutdown()
 
     if "await_one" in rows or "await_gather" in rows:
         h = actor("threaded")

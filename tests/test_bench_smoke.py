@@ -29,3 +29,25 @@ def test_bench_quick_prints_the_table(tmp_path):
     rows = data["results"]["ours"]["rows"]
     assert set(rows) == {"init", "sync_threaded", "pipe_async"}
     assert all(r["median"] > 0 for r in rows.values())
+
+
+def test_bench_takes_the_floor_of_cold_start_and_tasks_turn_about_with_ours(tmp_path):
+    """With both columns asked for, the cold-start and task floors are sampled inside our
+    column, one floor sample after each of ours, and shown in the floor's column."""
+    out_json = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "2",
+         "--only", "cold,task_pipe,sync_threaded", "--libs", "ours,floor",
+         "--json", str(out_json)],
+        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    assert "turn about with ours" in lines["cold start: init + actor + 1st call"]
+    assert "turn about with ours" in lines["remote tasks, pipelined x1000"]
+    assert "turn about" not in lines["1:1 sync calls, threaded actor"]
+    data = json.loads(out_json.read_text())
+    floor, ours = data["results"]["floor"], data["results"]["ours"]
+    assert sorted(floor["paired"]) == ["cold", "task_pipe"]
+    for row in ("cold", "task_pipe", "sync_threaded"):
+        assert len(floor["rows"][row]["samples"]) == len(ours["rows"][row]["samples"]) == 2
+    assert set(ours["rows"]) == {"cold", "task_pipe", "sync_threaded"}

@@ -122,8 +122,9 @@ Generators (a method or function that yields):
 
 On the wire a message is the plain tuple ``(tag, *fields)`` (see ``frames``).
 """
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: NamedTuple compiles each string
+# annotation into a ForwardRef, a third of building these classes, and every worker
+# process builds them on its way to its first answer.
 from typing import Any, NamedTuple
 
 

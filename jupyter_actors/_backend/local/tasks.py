@@ -26,6 +26,10 @@ from .spawner import describe_exit, worker_options
 
 # Calls a worker holds at most: the one it runs and those sent ahead of time.
 AHEAD = 32
+# A busy worker is topped up to AHEAD once it holds no more than this: calls then
+# go out a batch at a time (one write, one wake-up of the worker) instead of one
+# per finished call.
+REFILL_AT = AHEAD // 2
 # A function whose last run took less (seconds) is sent ahead to busy workers.
 BRIEF = 0.005
 
@@ -97,6 +101,7 @@ class TaskPool:
             self._pump()
 
     def _pump(self) -> None:
+        filling: dict = {}  # busy workers being topped up in this pass: conn -> may take more
         while True:
             if self.nested:
                 queue = self.nested
@@ -116,7 +121,7 @@ class TaskPool:
                 self.runtime.spawner.acquire(self._attach)
                 return
             else:
-                conn = self._ahead_target(record)
+                conn = self._ahead_target(record, filling)
                 if conn is None:
                     return
             queue.popleft()
@@ -127,13 +132,16 @@ class TaskPool:
                 conn.send(DefineFunction(record.target, self.functions[record.target]))
             send_record(conn, record)
 
-    def _ahead_target(self, record: CallRecord):
+    def _ahead_target(self, record: CallRecord, filling: dict):
         """The busy worker to send ``record`` ahead to (fewest calls held), or None.
 
         Only calls of brief functions, to a worker that holds only such calls
         and whose current call has not run long: a call never waits behind a
         long one while another worker could take it. Never to a waiting
         worker, nor with max_calls (a worker leaves after that many runs).
+        A worker is topped up once it is down to REFILL_AT calls; ``filling``
+        keeps, for this pass of ``_pump``, what was found of each worker (its
+        calls only change by the brief ones sent to it meanwhile).
         """
         brief = self.brief
         if record.nested or record.max_calls or not brief.get(record.target):
@@ -145,16 +153,26 @@ class TaskPool:
             if (len(held) >= AHEAD or conn in self.blocked or conn.exited
                     or (best is not None and len(held) >= len(best.pending))):
                 continue
-            # A copy in one step: the I/O thread takes finished calls out meanwhile.
-            calls = tuple(held.values())
-            if any(r.max_calls or not brief.get(r.target) for r in calls):
-                continue
-            running = calls[0] if calls else None
-            if running is not None and running.started is not None \
-                    and now - running.started > BRIEF:
-                continue  # monotonic clocks are the machine's: the worker's "start" compares
-            best = conn
+            ok = filling.get(conn)
+            if ok is None:
+                if len(held) > REFILL_AT:
+                    continue
+                filling[conn] = ok = self._takes_ahead(conn, now)
+            if ok:
+                best = conn
         return best
+
+    def _takes_ahead(self, conn: Connection, now: float) -> bool:
+        """Whether the busy worker ``conn`` holds only brief calls, none of them long."""
+        brief = self.brief
+        # A copy in one step: the I/O thread takes finished calls out meanwhile.
+        calls = tuple(conn.pending.values())
+        if any(r.max_calls or not brief.get(r.target) for r in calls):
+            return False
+        running = calls[0] if calls else None
+        # Monotonic clocks are the machine's: the worker's "start" compares.
+        return not (running is not None and running.started is not None
+                    and now - running.started > BRIEF)
 
     def calls_returned(self, conn: Connection, call_ids) -> None:
         """A worker whose task waits gave back calls it had not started: run them elsewhere."""
