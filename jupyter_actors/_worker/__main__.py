@@ -1,7 +1,8 @@
 """The worker process: one actor, or a slot of the remote-function pool.
 
-Forked by the zygote (``zygote.py``, ``python -m jupyter_actors._worker zygote
-CONTROL_FD LIFELINE_FD PPID``) with its end of a socketpair received as FD, or,
+Forked by the zygote (``zygote.py``, started as ``python -c "from
+jupyter_actors._worker.__main__ import main; main()" zygote CONTROL_FD
+LIFELINE_FD PPID``) with its end of a socketpair received as FD, or,
 where fork is unavailable, started as ``python -m jupyter_actors._worker FD
 PPID`` with it inherited. Threads:
 
@@ -29,7 +30,6 @@ one: ``channel`` (sending), ``reading`` (receiving and dispatch), ``roles``
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -55,6 +55,7 @@ def die_with_parent(parent_pid: int) -> None:
     """On Linux, ask the kernel to kill us if the driver dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         try:
+            import ctypes   # here: the zygote asks only after its first fork (zygote.py)
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except Exception:
@@ -81,8 +82,7 @@ def main() -> None:
     if sys.argv[1] == "zygote":
         from .zygote import serve
         control_fd, lifeline_fd, driver_pid = (int(arg) for arg in sys.argv[2:5])
-        die_with_parent(driver_pid)
-        serve(control_fd, lifeline_fd, driver_pid, run)
+        serve(control_fd, lifeline_fd, driver_pid, run, die_with_parent)
         return
     fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(parent_pid)

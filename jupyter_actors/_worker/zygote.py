@@ -49,22 +49,35 @@ LATER = ("asyncio", "concurrent.futures", "jupyter_actors._worker.async_executor
 IDLE_BEFORE_LATER = 0.02
 
 
-def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> None:
-    """The zygote's main loop (``python -m jupyter_actors._worker zygote ...``); each
-    child runs ``run_worker(fd, driver_pid, lifeline_fd)``."""
+def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
+          die_with_parent) -> None:
+    """The zygote's main loop (``_worker/__main__.py``'s ``main``); each child runs
+    ``run_worker(fd, driver_pid, lifeline_fd)``.
+
+    ``die_with_parent(driver_pid)`` (the parent-death signal) is asked for before the
+    user's preloads, or else once the first worker is forked or the first pause
+    comes, off the way to the first answer; until then the driver's end of
+    ``control`` closing ends the zygote (its next read sees end-of-file).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=control_fd)
     setup, _ = recv_frame(control)
     if setup is None:
         os._exit(0)
     sys_path, preload, replay = setup
+    if sys.path and sys.path[0] == "":   # started with -c: the folder it started in, as -m
+        sys.path[0] = os.getcwd()         # would put there (a worker may chdir)
     for path in reversed(sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
     if sys.flags.no_site:
         sys.path[:] = dict.fromkeys(sys.path)   # the driver's path came in PYTHONPATH too
         _replay_site(replay)
-    failed = _preload(["jupyter_actors._worker.__main__", "cloudpickle", *preload])
+    failed = _preload(["jupyter_actors._worker.__main__", "cloudpickle"])
+    guarded = bool(preload)
+    if guarded:   # the user's modules may take long to import: not without the guard
+        die_with_parent(driver_pid)
+        failed += _preload(preload)
     # Forked children share the zygote's heap until they write to it: keep the
     # collector from touching (and so copying) every inherited object.
     gc.freeze()
@@ -79,7 +92,11 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker) -> Non
     selector.register(wake_r, selectors.EVENT_READ, "child")
     zygote_fds = (control, wake_r, wake_w)
     later = list(LATER)
+    turn = 0
     while True:
+        turn += 1
+        if turn == 2 and not guarded:   # the first request (a fork) or pause is behind us
+            die_with_parent(driver_pid)
         events = selector.select(IDLE_BEFORE_LATER if later else None)
         if not events:
             _preload([later.pop(0)])

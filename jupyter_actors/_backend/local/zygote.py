@@ -27,6 +27,9 @@ from ..._wire.control import recv_frame, send_frame
 FORK_TIMEOUT = 30.0
 
 
+ZYGOTE_MAIN = "from jupyter_actors._worker.__main__ import main; main()"
+
+
 def fork_available() -> bool:
     """Whether workers can be forked from a zygote here (else each is a fresh interpreter)."""
     if os.environ.get("JUPYTER_ACTORS_START_METHOD") == "spawn":
@@ -42,7 +45,8 @@ def start_options(env: dict) -> tuple:
     ``site`` is about a third of an interpreter's start.
     """
     env = {**env, "JUPYTER_ACTORS_WORKER": "1"}
-    command = [sys.executable, "-m", "jupyter_actors._worker"]
+    # -c, not -m: runpy and what it imports are no part of a worker.
+    command = [sys.executable, "-c", ZYGOTE_MAIN]
     replay = site_replay()
     if replay is not None:
         package_parent = os.path.dirname(os.path.dirname(os.path.dirname(
