@@ -232,6 +232,9 @@ class ActorHandle:
         weakref.finalize(self, backend.drop_handle, actor)
 
     def __getattr__(self, name: str) -> "ActorMethod":
+        info = self._actor_class._methods.get(name)  # (dunder names are not in it)
+        if info is not None:
+            return ActorMethod(self, info)
         if name == TERMINATE:
             return ActorMethod(self, _terminate_info(self._actor_class._cls))
         if name.startswith("__") and name.endswith("__") and name != "__call__":

@@ -17,6 +17,7 @@ import logging
 import sys
 import threading
 import weakref
+from _thread import allocate_lock as _allocate_lock
 from concurrent.futures._base import CANCELLED as _CANCELLED
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
 from concurrent.futures._base import FINISHED as _FINISHED
@@ -201,8 +202,16 @@ class RefFuture(concurrent.futures.Future):
         self._state = _PENDING
         self._result = None
         self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
+        self._done_callbacks = None   # a list once a callback is added (see add_done_callback)
+
+    @property
+    def _waiters(self):
+        """The waiters of ``concurrent.futures.wait``: a list made when first used."""
+        d = self.__dict__
+        waiters = d.get("_waiter_list")
+        if waiters is None:
+            waiters = d.setdefault("_waiter_list", [])
+        return waiters
 
     @property
     def _condition(self):
@@ -219,25 +228,57 @@ class RefFuture(concurrent.futures.Future):
         return False
 
     def result(self, timeout=None):
-        if self._state == _FINISHED:
-            exc = self._exception
-            if exc is None:
-                return self._result
-            try:
-                raise exc
-            finally:
-                exc = None  # no cycle through the traceback
-        return super().result(timeout)
+        if self._state != _FINISHED and not self._sleep(timeout):
+            raise concurrent.futures.TimeoutError()
+        exc = self._exception
+        if exc is None:
+            return self._result
+        try:
+            raise exc
+        finally:
+            exc = None  # no cycle through the traceback
 
     def exception(self, timeout=None):
-        if self._state == _FINISHED:
-            return self._exception
-        return super().exception(timeout)
+        if self._state != _FINISHED and not self._sleep(timeout):
+            raise concurrent.futures.TimeoutError()
+        return self._exception
+
+    def _sleep(self, timeout) -> bool:
+        """Block until done (True) or ``timeout`` seconds passed (False).
+
+        The sleeper is a plain lock that a done-callback releases: one wake-up,
+        without the condition (and its Python-level notify) that a
+        ``concurrent.futures`` waiter would use. Ctrl-C interrupts the wait.
+        """
+        sleeper = _Sleeper()
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                return True
+            if self._done_callbacks is None:
+                self._done_callbacks = [sleeper]
+            else:
+                self._done_callbacks.append(sleeper)
+        lock = sleeper.lock
+        if timeout is None:
+            woken = lock.acquire()
+        elif timeout > 0:
+            woken = lock.acquire(True, timeout)
+        else:
+            woken = lock.acquire(False)
+        if not woken:
+            with _DONE_LOCK:
+                if self._state not in _DONE:
+                    self._done_callbacks.remove(sleeper)
+                    return False
+        return True
 
     def add_done_callback(self, fn) -> None:
         with _DONE_LOCK:
             if self._state not in _DONE:
-                self._done_callbacks.append(fn)
+                if self._done_callbacks is None:
+                    self._done_callbacks = [fn]
+                else:
+                    self._done_callbacks.append(fn)
                 return
         try:
             fn(self)
@@ -273,6 +314,19 @@ class RefFuture(concurrent.futures.Future):
                 condition.notify_all()
         if self._done_callbacks:  # (none are added once done: see add_done_callback)
             self._invoke_callbacks()
+
+
+class _Sleeper:
+    """A thread blocked in ``RefFuture.result``: released when the future is done."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self):
+        self.lock = _allocate_lock()
+        self.lock.acquire()
+
+    def __call__(self, _future) -> None:
+        self.lock.release()
 
 
 class _LoopWakeups:
@@ -312,13 +366,27 @@ class _LoopWakeups:
 _wakeups: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def _wakeups_of(loop) -> _LoopWakeups:
+    """The loop's _LoopWakeups: an attribute of the loop where it takes one (asyncio's
+    loops do), else kept beside it (weakly: it goes with the loop)."""
+    with _DONE_LOCK:  # one per loop, even if two of its tasks get here at once
+        wakeups = getattr(loop, "_jupyter_actors_wakeups", None) or _wakeups.get(loop)
+        if wakeups is None:
+            wakeups = _LoopWakeups(loop)
+            try:
+                loop._jupyter_actors_wakeups = wakeups
+            except AttributeError:  # a loop without a __dict__ (uvloop)
+                _wakeups[loop] = wakeups
+    return wakeups
+
+
 def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
     """A future of the running loop, done (with None) once ``fut`` is done."""
-    import asyncio  # here: a worker that never awaits starts without asyncio
-    loop = asyncio.get_running_loop()
-    wakeups = _wakeups.get(loop)
+    asyncio = sys.modules["asyncio"]  # imported: a loop runs (a worker that never awaits
+    loop = asyncio.get_running_loop()    # starts without it)
+    wakeups = getattr(loop, "_jupyter_actors_wakeups", None)
     if wakeups is None:
-        wakeups = _wakeups.setdefault(loop, _LoopWakeups(loop))
+        wakeups = _wakeups_of(loop)
     waiter = loop.create_future()
     fut.add_done_callback(functools.partial(wakeups.done, waiter))
     return waiter
