@@ -6,7 +6,8 @@ import os
 
 from ... import _ids
 from ..._api import refs as _refs
-from ..._api.refs import ObjectRef, RefFuture
+from ..._api.futures import RefFuture
+from ..._api.refs import ObjectRef
 from ..._wire.payloads import deserialize
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from .actors import ActorState

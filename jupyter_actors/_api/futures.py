@@ -1,0 +1,232 @@
+"""The future behind a ref, and how threads and event loops wait on it.
+
+``RefFuture`` is the ``concurrent.futures.Future`` a backend completes for
+each ref, made cheap for the per-call path: no lock until a thread waits, a
+blocked ``get()`` sleeps on a plain lock that the completion releases, and an
+``await`` in an event loop is woken with one wake-up of its loop for a run of
+refs completed together (``_loop_waiter``).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import sys
+import threading
+import weakref
+from _thread import allocate_lock as _allocate_lock
+from concurrent.futures._base import CANCELLED as _CANCELLED
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
+from concurrent.futures._base import FINISHED as _FINISHED
+from concurrent.futures._base import PENDING as _PENDING
+
+_DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
+# Guards the change to done and the done-callback list of every RefFuture (held briefly).
+_DONE_LOCK = threading.Lock()
+_LOGGER = logging.getLogger("concurrent.futures")
+
+
+class RefFuture(concurrent.futures.Future):
+    """The future behind a ref: a ``concurrent.futures.Future`` that makes its
+    lock only when a thread first waits on it.
+
+    Most refs are done before anyone waits (a pipelined ``get``, ``await``):
+    they never pay for a ``threading.Condition``. Becoming done and adding a
+    done-callback share one module lock, so a callback is never missed; a
+    thread that waits makes the condition, and whoever completes the future
+    after that notifies it. A ref is cancelled with ``cancel(ref)``, never
+    through its future: ``cancel()`` here returns False.
+    """
+
+    def __init__(self):  # no super().__init__(): that makes the lock
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._done_callbacks = None   # a list once a callback is added (see add_done_callback)
+
+    @property
+    def _waiters(self):
+        """The waiters of ``concurrent.futures.wait``: a list made when first used."""
+        d = self.__dict__
+        waiters = d.get("_waiter_list")
+        if waiters is None:
+            waiters = d.setdefault("_waiter_list", [])
+        return waiters
+
+    @property
+    def _condition(self):
+        d = self.__dict__
+        condition = d.get("_lazy_condition")
+        if condition is None:  # setdefault: one wins if two threads get here at once
+            condition = d.setdefault("_lazy_condition", threading.Condition())
+        return condition
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancel(self) -> bool:
+        return False
+
+    def result(self, timeout=None):
+        if self._state != _FINISHED and not self._sleep(timeout):
+            raise concurrent.futures.TimeoutError()
+        exc = self._exception
+        if exc is None:
+            return self._result
+        try:
+            raise exc
+        finally:
+            exc = None  # no cycle through the traceback
+
+    def exception(self, timeout=None):
+        if self._state != _FINISHED and not self._sleep(timeout):
+            raise concurrent.futures.TimeoutError()
+        return self._exception
+
+    def _sleep(self, timeout) -> bool:
+        """Block until done (True) or ``timeout`` seconds passed (False).
+
+        The sleeper is a plain lock that a done-callback releases: one wake-up,
+        without the condition (and its Python-level notify) that a
+        ``concurrent.futures`` waiter would use. Ctrl-C interrupts the wait.
+        """
+        sleeper = _Sleeper()
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                return True
+            if self._done_callbacks is None:
+                self._done_callbacks = [sleeper]
+            else:
+                self._done_callbacks.append(sleeper)
+        lock = sleeper.lock
+        if timeout is None:
+            woken = lock.acquire()
+        elif timeout > 0:
+            woken = lock.acquire(True, timeout)
+        else:
+            woken = lock.acquire(False)
+        if not woken:
+            with _DONE_LOCK:
+                if self._state not in _DONE:
+                    self._done_callbacks.remove(sleeper)
+                    return False
+        return True
+
+    def add_done_callback(self, fn) -> None:
+        with _DONE_LOCK:
+            if self._state not in _DONE:
+                if self._done_callbacks is None:
+                    self._done_callbacks = [fn]
+                else:
+                    self._done_callbacks.append(fn)
+                return
+        try:
+            fn(self)
+        except Exception:
+            _LOGGER.exception("exception calling callback for %r", self)
+
+    def set_result(self, result) -> None:
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FINISHED
+            condition = self.__dict__.get("_lazy_condition")
+        if condition is not None:  # someone waits
+            with condition:
+                for waiter in self._waiters:
+                    waiter.add_result(self)
+                condition.notify_all()
+        if self._done_callbacks:  # (none are added once done: see add_done_callback)
+            self._invoke_callbacks()
+
+    def set_exception(self, exception) -> None:
+        with _DONE_LOCK:
+            if self._state in _DONE:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = _FINISHED
+            condition = self.__dict__.get("_lazy_condition")
+        if condition is not None:
+            with condition:
+                for waiter in self._waiters:
+                    waiter.add_exception(self)
+                condition.notify_all()
+        if self._done_callbacks:  # (none are added once done: see add_done_callback)
+            self._invoke_callbacks()
+
+
+class _Sleeper:
+    """A thread blocked in ``RefFuture.result``: released when the future is done."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self):
+        self.lock = _allocate_lock()
+        self.lock.acquire()
+
+    def __call__(self, _future) -> None:
+        self.lock.release()
+
+
+class _LoopWakeups:
+    """Refs completed in other threads, passed to one event loop: one wake-up for a run.
+
+    ``call_soon_threadsafe`` writes to the loop's wake-up socket on every call;
+    a thread completing many refs at once (the I/O thread reading a batch of
+    results) wakes the loop once, and the loop marks every waiter done.
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.ready: list = []
+        self.scheduled = False
+
+    def done(self, waiter, _future) -> None:
+        with self.lock:
+            self.ready.append(waiter)
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._release)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is waiting any more
+
+    def _release(self) -> None:
+        with self.lock:
+            ready, self.ready = self.ready, []
+            self.scheduled = False
+        for waiter in ready:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+_wakeups: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _wakeups_of(loop) -> _LoopWakeups:
+    """The loop's _LoopWakeups: an attribute of the loop where it takes one (asyncio's
+    loops do), else kept beside it (weakly: it goes with the loop)."""
+    with _DONE_LOCK:  # one per loop, even if two of its tasks get here at once
+        wakeups = getattr(loop, "_jupyter_actors_wakeups", None) or _wakeups.get(loop)
+        if wakeups is None:
+            wakeups = _LoopWakeups(loop)
+            try:
+                loop._jupyter_actors_wakeups = wakeups
+            except AttributeError:  # a loop without a __dict__ (uvloop)
+                _wakeups[loop] = wakeups
+    return wakeups
+
+
+def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
+    """A future of the running loop, done (with None) once ``fut`` is done."""
+    asyncio = sys.modules["asyncio"]  # imported: a loop runs (a worker that never awaits
+    loop = asyncio.get_running_loop()    # starts without it)
+    wakeups = getattr(loop, "_jupyter_actors_wakeups", None)
+    if wakeups is None:
+        wakeups = _wakeups_of(loop)
+    waiter = loop.create_future()
+    fut.add_done_callback(functools.partial(wakeups.done, waiter))
+    return waiter
