@@ -13,7 +13,6 @@ calls go.
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import time
 
@@ -79,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     # The trace (for timelines) keeps the last calls on purpose; a small one lets
     # this run show the rest of the driver's memory staying flat.
-    tracer.finished = collections.deque(maxlen=args.trace)
+    tracer.resize(args.trace)
     ray.init()
     a, b, c = Forwarder.remote(), Taker.remote(), Keeper.remote()
     workers = ray.get([x.pid.remote() for x in (a, b, c)])

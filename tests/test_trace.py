@@ -272,3 +272,46 @@ def test_threaded_pool_starts_calls_in_the_order_they_were_made():
     assert [r.label for r in records] == ["Threaded.step"] * 60
     starts = [r.started for r in records]
     assert starts == sorted(starts)
+
+
+def test_older_calls_kept_compact_read_the_same_and_the_trace_stays_bounded():
+    """Past the newest calls the trace keeps tuples (untracked by the garbage collector):
+    timelines read them as before, errors included, and capacity bounds the total."""
+    capacity = tracer.capacity
+    tracer.clear()
+    tracer.resize(40)
+    try:
+        actor = Meeting.remote()
+        with pytest.raises(ValueError):
+            ray.get(actor.fail.remote(), timeout=GUARD)
+        threaded = Threaded.remote()
+        assert ray.get([threaded.step.remote(i) for i in range(60)], timeout=GUARD) \
+            == list(range(60))
+        finished = [r for r in tracer.snapshot() if r.status != "pending"]
+        assert len(finished) <= 40
+        steps = [r for r in finished if r.label == "Threaded.step"]
+        compact = [r for r in steps if type(r).__name__ == "FinishedCall"]
+        assert compact and len(steps) == len(finished) - sum(
+            r.label != "Threaded.step" for r in finished)
+        # The newest calls, oldest first; compact ones read like records.
+        ids = [r.call_id for r in steps]
+        assert ids == sorted(ids)
+        for r in compact:
+            assert r.owner.class_name == "Threaded" and r.actor_id == threaded._actor_id
+            assert r.status == "finished" and r.started <= r.finished and r.error is None
+        events = [e for e in ray.timeline(threaded) if e["ph"] == "X" and e["cat"] == "call"]
+        assert {e["args"]["call_id"] for e in events} == set(ids)
+
+        # A failed call keeps its error once compact.
+        tracer.clear()
+        tracer.resize(4)
+        with pytest.raises(ValueError):
+            ray.get(actor.fail.remote(), timeout=GUARD)
+        ray.get([threaded.step.remote(i) for i in range(2)], timeout=GUARD)
+        (failed,) = [r for r in tracer.snapshot() if r.label == "Meeting.fail"]
+        assert type(failed).__name__ == "FinishedCall" and failed.status == "failed"
+        assert "deliberate failure" in str(failed.error)
+        (event,) = [e for e in ray.timeline(actor) if e["ph"] == "X" and e["cat"] == "call"]
+        assert "deliberate failure" in event["args"]["error"]
+    finally:
+        tracer.resize(capacity)

@@ -152,10 +152,7 @@ class ResultHandlers:
         ref = record.refs[0]
         record.refs = ()
         release_inputs(record)
-        if tracer.active.pop(record.call_id, None) is not None:  # tracer.record_finished
-            tracer.finished.append(record)
-        if tracer.listeners:
-            tracer.record_finished(record)
+        tracer.record_finished(record)
         ref._payload = payload  # (ref._inner stays None: the value holds no refs)
         future = ref._future
         if not future.done():  # last: see ok
