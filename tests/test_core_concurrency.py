@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -160,9 +161,15 @@ def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tm
     assert ray.get(later, timeout=GUARD)[-1] == ["ready", "first", "late value", 0, 1, 2]
 
 
-def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_path):
+@pytest.mark.parametrize("after_a_pause", [False, True])
+def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_path,
+                                                                          after_a_pause):
     """The loop reads the socket itself, so a method that blocks it blocks reading too;
-    the call's "start" must still reach the driver while it blocks (the live timeline)."""
+    the call's "start" must still reach the driver while it blocks (the live timeline).
+
+    After a pause the worker's flushing thread is in its longest wait, and a
+    "start" held back for company must cut that wait short.
+    """
     gate = FileEvent(tmp_path / "gate")
 
     @ray.remote
@@ -177,6 +184,8 @@ def test_an_async_actor_blocked_by_a_method_still_reports_that_it_started(tmp_pa
 
     actor = Blocker.remote()
     assert ray.get(actor.after.remote(), timeout=GUARD) == "after"  # constructor done
+    if after_a_pause:
+        time.sleep(1.5)  # not a synchronisation: the worker goes quiet (Channel.MAX_POLL)
     blocked = actor.block.remote(gate.path)
     later = actor.after.remote()
     wait_until_started(blocked)

@@ -22,7 +22,8 @@ class Channel:
     driver once). Held frames always go out before any later frame, and the
     flushing thread (see Reading) sends them when nothing else did within
     ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
-    while that thread's current wait ends within ``HOLD``.
+    while that thread's current wait ends within ``HOLD``, or when that thread
+    (an actor's timer thread) can be nudged to cut a longer wait short.
 
     A call's "start" (``started``) is held the same way but not even encoded
     until something else goes out: when its own result goes first, the start
@@ -81,7 +82,21 @@ class Channel:
 
     def _may_hold(self) -> bool:
         ends = self.poll_ends
-        return bool(ends) and min(ends.values()) - time.monotonic() <= self.HOLD
+        if not ends:
+            return False
+        if min(ends.values()) - time.monotonic() <= self.HOLD:
+            return True
+        # Every flushing thread is in a long wait (the worker was quiet): one that
+        # can be nudged cuts it short to HOLD, so the frame may wait for company.
+        # (A burst after a pause would otherwise send each call's "start" alone:
+        # a write, and a wake-up of the driver, per call.)
+        for poller in ends:
+            nudge = poller.nudge
+            if nudge is not None:
+                if not nudge.is_set():
+                    nudge.set()
+                return True
+        return False
 
     def _hold_starts(self, message) -> None:
         """Encode the held starts into ``held`` before ``message`` (lock held); the start
@@ -139,6 +154,9 @@ class Channel:
             if ready:
                 poller.timeout = self.HOLD
                 return True
+            if poller.nudged():
+                poller.timeout = self.HOLD  # something was just held: it waits HOLD at most
+                return False
             if self._send_held():
                 poller.timeout = self.HOLD
             elif self.writes != writes:
@@ -159,8 +177,10 @@ class Poller:
     def __init__(self, sock: socket.socket | None, flushes: bool):
         self.flushes = flushes
         self.timeout = Channel.HOLD
+        self.nudge = None   # set: a frame was held while this poller waited long
         if sock is None:
-            self.wait = lambda timeout: time.sleep(timeout)  # never "readable"
+            nudge = self.nudge = threading.Event()
+            self.wait = lambda timeout: nudge.wait(timeout) and False  # never "readable"
         elif hasattr(select, "EPOLLEXCLUSIVE"):
             # Linux: input wakes one of the threads waiting, not all of them.
             epoll = select.epoll()
@@ -172,6 +192,14 @@ class Poller:
             self.wait = lambda timeout: poll.poll(timeout * 1000)
         else:
             self.wait = lambda timeout: select.select([sock], [], [], timeout)[0]
+
+    def nudged(self) -> bool:
+        """Whether the wait just ended was cut short by a held frame (and re-arm)."""
+        nudge = self.nudge
+        if nudge is None or not nudge.is_set():
+            return False
+        nudge.clear()
+        return True
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:

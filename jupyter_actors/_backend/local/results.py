@@ -79,8 +79,13 @@ class ResultHandlers:
             # so it must not keep the worker's connection or the cell alive.
             record.conn = record.context = None
             if ended is not None:  # the worker's times of a call that ran to its end
+                unseen = record.started is None
                 record.started, record.finished, record.slot = \
                     ended.t_start, ended.t_end, ended.slot
+                if unseen and tracer.listeners:
+                    # The worker dropped the call's "start" (its end carries the
+                    # time): listeners still hear of it, before the end.
+                    tracer.record_started(record)
             bars = self.runtime.bars
             if bars.views:  # bars the call left open close with it
                 bars.call_ended(conn, call_id)
