@@ -71,23 +71,28 @@ class AsyncExecutor:
         self.tasks: dict = {}
         self.cancelled: set = set()
         self.instance = None
-        self.held: list = []     # calls that came before the instance existed
+        # Calls received and not started yet, in arrival order (readers append under
+        # the read lock; the loop takes them): before the instance exists, and
+        # between a reading thread's hand-over and the loop's next turn.
+        self.inbox: collections.deque = collections.deque()
         self.exiting = False
         self.ends: list = []     # ends of calls that finished in this turn of the loop
 
     def set_instance(self, instance) -> None:
         """The constructor has run: calls held until now start, in arrival order."""
         self.instance = instance
-        if self.held:
-            held, self.held = self.held, []
-            self.loop.call_soon(self._start_all, held)
+        if self.inbox:
+            self.loop.call_soon(self._start_received)
 
     # Called by whoever reads the socket: a thread, or this loop itself.
     def submit(self, calls) -> None:
+        self.inbox.extend(calls)
         if threading.get_ident() == self.loop_thread:
-            self.loop.call_soon(self._start_all, calls)  # no self-wake needed
+            # The loop read them: their tasks exist now, not a turn of the loop later
+            # (calls a thread received before stay ahead, in the inbox).
+            self._start_received()
         else:
-            self.loop.call_soon_threadsafe(self._start_all, calls)
+            self.loop.call_soon_threadsafe(self._start_received)
 
     def cancel(self, call_id) -> None:
         self.loop.call_soon_threadsafe(self._cancel, call_id)
@@ -99,12 +104,13 @@ class AsyncExecutor:
         self.loop.run_forever()
 
     # On the loop.
-    def _start_all(self, calls) -> None:
-        if self.instance is None:  # an async __init__ is still running on the loop
-            self.held.extend(calls)
+    def _start_received(self) -> None:
+        if self.instance is None:  # the constructor is still running: set_instance starts them
             return
-        for call in calls:
-            self.tasks[call.call_id] = self.loop.create_task(self._run(call))
+        inbox, tasks, create_task = self.inbox, self.tasks, self.loop.create_task
+        while inbox:
+            call = inbox.popleft()
+            tasks[call.call_id] = create_task(self._run(call))
 
     def _cancel(self, call_id) -> None:
         task = self.tasks.get(call_id)
@@ -114,9 +120,9 @@ class AsyncExecutor:
             # nothing has answered for it when it ends, and this does.
             task.add_done_callback(lambda _task: self._never_started(call_id))
             return
-        for call in self.held:
+        for call in self.inbox:
             if call.call_id == call_id:
-                self.held.remove(call)
+                self.inbox.remove(call)
                 self.worker.finish(CallCancelled(call_id, time.monotonic()))
                 return
 
