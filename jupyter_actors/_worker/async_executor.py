@@ -13,11 +13,14 @@ import heapq
 import inspect
 import threading
 import time
+import types
 
 from .._wire.messages import CallCancelled, CallFailed, CallOk, new
 from . import calls
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
+
+_COROUTINE = types.CoroutineType  # what an async def method returns
 
 
 class FifoGate:
@@ -151,18 +154,21 @@ class AsyncExecutor:
         worker = self.worker
         current_call.set(call.call_id)  # this task's own context
         gate = self.gate if call.group is None else self.gates[call.group]
-        try:
-            await gate.acquire()
-        except asyncio.CancelledError:
-            self._done(call, CallCancelled(call.call_id, time.monotonic()))
-            return
+        if gate.free > 0 and not gate.waiters:
+            gate.free -= 1  # a free place: taken without a coroutine of its own
+        else:
+            try:
+                await gate.acquire()
+            except asyncio.CancelledError:
+                self._done(call, CallCancelled(call.call_id, time.monotonic()))
+                return
         slot = self._take_slot()
         start = time.monotonic()
         worker.channel.started(call.call_id, start, slot)
         try:
             args, kwargs = load_arguments(call)
             result = getattr(self.instance, call.target)(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if type(result) is _COROUTINE or inspect.isawaitable(result):
                 result = await result
             elif call.num_returns < 0:  # a generator: items go out as it yields them
                 result = await calls.stream_producer.run_async(

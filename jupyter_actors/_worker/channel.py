@@ -203,7 +203,15 @@ class Poller:
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:
+    sent = sock.sendmsg(parts)
+    if len(parts) == 1 and type(parts[0]) is bytes and sent == len(parts[0]):
+        return  # the common frame: one piece of bytes, written whole
     views = [memoryview(p).cast("B") for p in parts]
+    while views and sent >= views[0].nbytes:
+        sent -= views[0].nbytes
+        views.pop(0)
+    if sent and views:
+        views[0] = views[0][sent:]
     while views:
         sent = sock.sendmsg(views)
         while views and sent >= views[0].nbytes:
