@@ -2,7 +2,7 @@
 (``SyncExecutor``; 1 = submission order), or, for a threaded actor with
 max_concurrency 1, whichever thread read the call (``InlineExecutor``), with
 max_concurrency N > 1, N threads each woken with its own call (``PoolExecutor``),
-or, with concurrency groups, a queue and threads per group (``GroupedExecutor``).
+or, with concurrency groups, such a pool per group (``GroupedExecutor``).
 Remote functions use a SyncExecutor in the main thread, where a cancel can
 interrupt them; the driver sends a task worker a few calls ahead, and while a
 task waits in ``get`` its worker gives back those it has not started.
@@ -232,6 +232,16 @@ class _IdleSlot:
         self.since = None   # when the call was handed over
 
 
+class _Lane:
+    """The calls of one pool of threads: a FIFO backlog, or the threads waiting for calls."""
+
+    __slots__ = ("backlog", "idle")
+
+    def __init__(self):
+        self.backlog: collections.deque = collections.deque()
+        self.idle: list = []   # _IdleSlot of threads waiting (only while the backlog is empty)
+
+
 class PoolExecutor(SyncExecutor):
     """A threaded actor with max_concurrency N > 1 and no groups: N threads.
 
@@ -243,16 +253,17 @@ class PoolExecutor(SyncExecutor):
 
     def __init__(self, worker, max_concurrency: int, resolve_target):
         super().__init__(worker, max_concurrency, resolve_target)
-        self.backlog: collections.deque = collections.deque()
-        self.idle: list = []   # _IdleSlot of threads waiting (only while the backlog is empty)
+        self.lane = _Lane()
+        self.lanes = {None: self.lane}
 
     def submit(self, calls) -> None:
         with self.lock:
-            self.queued.update(call.call_id for call in calls)
-            idle = self.idle
+            queued, lanes, default = self.queued, self.lanes, self.lane
             for call in calls:
-                if idle:
-                    slot = idle.pop()
+                queued.add(call.call_id)
+                lane = lanes.get(call.group, default)
+                if lane.idle:
+                    slot = lane.idle.pop()
                     slot.call = call
                     # The call starts when it gets its thread, not when that thread
                     # gets the CPU: calls start in the order they came, as from
@@ -261,19 +272,21 @@ class PoolExecutor(SyncExecutor):
                     slot.since = time.monotonic()
                     slot.wake.release()
                 else:
-                    self.backlog.append(call)
+                    lane.backlog.append(call)
 
     def stop(self) -> None:
         with self.lock:
-            for slot in self.idle:  # idle: nothing is left to run
-                slot.call = _EXIT
-                slot.wake.release()
-            self.idle.clear()
-            self.backlog.append(_EXIT)  # busy threads see it after the calls before it
+            for lane in self.lanes.values():
+                for slot in lane.idle:  # idle: nothing is left to run
+                    slot.call = _EXIT
+                    slot.wake.release()
+                lane.idle.clear()
+                lane.backlog.append(_EXIT)  # busy threads see it after the calls before it
 
-    def _serve(self, slot: int, source: queue.SimpleQueue | None = None) -> None:
+    def _serve(self, slot: int, lane: _Lane | None = None) -> None:
         me = _IdleSlot()
-        backlog = self.backlog
+        lane = lane or self.lane
+        backlog = lane.backlog
         while True:
             since = None
             with self.lock:
@@ -284,7 +297,7 @@ class PoolExecutor(SyncExecutor):
                         since = time.monotonic()  # under the lock: starts in FIFO order
                 else:
                     call = None
-                    self.idle.append(me)
+                    lane.idle.append(me)
             if call is None:
                 me.wake.acquire()
                 call, since = me.call, me.since
@@ -293,8 +306,8 @@ class PoolExecutor(SyncExecutor):
             self._execute(call, slot, start=since)
 
 
-class GroupedExecutor(SyncExecutor):
-    """A threaded actor with concurrency groups: a FIFO queue and a pool of threads per group.
+class GroupedExecutor(PoolExecutor):
+    """A threaded actor with concurrency groups: a lane (a backlog and threads) per group.
 
     The default group (methods with no group) has max_concurrency threads, each
     named group its size; a cancel finds a queued call in any group, since all
@@ -305,19 +318,8 @@ class GroupedExecutor(SyncExecutor):
     def __init__(self, worker, max_concurrency: int, groups: dict, resolve_target):
         super().__init__(worker, max_concurrency, resolve_target)
         self.sizes = {None: max_concurrency, **groups}
-        self.queues = {name: self.queue if name is None else queue.SimpleQueue()
-                       for name in self.sizes}
-
-    def submit(self, calls) -> None:
-        with self.lock:
-            self.queued.update(call.call_id for call in calls)
-        queues = self.queues
-        for call in calls:
-            queues[call.group].put(call)
-
-    def stop(self) -> None:
-        for source in self.queues.values():
-            source.put(_EXIT)  # behind each group's calls
+        for name in groups:
+            self.lanes[name] = _Lane()
 
     def run(self) -> None:
         threads = []
@@ -338,4 +340,4 @@ class GroupedExecutor(SyncExecutor):
     def _serve_group(self, name, slot: int) -> None:
         # Known per thread, so a blocking get() can tell which group it holds up.
         self.worker.thread_groups[threading.get_ident()] = name
-        self._serve(slot, self.queues[name])
+        self._serve(slot, self.lanes[name])
