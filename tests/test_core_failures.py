@@ -218,6 +218,41 @@ def test_cancel_a_running_async_call_cancels_it_with_asyncio(capfd):
     assert ray.get(actor.how_it_ended.remote(), timeout=GUARD) == "cancelled"
 
 
+def test_a_call_made_after_cancelling_an_async_call_sees_the_cancel_done():
+    """Cancel and the next call arrive in order: the cancelled coroutine has cleaned up
+    before the next call starts, as when both are read in one go."""
+    @ray.remote
+    class Downloader:
+        def __init__(self):
+            self.history = []
+            self.started = asyncio.Event()
+
+        async def download(self):
+            self.started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                self.started.clear()
+                self.history.append("cancelled")
+                raise
+
+        async def wait_started(self):
+            await asyncio.wait_for(self.started.wait(), 30)
+
+        async def get_history(self):
+            return list(self.history)
+
+    actor = Downloader.remote()
+    for _ in range(3):
+        ref = actor.download.remote()
+        ray.get(actor.wait_started.remote(), timeout=GUARD)
+        ray.cancel(ref)
+        history = actor.get_history.remote()
+        assert ray.get(history, timeout=GUARD)[-1] == "cancelled"
+        with pytest.raises(exceptions.TaskCancelledError):
+            ray.get(ref, timeout=GUARD)
+
+
 def test_cancel_a_running_threaded_call_is_not_interrupted(events):
     actor = Worker.remote()
     gate = events("gate")

@@ -57,6 +57,15 @@ class FifoGate:
         self.free += 1
 
 
+class _Cancel:
+    """A cancel, queued in line with the calls received around it."""
+
+    __slots__ = ("call_id",)
+
+    def __init__(self, call_id):
+        self.call_id = call_id
+
+
 class AsyncExecutor:
     """Every method of an async actor runs on one event loop in the main thread."""
 
@@ -74,10 +83,11 @@ class AsyncExecutor:
         self.tasks: dict = {}
         self.cancelled: set = set()
         self.instance = None
-        # Calls received and not started yet, in arrival order (readers append under
-        # the read lock; the loop takes them): before the instance exists, and
-        # between a reading thread's hand-over and the loop's next turn.
-        self.inbox: collections.deque = collections.deque()
+        # Calls and cancels received and not acted on yet, in arrival order (readers
+        # append under the read lock; the loop takes them): before the instance
+        # exists, and between a reading thread's hand-over and the loop's next turn.
+        self.inbox: list = []
+        self.inbox_lock = threading.Lock()
         self.exiting = False
         self.ends: list = []     # ends of calls that finished in this turn of the loop
 
@@ -89,16 +99,23 @@ class AsyncExecutor:
 
     # Called by whoever reads the socket: a thread, or this loop itself.
     def submit(self, calls) -> None:
-        self.inbox.extend(calls)
+        with self.inbox_lock:
+            self.inbox.extend(calls)
+        self._take_received()
+
+    def cancel(self, call_id) -> None:
+        # In line with the calls: a call read after the cancel starts after it took effect.
+        with self.inbox_lock:
+            self.inbox.append(_Cancel(call_id))
+        self._take_received()
+
+    def _take_received(self) -> None:
         if threading.get_ident() == self.loop_thread:
-            # The loop read them: their tasks exist now, not a turn of the loop later
-            # (calls a thread received before stay ahead, in the inbox).
+            # The loop read them: tasks exist now, not a turn of the loop later
+            # (what a thread received before is ahead of them in the inbox).
             self._start_received()
         else:
             self.loop.call_soon_threadsafe(self._start_received)
-
-    def cancel(self, call_id) -> None:
-        self.loop.call_soon_threadsafe(self._cancel, call_id)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self._stop_when_idle)
@@ -108,12 +125,21 @@ class AsyncExecutor:
 
     # On the loop.
     def _start_received(self) -> None:
-        if self.instance is None:  # the constructor is still running: set_instance starts them
-            return
-        inbox, tasks, create_task = self.inbox, self.tasks, self.loop.create_task
-        while inbox:
-            call = inbox.popleft()
-            tasks[call.call_id] = create_task(self._run(call))
+        with self.inbox_lock:
+            if self.instance is None:
+                # The constructor still runs (set_instance starts the calls): only
+                # cancels act now, on calls that wait for it.
+                items = [item for item in self.inbox if type(item) is _Cancel]
+                if items:
+                    self.inbox = [item for item in self.inbox if type(item) is not _Cancel]
+            else:
+                items, self.inbox = self.inbox, []
+        tasks, create_task = self.tasks, self.loop.create_task
+        for item in items:
+            if type(item) is _Cancel:
+                self._cancel(item.call_id)
+            else:
+                tasks[item.call_id] = create_task(self._run(item))
 
     def _cancel(self, call_id) -> None:
         task = self.tasks.get(call_id)
@@ -123,11 +149,12 @@ class AsyncExecutor:
             # nothing has answered for it when it ends, and this does.
             task.add_done_callback(lambda _task: self._never_started(call_id))
             return
-        for call in self.inbox:
-            if call.call_id == call_id:
-                self.inbox.remove(call)
-                self.worker.finish(CallCancelled(call_id, time.monotonic()))
-                return
+        with self.inbox_lock:
+            waiting = [c for c in self.inbox if type(c) is Call and c.call_id == call_id]
+            if waiting:
+                self.inbox.remove(waiting[0])
+        if waiting:
+            self.worker.finish(CallCancelled(call_id, time.monotonic()))
 
     def _never_started(self, call_id) -> None:
         if self.tasks.pop(call_id, None) is not None:
