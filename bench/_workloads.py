@@ -91,6 +91,7 @@ def run(ray, rows, cfg, init_kwargs=None):
     out: dict = {}
     # Rows whose floor is sampled here, turn about with ours (see bench.PAIRED).
     paired = [r for r in cfg.get("paired", ()) if r in rows]
+    paired_reps = max(reps, cfg.get("min_paired", reps))
     floor_pool = None
     if any(r.startswith("task_") for r in paired):
         import _floor
@@ -110,7 +111,7 @@ def run(ray, rows, cfg, init_kwargs=None):
         import _cold
         lib = "ours" if ray.__name__ == "jupyter_actors" else "ray"
         if "cold" in paired:
-            out["cold"], out["floor:cold"] = _cold.paired_samples(lib, reps)
+            out["cold"], out["floor:cold"] = _cold.paired_samples(lib, paired_reps)
         else:
             out["cold"] = _cold.samples(lib, reps)
 
@@ -145,9 +146,9 @@ def run(ray, rows, cfg, init_kwargs=None):
             ray.get(actors[kind].f.remote(1))
         return actors[kind]
 
-    def sync_calls(call, between=None):
+    def sync_calls(call, between=None, n_reps=reps):
         samples = []
-        for _ in range(reps + 1):  # the first repetition warms up
+        for _ in range(n_reps + 1):  # the first repetition warms up
             t = time.perf_counter()
             for _ in range(sync_n):
                 ray.get(call(1))
@@ -156,9 +157,9 @@ def run(ray, rows, cfg, init_kwargs=None):
                 between()
         return samples[1:]
 
-    def pipelined(call, between=None):
+    def pipelined(call, between=None, n_reps=reps):
         samples = []
-        for _ in range(reps + 1):
+        for _ in range(n_reps + 1):
             t = time.perf_counter()
             ray.get([call(1) for _ in range(pipe_n)])
             samples.append(_rate(pipe_n, time.perf_counter() - t))
@@ -178,7 +179,8 @@ def run(ray, rows, cfg, init_kwargs=None):
         if row in paired:  # a floor sample after each of ours, warm-up rounds dropped alike
             floor = []
             out[row] = measure(task.remote,
-                               lambda: floor.append(_floor.task_rate(floor_pool, row, cfg)))
+                               lambda: floor.append(_floor.task_rate(floor_pool, row, cfg)),
+                               paired_reps)
             out[f"floor:{row}"] = floor[1:]
         else:
             out[row] = measure(task.remote)

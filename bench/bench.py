@@ -5,6 +5,7 @@
     python bench/bench.py --only sync_threaded,array --libs ours,floor
     python bench/bench.py --only onray --libs ray,onray   # our API on Ray beside bare Ray
     python bench/bench.py --json out.json
+    python bench/bench.py --libs ours --before bench/before.json   # beside earlier runs
 
 Each column runs in its own fresh interpreter, one after the other, so the
 runtimes never share a process or compete for the CPU. Every row is repeated
@@ -18,6 +19,13 @@ ours (a floor sample after each of ours, the same count, the same code as the
 floor column runs), not minutes later in the floor's column: on a shared
 machine a load spike then slows both alike instead of whichever ran during it.
 The floor's figure is what it was; only when it is sampled changes.
+These rows take at least MIN_PAIRED samples of each (a sample is a fraction of
+a second), whatever --reps says: a median of three is at the mercy of one burst.
+
+``--before FILE`` (a ``--json`` output, or ``bench/before.json``: our figures from
+the runs in README.md) adds our earlier figures to the table and says, per row,
+whether ours now is better or worse than every one of them ("slower" only then:
+single runs on a shared machine swing 20-40 %).
 """
 from __future__ import annotations
 
@@ -117,6 +125,7 @@ FLOOR_NOTES = {
 
 # Rows whose floor samples are taken in our column, turn about with ours (see above).
 PAIRED = ("cold", "task_sync", "task_pipe")
+MIN_PAIRED = 5
 
 LIBS = ("ours", "ray", "onray", "floor")
 LIB_TITLES = {"ours": "jupyter_actors", "ray": "Ray", "onray": "ours on Ray", "floor": "floor"}
@@ -277,7 +286,36 @@ def onray_cells(row: str, onray, ray, unit: str, higher: bool, layer=None) -> li
             "met" if share >= bound else "NOT MET"]
 
 
-def render(results: dict, rows: list, info: dict, versions: dict) -> str:
+def load_before(paths: str) -> list:
+    """Our figures from earlier runs, [(label, {row: value})]: from ``--json`` outputs, or
+    files like bench/before.json (``{"runs": [{"label": ..., "rows": {row: value}}]}``)."""
+    runs = []
+    for path in [p for p in paths.split(",") if p]:
+        with open(path) as f:
+            data = json.load(f)
+        if "runs" in data:
+            runs += [(r.get("label") or f"run {i + 1}", r["rows"])
+                     for i, r in enumerate(data["runs"])]
+        else:
+            rows = (data.get("results", {}).get("ours") or {}).get("rows") or {}
+            runs.append((os.path.basename(path),
+                         {k: v["median"] for k, v in rows.items() if v}))
+    return runs
+
+
+def before_cells(row: str, ours, before: list, unit: str, higher: bool) -> list:
+    """Our earlier figures of ``row`` and whether ours now is better or worse than all."""
+    earlier = [figures[row] for _, figures in before if figures.get(row) is not None]
+    if not earlier:
+        return ["-", ""]
+    text = " / ".join(fmt(v, unit) for v in earlier)
+    if ours is None:
+        return [text, ""]
+    better = [ours > v if higher else ours < v for v in earlier]
+    return [text, "better" if all(better) else "WORSE" if not any(better) else "within"]
+
+
+def render(results: dict, rows: list, info: dict, versions: dict, before=None) -> str:
     lines = []
     load = info.get("loadavg")
     lines.append(f"machine: {info['cores']} cores, {info['cpu']}; Python {info['python']}; "
@@ -290,6 +328,9 @@ def render(results: dict, rows: list, info: dict, versions: dict) -> str:
     header = ["row", "jupyter_actors", "Ray", "floor", "ours vs Ray", "target", ""]
     if onray:
         header += ["ours on Ray", "on Ray vs Ray", "target", ""]
+    if before:
+        header += ["ours before (" + " / ".join(label for label, _ in before) + ")",
+                   "now vs all before"]
     table = [header]
     for row in rows:
         label, unit, higher = ROWS[row]
@@ -309,9 +350,14 @@ def render(results: dict, rows: list, info: dict, versions: dict) -> str:
             layer = (results["onray"].get("rows") or {}).get("init_layer")
             table[-1] += onray_cells(row, med["onray"], med["ray"], unit, higher,
                                      layer["median"] if layer else None)
+        if before:
+            table[-1] += before_cells(row, med["ours"], before, unit, higher)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    left = {0, 5, 6, 9, 10} if onray else {0, 5, 6}
+    if before:
+        left.add(len(header) - 1)
     for i, r in enumerate(table):
-        lines.append("  ".join(c.ljust(w) if j == 0 or j in (5, 6, 9, 10) else c.rjust(w)
+        lines.append("  ".join(c.ljust(w) if j in left else c.rjust(w)
                                for j, (c, w) in enumerate(zip(r, widths))).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -377,6 +423,8 @@ def main(argv=None) -> int:
                         help="comma-separated columns (ours, ray, floor)")
     parser.add_argument("--reps", type=int, help="repetitions per row (median reported)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--before", help="earlier runs to compare ours with: --json outputs "
+                        "or bench/before.json (comma-separated)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per column")
     parser.add_argument("--column", help=argparse.SUPPRESS)
     parser.add_argument("--column-out", help=argparse.SUPPRESS)
@@ -410,7 +458,8 @@ def main(argv=None) -> int:
         print(f"running {LIB_TITLES[lib]} ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
         if lib == "ours":
-            res = spawn_column(lib, rows, {**cfg, "paired": paired}, args.timeout)
+            res = spawn_column(lib, rows, {**cfg, "paired": paired, "min_paired": MIN_PAIRED},
+                               args.timeout)
         elif lib == "floor":
             own = [r for r in rows if r not in paired]
             res = spawn_column(lib, own, cfg, args.timeout) if own else {"rows": {}}
@@ -424,7 +473,7 @@ def main(argv=None) -> int:
             res["rows"] = {k: summarize(v) for k, v in res["rows"].items()}
     info["loadavg"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     vers = versions(libs)
-    print(render(results, rows, info, vers))
+    print(render(results, rows, info, vers, load_before(args.before) if args.before else None))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "versions": vers, "config": cfg, "rows": rows,

@@ -48,6 +48,24 @@ def test_bench_takes_the_floor_of_cold_start_and_tasks_turn_about_with_ours(tmp_
     data = json.loads(out_json.read_text())
     floor, ours = data["results"]["floor"], data["results"]["ours"]
     assert sorted(floor["paired"]) == ["cold", "task_pipe"]
-    for row in ("cold", "task_pipe", "sync_threaded"):
-        assert len(floor["rows"][row]["samples"]) == len(ours["rows"][row]["samples"]) == 2
+    # As many floor samples as ours; the paired rows take at least MIN_PAIRED of each.
+    for row, count in (("cold", 5), ("task_pipe", 5), ("sync_threaded", 2)):
+        assert len(floor["rows"][row]["samples"]) == len(ours["rows"][row]["samples"]) == count
     assert set(ours["rows"]) == {"cold", "task_pipe", "sync_threaded"}
+
+
+def test_bench_before_compares_ours_with_earlier_runs(tmp_path):
+    """--before puts our earlier figures beside ours and says whether ours beat them all."""
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps({"runs": [
+        {"label": "slow", "rows": {"init": 100.0, "sync_threaded": 1e9}},
+        {"label": "slower", "rows": {"init": 200.0, "sync_threaded": 2e9}}]}))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "1",
+         "--only", "init,sync_threaded", "--libs", "ours", "--before", str(before)],
+        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    assert "ours before (slow / slower)" in proc.stdout
+    assert lines["init()"].rstrip().endswith("better")        # ours: far below 100 s
+    assert lines["1:1 sync calls, threaded actor"].rstrip().endswith("WORSE")

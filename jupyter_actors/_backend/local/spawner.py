@@ -81,6 +81,15 @@ class Spawner:
         self.handed_at = 0.0           # when a worker last went to an actor (see SETTLE)
         self._requests: collections.deque = collections.deque()
         self._cv = threading.Condition()
+        if self.zygote_failures < ZYGOTE_ATTEMPTS:
+            # Started here, on the caller's thread: the zygote's start is most of the
+            # way to the first actor's first answer, and the spawner thread need not
+            # be scheduled first.
+            try:
+                self.zygote = Zygote(self._worker_env(), self.lifeline_r, self.preload,
+                                     self._zygote_lost)
+            except OSError:
+                self.zygote_failures = ZYGOTE_ATTEMPTS
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-spawner",
                                        daemon=True)
         self.thread.start()
