@@ -81,15 +81,25 @@ class Spawner:
         self.handed_at = 0.0           # when a worker last went to an actor (see SETTLE)
         self._requests: collections.deque = collections.deque()
         self._cv = threading.Condition()
+        self.first = None  # (zygote, driver's end) of the worker asked for below
         if self.zygote_failures < ZYGOTE_ATTEMPTS:
-            # Started here, on the caller's thread: the zygote's start is most of the
-            # way to the first actor's first answer, and the spawner thread need not
-            # be scheduled first.
+            # Started here, on the caller's thread, and asked for the first worker at
+            # once: the zygote's start is most of the way to the first actor's first
+            # answer, and it then forks without waiting for a thread of ours.
             try:
-                self.zygote = Zygote(self._worker_env(), self.lifeline_r, self.preload,
-                                     self._zygote_lost)
+                env = self._worker_env()
+                self.zygote = Zygote(env, self.lifeline_r, self.preload, self._zygote_lost)
             except OSError:
                 self.zygote_failures = ZYGOTE_ATTEMPTS
+            else:
+                parent, child = socket.socketpair()
+                try:
+                    if self.zygote.request(child, env, os.getcwd()):
+                        self.first = (self.zygote, parent)
+                    else:
+                        parent.close()
+                finally:
+                    child.close()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-spawner",
                                        daemon=True)
         self.thread.start()
@@ -141,6 +151,9 @@ class Spawner:
             self._requests.append(None)
             self._cv.notify()
         self.thread.join(timeout)
+        first, self.first = self.first, None
+        if first is not None:   # never taken: its worker (if forked) sees end-of-file
+            first[1].close()
         zygote = self.zygote
         if zygote is not None:
             zygote.join(timeout)
@@ -231,6 +244,14 @@ class Spawner:
     def _fork(self) -> tuple:
         """(a worker forked by the zygote, started or replaced as needed, and the driver's
         end of its socket), or (None, None): spawn one instead."""
+        first, self.first = self.first, None
+        if first is not None:   # asked for at init: its answer comes first
+            zygote, parent = first
+            proc = zygote.forked()
+            if proc is not None:
+                return proc, parent
+            parent.close()
+            self.zygote_failures += 1
         while self.zygote_failures < ZYGOTE_ATTEMPTS and not self.stopping:
             env = self._worker_env()
             zygote = self.zygote

@@ -161,11 +161,20 @@ class Zygote:
 
     def fork(self, sock: socket.socket, env: dict, cwd: str) -> ForkedProcess | None:
         """A worker running on ``sock`` (the zygote gets a copy); None if the zygote is gone."""
+        return self.forked() if self.request(sock, env, cwd) else None
+
+    def request(self, sock: socket.socket, env: dict, cwd: str) -> bool:
+        """Ask for a worker on ``sock`` without waiting (``forked()`` answers, in order);
+        False if the zygote is gone."""
         try:
             send_frame(self.control, (env, cwd), fds=(sock.fileno(),))
         except OSError:
             self.stop()
-            return None
+            return False
+        return True
+
+    def forked(self) -> ForkedProcess | None:
+        """The worker of the oldest request not yet answered; None if the zygote is gone."""
         try:
             proc = self._forked.get(timeout=FORK_TIMEOUT)
         except queue.Empty:
