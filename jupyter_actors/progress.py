@@ -48,11 +48,12 @@ class _ProgressGet:
     def __init__(self, delay: float):
         self.delay = delay
 
-    def __call__(self, refs: list):
+    def __call__(self, refs: list, started: float | None = None):
+        """``started``: when the get began (time.monotonic()), if before this call."""
         __tracebackhide__ = True  # an interrupted get() shows the user's frame, not ours
         futures = [r._future for r in refs]
         counter = _DoneCounter(futures)
-        show_at = time.monotonic() + self.delay
+        show_at = (time.monotonic() if started is None else started) + self.delay
         bar = None
         try:
             for future in futures:

@@ -20,7 +20,7 @@ import jupyter_actors as ray
 from jupyter_actors import exceptions
 from jupyter_actors._api import session
 from jupyter_actors._trace import tracer
-from tests.helpers import GUARD
+from tests.helpers import GUARD, FileEvent, value_when_set, wait_until_started
 from tests.ray_cluster import free_port
 
 # Ray starts in 5-30 s, and far slower on a loaded machine.
@@ -159,6 +159,53 @@ def test_calls_on_ray_are_traced_with_their_pids_and_slots(ray_head):
     assert all(r.slot == 0 and r.started <= r.finished for r in records)
     events = [e for e in ray.timeline() if e.get("name") == "Counter.incr"]
     assert len(events) >= 3 and all(e["pid"] == pid for e in events[-3:])
+
+
+def test_a_call_shows_as_running_on_ray_before_it_ends(ray_head, tmp_path):
+    """A short call's start and finish come together; a long one's start comes while it runs
+    (the live Timeline draws it running), its finish later."""
+    ray.init(address=ray_head.address)
+    release = FileEvent(tmp_path / "release")
+    c = Counter.remote()
+    ray.get(c.incr.remote(), timeout=GUARD)
+    ref = ray.remote(value_when_set).remote(str(release.path), "done")
+    wait_until_started(ref)
+    record = ref._owner
+    assert record.status == "running" and record.finished is None and record.pid is not None
+    release.set()
+    assert ray.get(ref, timeout=GUARD) == "done"
+    deadline = time.monotonic() + GUARD
+    while record.finished is None or record.status != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert record.started <= record.finished
+
+
+def test_a_trace_line_read_half_written_is_joined(ray_head):
+    """Ray's log monitor may read a worker's line while it is being written and pass it on
+    as two lines: the trace events in it still reach their call, and nothing is printed."""
+    from jupyter_actors._backend.ray.host import EVENTS_MARK
+    from jupyter_actors._backend.ray.output import TAG
+    ray.init(address=ray_head.address)
+    router = session.backend().logs
+    c = Counter.remote()
+    ref = c.incr.remote()
+    ray.get(ref, timeout=GUARD)
+    record = ref._owner
+    deadline = time.monotonic() + GUARD
+    while record.pid is None:   # the worker's own report first: this one comes after it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    origin = int(time.time() * 1e6) - 1000
+    line = f'{EVENTS_MARK}[4242,{origin},[[{record.call_id},"sf",10,3,20]]]{TAG}'
+    printed = []
+    router.ray_printer, ray_printer = printed.append, router.ray_printer
+    try:
+        for part in (line[:25], line[25:]):
+            router.handle({"lines": [part], "pid": 4242, "is_err": False})
+    finally:
+        router.ray_printer = ray_printer
+    assert (record.pid, record.slot) == (4242, 3) and printed == []
 
 
 def test_actors_table_reads_ray_state(ray_head):

@@ -59,9 +59,14 @@ def _get(refs, timeout):
         if _refs.IN_WORKER:
             with session.backend().blocking_get(refs):
                 return [_get_one(r, deadline, timeout, len(refs)) for r in refs]
-        if deadline is None and len(refs) > 1 and get_progress is not None:
-            return get_progress(refs)
         backend = session.current_backend()
+        if deadline is None and len(refs) > 1 and get_progress is not None:
+            started = time.monotonic()
+            if backend is not None:
+                # What is done before a bar would show comes in one go (Ray: one ray.get,
+                # and no done-callback per ref).
+                backend.fetch_many(refs, getattr(get_progress, "delay", 0.0))
+            return get_progress(refs, started)
         if backend is not None and len(refs) > 1:
             backend.fetch_many(refs, timeout)
         return [_get_one(r, deadline, timeout, len(refs)) for r in refs]

@@ -217,7 +217,7 @@ class RayBackend(Backend):
         except Exception:
             return
         for ref, value in zip(pending, values):
-            ref._future.completion(value)
+            ref._future.complete(value)
 
     def put(self, value):
         self._check_open()

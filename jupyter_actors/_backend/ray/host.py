@@ -42,20 +42,54 @@ def route_here():
     return None if call is None else call.route
 
 
+def now() -> int:
+    """This worker's clock for trace events: microseconds since ORIGIN (time.time())."""
+    return time.time_ns() // 1000 - ORIGIN
+
+
+ORIGIN = time.time_ns() // 1000
+
+
 class _Events:
-    """Start and finish times of this worker's calls, written to the log in batches."""
+    """Start and finish times of this worker's calls, written to the log in batches.
+
+    A call that ends before its batch goes out sends one event, start and finish
+    together ("sf", or "sx" when it raised); a call still running at that moment
+    sends its start ("s") then, and its finish ("f" / "x") in a later batch. Times
+    are whole microseconds since ORIGIN, which each batch carries: a batch of
+    short calls is a fraction of one with two events and full timestamps per call,
+    for Ray's log monitor, its pubsub and the driver alike.
+    """
 
     def __init__(self, stream):
         self.stream = stream
         self.items: list = []
+        self.running: dict = {}     # call id -> (start, slot), start not sent yet
         self.lock = threading.Lock()
         self.wake = threading.Event()
         threading.Thread(target=self._run, name="jupyter_actors-trace", daemon=True).start()
 
     def add(self, item) -> None:
-        self.items.append(item)     # list.append is atomic: the hot path takes no lock
+        with self.lock:
+            self.items.append(item)
         if not self.wake.is_set():
             self.wake.set()
+
+    def started(self, call_id, slot) -> None:
+        start = now()
+        with self.lock:
+            self.running[call_id] = (start, slot)
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def ended(self, call_id, failed: bool) -> None:
+        end = now()
+        with self.lock:
+            start = self.running.pop(call_id, None)
+            if start is None:   # its start went out already
+                self.items.append((call_id, "x" if failed else "f", end))
+            else:
+                self.items.append((call_id, "sx" if failed else "sf", start[0], start[1], end))
 
     def _run(self) -> None:
         pid = os.getpid()
@@ -63,10 +97,15 @@ class _Events:
             self.wake.wait()
             time.sleep(FLUSH_EVERY)   # let a batch gather
             self.wake.clear()
-            items, self.items = self.items, []
+            with self.lock:
+                items, self.items = self.items, []
+                running, self.running = self.running, {}
+            # Calls still running: their start now, their finish later.
+            items.extend((call_id, "s", start, slot) for call_id, (start, slot)
+                         in running.items())
             if items:
                 try:
-                    self.stream.write(f"{EVENTS_MARK}{json.dumps([pid, items])}{TAG}\n")
+                    self.stream.write(f"{EVENTS_MARK}{json.dumps([pid, ORIGIN, items], separators=(',', ':'))}{TAG}\n")
                     self.stream.flush()
                 except (OSError, ValueError):
                     return
@@ -157,14 +196,14 @@ def _unpack_call(meta: str) -> tuple:
 def _begin(route, call_id, slot, carries: bool = False, name=None) -> CallOutput:
     call = CallOutput(route, call_id, carries, name)
     call.token = current_call.set(call)
-    _events.add((call_id, "s", time.time(), slot))
+    _events.started(call_id, slot)
     return call
 
 
 def _end(route, call_id, call: CallOutput, failed=False) -> CallOutput:
     _stdout.end_call(call)
     _stderr.end_call(call)
-    _events.add((call_id, "x" if failed else "f", time.time()))
+    _events.ended(call_id, failed)
     current_call.reset(call.token)
     return call
 

@@ -2,7 +2,7 @@
 
     Ray's log monitor ─▶ driver's "ray_print_logs" thread ─▶ LogRouter.handle(batch)
         "<RS>ja:ROUTE PROCESS SEQ<RS>text" → the output router, with the context of call ROUTE
-        "<RS>jt:[pid, events]"          → the call records: started / finished / slot / pid
+        "<RS>jt:[pid, origin, events]"  → the call records: started / finished / slot / pid
         anything else                   → Ray's own printer, unchanged
     a result carrying its process's recent lines (output.py) ─▶ LogRouter.carried, in the
         thread that unpickles it (get(), or Ray's callback): the lines not written yet, now
@@ -23,11 +23,13 @@ import time
 from . import output
 from .host import EVENTS_MARK
 from .nested import NESTED_EVENTS, NestedCalls
+from .records import report_event
 from .output import LINE_MARK, TAG
 
 _HANDLER = "ray_print_logs"
 REMEMBERED_PROCESSES = 4096   # worker processes whose written line numbers are kept
 CATCH_UP_WAIT = 0.5       # seconds carried lines wait for the stream to bring the ones before
+BOTH = ("sf", "sx")       # trace events with a start and a finish time
 
 
 class LogRouter:
@@ -39,11 +41,12 @@ class LogRouter:
         self.dispatcher = global_worker_stdstream_dispatcher
         # time.time() in a worker minus this is the driver's time.monotonic().
         self.offset = time.time() - time.monotonic()
-        self.nested = NestedCalls(backend, self.offset)
+        self.nested = NestedCalls(backend)
         self.ray_printer = next((h for n, h in self.dispatcher.handlers if n == _HANDLER), None)
         # worker process -> the numbers of its lines written so far
         self.written: collections.OrderedDict = collections.OrderedDict()
         self.writing = threading.Condition()   # one writer at a time: lines stay in order
+        self.cut: dict = {}   # (pid, is_err) -> the start of a trace-event line read half-written
         if self.ray_printer is not None:
             self.dispatcher.remove_handler(_HANDLER)
             self.dispatcher.add_handler(_HANDLER, self.handle)
@@ -61,7 +64,16 @@ class LogRouter:
         lines = data.get("lines") or ()
         plain: list = []
         routed: list = []     # (route, process, number, text), in order
+        source = (data.get("pid"), data.get("is_err"))
         for line in lines:
+            cut = self.cut.pop(source, None)
+            if cut is not None and not line.startswith(TAG):
+                line = cut + line
+            if line.startswith(EVENTS_MARK) and not line.rstrip("\r\n").endswith(TAG):
+                # Ray's log monitor read the line while it was being written: the rest
+                # comes as the next line from the same worker.
+                self.cut[source] = line
+                continue
             if line.startswith(LINE_MARK):
                 head, _, text = line[len(LINE_MARK):].partition(TAG)
                 route, process, seq = (head.split(" ") + [None, None])[:3]
@@ -153,20 +165,21 @@ class LogRouter:
 
     def _events(self, text: str) -> None:
         try:
-            pid, items = json.loads(text)
+            pid, origin, items = json.loads(text)
         except ValueError:
             return
         records = self.backend.records
-        offset = self.offset
+        # The worker's times are microseconds since its origin (a time.time()).
+        base = origin / 1e6 - self.offset
         for item in items:
+            item[2] = base + item[2] / 1e6
+            if len(item) == 5 and item[1] in BOTH:
+                item[4] = base + item[4] / 1e6
             record = records.get(item[0])
             if record is None or item[1] in NESTED_EVENTS:
                 self.nested.handle(item, pid)   # a call made inside a worker (nested.py)
                 continue
-            if item[1] == "s":
-                record.report(started=item[2] - offset, slot=item[3], pid=pid)
-            else:   # "f": it returned, "x": it raised
-                record.report(finished=item[2] - offset, failed=item[1] == "x")
+            report_event(record, item, pid)
 
 
 class _Untagged:

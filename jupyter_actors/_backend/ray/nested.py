@@ -4,7 +4,8 @@
     ──────────────────────────────            ─────────────────────────────────────
     the call is submitted ─ "n" event ──────▶ a RayCall for it: label, actor, the cell of
                                               the driver's call that started the chain
-    the callee runs it    ─ "s", "f"/"x" ───▶ its start, slot, pid and finish (as any call)
+    the callee runs it    ─ "sf" (or "s" ─▶ its start, slot, pid and finish (as any call)
+                            then "f"/"x")
     its first ref is done ─ "e" event ──────▶ the record ends: finished, failed or cancelled
 
 The driver makes no record of such a call when it is submitted (Ray takes it straight
@@ -15,16 +16,15 @@ until the record exists.
 from __future__ import annotations
 
 import collections
-import time
 
 from ... import _ids
 from ..._trace import tracer
 from ...exceptions import TaskCancelledError, TaskError
 from . import host
-from .records import CANCELLED, FAILED, RayActor, RayCall
+from .records import CANCELLED, FAILED, RayActor, RayCall, report_event
 
 SUBMITTED, ENDED = "n", "e"
-NESTED_EVENTS = (SUBMITTED, ENDED)   # what only nested calls send (besides "s" and "f")
+NESTED_EVENTS = (SUBMITTED, ENDED)   # what only nested calls send (besides the callee's)
 EARLY_LIMIT = 10_000     # start/finish events kept for records not announced yet
 
 
@@ -43,13 +43,13 @@ def _announce(event: str, record) -> None:
         owner = record.owner
         actor = None if record.kind == "task" else (
             owner.actor_id, owner.class_name, owner.is_async, owner.max_concurrency)
-        host._events.add((record.call_id, SUBMITTED, time.time(), host.route_here(),
+        host._events.add((record.call_id, SUBMITTED, host.now(), host.route_here(),
                           record.kind, record.label, actor))
     elif event == "finish" and record.error is not None:
-        host._events.add((record.call_id, ENDED, time.time(), record.status,
+        host._events.add((record.call_id, ENDED, host.now(), record.status,
                           f"{type(record.error).__name__}: {record.error}"))
     elif event == "finish":
-        host._events.add((record.call_id, ENDED, time.time(), record.status, None))
+        host._events.add((record.call_id, ENDED, host.now(), record.status, None))
 
 
 # -- in the driver ----------------------------------------------------------------------------
@@ -57,14 +57,14 @@ def _announce(event: str, record) -> None:
 class NestedCalls:
     """The driver's records of calls made inside workers."""
 
-    def __init__(self, backend, offset: float):
+    def __init__(self, backend):
         self.backend = backend
-        self.offset = offset      # a worker's time.time() minus this: the driver's monotonic
         self.early: collections.OrderedDict = collections.OrderedDict()
         self.actors: dict = {}    # actor_id -> RayActor for actors this driver holds no handle to
 
     def handle(self, item, pid) -> None:
-        """One event the driver has no record for, or one announcing or ending such a call."""
+        """One event the driver has no record for, or one announcing or ending such a call
+        (its times on the driver's clock already: logs.LogRouter)."""
         call_id, kind = item[0], item[1]
         if kind == SUBMITTED:
             self._submitted(call_id, item)
@@ -82,14 +82,11 @@ class NestedCalls:
         caller = backend.records.get(route) if route is not None else None
         record = RayCall(kind, label, owner, caller.context if caller is not None else None)
         record.call_id = call_id
-        record.submitted = at - self.offset
+        record.submitted = at
         backend.records[call_id] = record     # the trace holds it (tracer.active, finished)
         tracer.record_submitted(record)
         for early, pid in self.early.pop(call_id, ()):
-            if early[1] == "s":
-                record.report(started=early[2] - self.offset, slot=early[3], pid=pid)
-            else:   # "f": it returned, "x": it raised
-                record.report(finished=early[2] - self.offset, failed=early[1] == "x")
+            report_event(record, early, pid)
 
     def _ended(self, call_id, item) -> None:
         record = self.backend.records.get(call_id)
@@ -99,7 +96,7 @@ class NestedCalls:
         error = (TaskCancelledError(text) if status == CANCELLED else
                  TaskError(text) if status == FAILED else None)
         if record.finished is None:
-            record.finished = at - self.offset
+            record.finished = at
         record.end(error)
 
     def _actor(self, actor_id, class_name, is_async, max_concurrency) -> RayActor:

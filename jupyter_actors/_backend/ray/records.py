@@ -91,6 +91,19 @@ class TaskOwner:
         self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
 
 
+def report_event(record, item, pid) -> None:
+    """One of the worker's trace events for ``record`` (host._Events), times on the
+    driver's clock: "s" started, "f" returned, "x" raised, "sf" / "sx" both at once."""
+    kind = item[1]
+    if kind == "sf" or kind == "sx":
+        record.report(started=item[2], slot=item[3], pid=pid, finished=item[4],
+                      failed=kind == "sx")
+    elif kind == "s":
+        record.report(started=item[2], slot=item[3], pid=pid)
+    else:
+        record.report(finished=item[2], failed=kind == "x")
+
+
 class RayCall:
     """One call on Ray, as the trace, the widgets, %actors and interrupts read it."""
 

@@ -15,13 +15,13 @@ import concurrent.futures
 import threading
 import time
 
-from ..._api.refs import ObjectRef
+from ..._api.refs import _DONE, _DONE_LOCK, _FINISHED, _PENDING, ObjectRef, RefFuture
 from ..._trace import tracer
 from .errors import made_on_ray, translate
 from .output import deliver
 
 ARM_AFTER = 1.0    # seconds: calls unfinished this long get Ray's callback
-_SETTLED = ("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED")
+_MAKING = threading.Lock()   # one condition per future, however many threads wait at once
 
 
 class Session:
@@ -51,16 +51,99 @@ def _on_ray() -> bool:
     return current is None or current.name == "ray"
 
 
-class _RayFuture(concurrent.futures.Future):
+class _RayFuture(RefFuture):
     """A future Ray completes; ``result()`` asks Ray directly, in the caller's thread.
 
     Waiting in ``ray.get`` instead of for Ray's callback saves the hop through Ray's
     callback thread on every blocking ``get``. Anything that waits another way arms
     the callback first (``arm``): ``done()`` and ``add_done_callback`` do, and every
-    waiter of the API (wait, await, progress bars, reprs) goes through one of them."""
+    waiter of the API (wait, await, progress bars, reprs) goes through one of them.
 
-    __slots__ = ("ray_ref", "completion", "armed", "session")
+    Its fields live in slots, and its condition and lists are made only when someone
+    waits or adds a callback: a pipelined call keeps one object here where a
+    ``Future`` keeps seven, and fewer live objects make Python's collector run less
+    often and scan less (it ran every few thousand pipelined calls).
+    """
 
+    __slots__ = ("_state", "_result", "_exception", "_cond", "_waiting", "_callbacks",
+                 "ray_ref", "record", "armed", "session")
+
+    def __init__(self, ray_ref, record):  # no RefFuture.__init__: it fills a __dict__
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._cond = None
+        self._waiting = None
+        self._callbacks = None
+        self.ray_ref = ray_ref
+        self.record = record
+        self.armed = False
+        self.session = current
+
+    # -- made when first needed ------------------------------------------------
+    @property
+    def _condition(self):
+        condition = self._cond
+        if condition is None:
+            # A waiter makes it before it looks at the state, and whoever completes the
+            # future looks for it after setting the state: one of them sees the other.
+            with _MAKING:
+                condition = self._cond
+                if condition is None:
+                    condition = self._cond = threading.Condition()
+        return condition
+
+    @property
+    def _waiters(self) -> list:   # concurrent.futures.wait adds to it under _condition
+        waiting = self._waiting
+        if waiting is None:
+            waiting = self._waiting = []
+        return waiting
+
+    @property
+    def _done_callbacks(self) -> list:   # RefFuture adds to it under _DONE_LOCK
+        callbacks = self._callbacks
+        if callbacks is None:
+            callbacks = self._callbacks = []
+        return callbacks
+
+    def _invoke_callbacks(self) -> None:
+        if self._callbacks:
+            super()._invoke_callbacks()
+
+    def _set(self, value, failed: bool) -> bool:
+        """Done with ``value``; False (and nothing changes) when it was done already."""
+        with _DONE_LOCK:
+            state = self._state
+            if state not in _DONE:
+                if failed:
+                    self._exception = value
+                else:
+                    self._result = value
+                self._state = _FINISHED
+                condition = self._cond
+        if state in _DONE:
+            return False
+        if condition is not None:   # someone waits
+            with condition:
+                for waiter in self._waiting or ():
+                    if failed:
+                        waiter.add_exception(self)
+                    else:
+                        waiter.add_result(self)
+                condition.notify_all()
+        self._invoke_callbacks()
+        return True
+
+    def set_result(self, result) -> None:
+        if not self._set(result, False):
+            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+
+    def set_exception(self, exception) -> None:
+        if not self._set(exception, True):
+            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+
+    # -- Ray ------------------------------------------------------------------------
     def arm(self) -> None:
         """Ask Ray to call back when the object is ready (once)."""
         if self.armed:
@@ -69,17 +152,17 @@ class _RayFuture(concurrent.futures.Future):
         closed = self.session.closed
         if closed is not None:
             _settle(self, closed, True)
-        elif self._state not in _SETTLED:
-            self.ray_ref._on_completed(self.completion)
+        elif self._state not in _DONE:
+            self.ray_ref._on_completed(self.complete)
 
     def settled(self) -> bool:
         """done(), without arming the callback."""
-        return self._state in _SETTLED
+        return self._state in _DONE
 
     def done(self) -> bool:
         if not self.armed:
             self.arm()
-        return super().done()
+        return self._state in _DONE
 
     def add_done_callback(self, fn) -> None:
         if not self.armed:
@@ -92,7 +175,7 @@ class _RayFuture(concurrent.futures.Future):
         return super().exception(timeout)
 
     def result(self, timeout=None):
-        if self._state not in _SETTLED:
+        if self._state not in _DONE:
             closed = self.session.closed
             if closed is not None:
                 _settle(self, closed, True)
@@ -109,36 +192,14 @@ class _RayFuture(concurrent.futures.Future):
                 self.arm()
                 return super().result(timeout)
             else:
-                self.completion(value)
+                self.complete(value)
         return super().result(0)
 
-
-def ref_of(ray_ref, record=None) -> RayObjectRef:
-    """Our ref for Ray's ``ray_ref``, completed when Ray has the value."""
-    future = _RayFuture()
-    future.ray_ref = ray_ref
-    future.armed = False
-    future.session = current
-    ref = RayObjectRef(int.from_bytes(ray_ref.binary(), "big"), future)
-    ref._ray_ref = ray_ref
-    ref._owner = record
-    future.completion = _Completion(future, record)
-    return ref
-
-
-class _Completion:
-    """Ray's done-callback for one ref: sets our future, finishes the call's trace record."""
-
-    __slots__ = ("future", "record")
-
-    def __init__(self, future, record):
-        self.future = future
-        self.record = record
-
-    def __call__(self, result) -> None:
-        import ray.exceptions as rx
+    def complete(self, result) -> None:
+        """The value Ray has for the ref (Ray's done-callback, or a get): sets this future,
+        finishes the call's trace record."""
         record = self.record
-        if isinstance(result, rx.RayError):
+        if isinstance(result, _ray_error()):
             # A call that printed and raised: its last lines ride on the error (output.py).
             deliver(getattr(getattr(result, "cause", None), "_jupyter_actors_output", None))
             error = translate(result, record.label if record is not None else "get",
@@ -146,14 +207,36 @@ class _Completion:
                               else None)
             if record is not None:
                 record.end(error)
-            _settle(self.future, error, True)
+            _settle(self, error, True)
             return
         if record is not None:
             record.end(None)
-        _settle(self.future, result, False)
+        _settle(self, result, False)
+
+
+def _ray_error() -> type:
+    global _RAY_ERROR
+    if _RAY_ERROR is None:
+        import ray.exceptions as rx
+        _RAY_ERROR = rx.RayError
+    return _RAY_ERROR
+
+
+_RAY_ERROR = None
+
+
+def ref_of(ray_ref, record=None) -> RayObjectRef:
+    """Our ref for Ray's ``ray_ref``, completed when Ray has the value."""
+    ref = RayObjectRef(int.from_bytes(ray_ref.binary(), "big"), _RayFuture(ray_ref, record))
+    ref._ray_ref = ray_ref
+    ref._owner = record
+    return ref
 
 
 def _settle(future, value, failed: bool) -> None:
+    if type(future) is _RayFuture:
+        future._set(value, failed)   # no-op when done already (a cancel, the cluster gone)
+        return
     try:
         if failed:
             future.set_exception(value)
