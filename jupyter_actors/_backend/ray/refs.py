@@ -15,7 +15,8 @@ import concurrent.futures
 import threading
 import time
 
-from ..._api.refs import _DONE, _DONE_LOCK, _FINISHED, _PENDING, ObjectRef, RefFuture
+from ..._api.futures import _DONE, _DONE_LOCK, _FINISHED, _PENDING, RefFuture
+from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from .errors import made_on_ray, translate
 from .output import deliver
