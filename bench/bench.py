@@ -24,8 +24,10 @@ a second), whatever --reps says: a median of three is at the mercy of one burst.
 
 ``--before FILE`` (a ``--json`` output, or ``bench/before.json``: our figures from
 the runs in README.md) adds our earlier figures to the table and says, per row,
-whether ours now is better or worse than every one of them ("slower" only then:
-single runs on a shared machine swing 20-40 %).
+whether ours now is better or worse than every one of them ("WORSE" only then:
+single runs on a shared machine swing 20-40 %). Where an earlier run also gives
+the floor of a PAIRED row (before.json: the cold start's), that row is compared
+as ours/floor, so a busier machine does not read as a slower library.
 """
 from __future__ import annotations
 
@@ -287,32 +289,47 @@ def onray_cells(row: str, onray, ray, unit: str, higher: bool, layer=None) -> li
 
 
 def load_before(paths: str) -> list:
-    """Our figures from earlier runs, [(label, {row: value})]: from ``--json`` outputs, or
-    files like bench/before.json (``{"runs": [{"label": ..., "rows": {row: value}}]}``)."""
+    """Our figures from earlier runs, [(label, {row: ours}, {row: floor})]: from ``--json``
+    outputs, or files like bench/before.json (``{"runs": [{"label": ..., "rows": {row:
+    value}, "floor": {row: value}}]}``)."""
     runs = []
     for path in [p for p in paths.split(",") if p]:
         with open(path) as f:
             data = json.load(f)
         if "runs" in data:
-            runs += [(r.get("label") or f"run {i + 1}", r["rows"])
+            runs += [(r.get("label") or f"run {i + 1}", r["rows"], r.get("floor") or {})
                      for i, r in enumerate(data["runs"])]
         else:
-            rows = (data.get("results", {}).get("ours") or {}).get("rows") or {}
-            runs.append((os.path.basename(path),
-                         {k: v["median"] for k, v in rows.items() if v}))
+            results = data.get("results", {})
+            medians = [{k: v["median"] for k, v in ((results.get(lib) or {}).get("rows") or {})
+                        .items() if v} for lib in ("ours", "floor")]
+            runs.append((os.path.basename(path), *medians))
     return runs
 
 
-def before_cells(row: str, ours, before: list, unit: str, higher: bool) -> list:
-    """Our earlier figures of ``row`` and whether ours now is better or worse than all."""
-    earlier = [figures[row] for _, figures in before if figures.get(row) is not None]
+def before_cells(row: str, ours, before: list, unit: str, higher: bool, floor=None) -> list:
+    """Our earlier figures of ``row`` and whether ours now is better or worse than all.
+
+    Where this run and an earlier one both have the floor's figure of a row whose floor
+    is sampled turn about with ours (PAIRED), that run is compared as ours/floor: the
+    load of the moment then weighs on both sides."""
+    earlier = [(figures[row], floors.get(row)) for _, figures, floors in before
+               if figures.get(row) is not None]
     if not earlier:
         return ["-", ""]
-    text = " / ".join(fmt(v, unit) for v in earlier)
+    text = " / ".join(fmt(v, unit) for v, _ in earlier)
     if ours is None:
         return [text, ""]
-    better = [ours > v if higher else ours < v for v in earlier]
-    return [text, "better" if all(better) else "WORSE" if not any(better) else "within"]
+    better = []
+    for value, their_floor in earlier:
+        if row in PAIRED and floor and their_floor:
+            value, now = value / their_floor, ours / floor
+            text_suffix = " (as x floor)"
+        else:
+            now, text_suffix = ours, ""
+        better.append(now > value if higher else now < value)
+    verdict = "better" if all(better) else "WORSE" if not any(better) else "within"
+    return [text, verdict + text_suffix]
 
 
 def render(results: dict, rows: list, info: dict, versions: dict, before=None) -> str:
@@ -329,7 +346,7 @@ def render(results: dict, rows: list, info: dict, versions: dict, before=None) -
     if onray:
         header += ["ours on Ray", "on Ray vs Ray", "target", ""]
     if before:
-        header += ["ours before (" + " / ".join(label for label, _ in before) + ")",
+        header += ["ours before (" + " / ".join(run[0] for run in before) + ")",
                    "now vs all before"]
     table = [header]
     for row in rows:
@@ -351,7 +368,7 @@ def render(results: dict, rows: list, info: dict, versions: dict, before=None) -
             table[-1] += onray_cells(row, med["onray"], med["ray"], unit, higher,
                                      layer["median"] if layer else None)
         if before:
-            table[-1] += before_cells(row, med["ours"], before, unit, higher)
+            table[-1] += before_cells(row, med["ours"], before, unit, higher, med["floor"])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     left = {0, 5, 6, 9, 10} if onray else {0, 5, 6}
     if before:

@@ -69,3 +69,17 @@ def test_bench_before_compares_ours_with_earlier_runs(tmp_path):
     assert "ours before (slow / slower)" in proc.stdout
     assert lines["init()"].rstrip().endswith("better")        # ours: far below 100 s
     assert lines["1:1 sync calls, threaded actor"].rstrip().endswith("WORSE")
+
+
+def test_bench_before_compares_the_cold_start_as_a_multiple_of_its_floor():
+    """A cold start slower in ms but nearer its floor than before is not called worse."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    before = [("busy", {"cold": 0.050}, {"cold": 0.025}), ("quiet", {"cold": 0.040}, {})]
+    # 60 ms at a 50 ms floor (1.2x) beats 2x; against the run without a floor, 60 > 40 ms.
+    assert bench.before_cells("cold", 0.060, before, "ms", False, 0.050)[1].startswith("within")
+    assert bench.before_cells("cold", 0.030, before, "ms", False, 0.050)[1].startswith("better")
+    assert bench.before_cells("cold", 0.060, before[:1], "ms", False, 0.020)[1].startswith("WORSE")
