@@ -208,6 +208,29 @@ def test_a_trace_line_read_half_written_is_joined(ray_head):
     assert (record.pid, record.slot) == (4242, 3) and printed == []
 
 
+@ray.remote(concurrency_groups={"io": 1})
+class Grouped:
+    @ray.method(concurrency_group="io")
+    def f(self):
+        return 1
+
+
+def test_older_calls_on_ray_stay_in_the_trace_in_compact_form(ray_head):
+    """Past the newest records the trace keeps calls as compact tuples: a Ray call's record
+    has every field that takes, its concurrency group too."""
+    ray.init(address=ray_head.address)
+    capacity = tracer.capacity
+    tracer._set_capacity(400)   # records beyond the newest 100 are compacted
+    try:
+        g = Grouped.remote()
+        assert ray.get([g.f.remote() for _ in range(250)], timeout=GUARD) == [1] * 250
+        calls = [c for c in tracer.snapshot() if c.label == "Grouped.f"]
+        assert len(calls) == 250 and {c.group for c in calls} == {"io"}
+        assert any(type(c).__name__ == "FinishedCall" for c in calls)   # compacted ones
+    finally:
+        tracer._set_capacity(capacity)
+
+
 def test_actors_table_reads_ray_state(ray_head):
     """%actors' rows: class, pid and liveness from Ray; a killed actor shows as dead."""
     ray.init(address=ray_head.address)

@@ -101,7 +101,7 @@ class RayBackend(Backend):
             raise self.closed
         label, method, (args, kwargs) = spec[0], spec[1], spec[2]
         num_returns, context, group = spec[4], spec[5], spec.group
-        record = RayCall("call", label, actor, context)
+        record = RayCall("call", label, actor, context, group)
         route = self._route(record)
         self._submitted(record)
         if actor.killed and num_returns >= 0:

@@ -109,13 +109,14 @@ class RayCall:
 
     __slots__ = ("call_id", "kind", "label", "owner", "actor_id", "refs", "ray_ref",
                  "context", "submitted", "started", "finished", "slot", "status", "pid",
-                 "error", "__weakref__")
+                 "error", "group", "__weakref__")
 
-    def __init__(self, kind, label, owner, context):
+    def __init__(self, kind, label, owner, context, group=None):
         self.call_id = _ids.next_id()
         self.kind = kind                  # "call", "init" or "task"
         self.label = label
         self.owner = owner
+        self.group = group                # the concurrency group of an actor call, or None
         self.actor_id = owner.actor_id
         self.refs = ()
         self.ray_ref = None
