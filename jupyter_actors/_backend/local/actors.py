@@ -74,9 +74,7 @@ class ActorState:
                 f"submitting more.")
 
     def submit(self, record: CallRecord) -> None:
-        tracer.active[record.call_id] = record  # tracer.record_submitted, inlined
-        if tracer.listeners:
-            tracer.record_submitted(record)
+        tracer.record_submitted(record)
         with self.lock:
             if not self.alive:
                 fail_record(record, self.death)
