@@ -255,6 +255,10 @@ def test_cancel_a_queued_call_and_get_timeout(on_backend, tmp_path):
     with pytest.raises(exceptions.GetTimeoutError):
         ray.get(held, timeout=0.2)
     ray.cancel(queued)
+    # The cancel reaches the worker on its own: the queued call's ref settles while the
+    # call ahead still holds the actor. Opening the gate first would race the cancel.
+    ready, _ = ray.wait([queued], timeout=GUARD)
+    assert ready == [queued]
     gate.set()
     assert ray.get(held, timeout=GUARD) == "held"
     with pytest.raises(exceptions.TaskCancelledError):
