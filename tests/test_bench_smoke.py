@@ -11,15 +11,21 @@ from tests.helpers import GUARD
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    """bench/bench.py --quick with these arguments, in a fresh interpreter; it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", *args],
+        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 def test_bench_quick_prints_the_table(tmp_path):
     """`bench/bench.py --quick --only ...` with our column alone prints every chosen row."""
     out_json = tmp_path / "out.json"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "1",
-         "--only", "init,sync_threaded,pipe_async", "--libs", "ours",
-         "--json", str(out_json)],
-        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench("--reps", "1",
+                     "--only", "init,sync_threaded,pipe_async", "--libs", "ours",
+                     "--json", str(out_json))
     out = proc.stdout
     assert "machine:" in out and "jupyter_actors" in out
     for label in ("init()", "1:1 sync calls, threaded actor", "pipelined x1000, async actor"):
@@ -35,12 +41,9 @@ def test_bench_takes_the_floor_of_cold_start_and_tasks_turn_about_with_ours(tmp_
     """With both columns asked for, the cold-start and task floors are sampled inside our
     column, one floor sample after each of ours, and shown in the floor's column."""
     out_json = tmp_path / "out.json"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "2",
-         "--only", "cold,task_pipe,sync_threaded", "--libs", "ours,floor",
-         "--json", str(out_json)],
-        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench("--reps", "2",
+                     "--only", "cold,task_pipe,sync_threaded", "--libs", "ours,floor",
+                     "--json", str(out_json))
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     assert "turn about with ours" in lines["cold start: init + actor + 1st call"]
     assert "turn about with ours" in lines["remote tasks, pipelined x1000"]
@@ -60,11 +63,8 @@ def test_bench_before_compares_ours_with_earlier_runs(tmp_path):
     before.write_text(json.dumps({"runs": [
         {"label": "slow", "rows": {"init": 100.0, "sync_threaded": 1e9}},
         {"label": "slower", "rows": {"init": 200.0, "sync_threaded": 2e9}}]}))
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--reps", "1",
-         "--only", "init,sync_threaded", "--libs", "ours", "--before", str(before)],
-        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench("--reps", "1",
+                     "--only", "init,sync_threaded", "--libs", "ours", "--before", str(before))
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     assert "ours before (slow / slower)" in proc.stdout
     assert lines["init()"].rstrip().endswith("better")        # ours: far below 100 s

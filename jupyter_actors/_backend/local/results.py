@@ -23,6 +23,13 @@ from .records import CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record,
 _REBUILD = b"_rebuild_"
 
 
+def _unpickle_error(record, exc: Exception) -> TaskError:
+    error = TaskError(f"could not unpickle the result of {record.label}: "
+                      f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
 def not_started(record) -> TaskCancelledError:
     return TaskCancelledError(f"{record.label} was cancelled before it started.")
 
@@ -122,10 +129,7 @@ class ResultHandlers:
             try:
                 values.append(deserialize(payload))
             except Exception as exc:
-                error = TaskError(f"could not unpickle the result of {record.label}: "
-                                  f"{type(exc).__name__}: {exc}")
-                error.__cause__ = exc
-                fail_record(record, error)
+                fail_record(record, _unpickle_error(record, exc))
                 return
             finally:
                 inners.append(_refs.stop_capture(previous) if capture else None)
@@ -147,10 +151,7 @@ class ResultHandlers:
         try:
             value = deserialize(payload)
         except Exception as exc:
-            error = TaskError(f"could not unpickle the result of {record.label}: "
-                              f"{type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            fail_record(record, error)
+            fail_record(record, _unpickle_error(record, exc))
             return
         record.status = FINISHED
         _count(record)
