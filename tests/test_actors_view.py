@@ -82,9 +82,15 @@ def test_cancel_and_kill_from_the_view(tmp_path):
                 ray.get(ref, timeout=GUARD)
         gate.set()
         assert ray.get(running, timeout=GUARD) is True
+        held = b.wait_for.remote(str(tmp_path / "never"))
+        wait_until_started(held)
         view._on_frontend_message(view, {"kind": "kill", "actor_id": b._actor_id}, [])
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(b.ping.remote(), timeout=GUARD)
+        # A call that was running fails once the worker's exit is handled, which is when
+        # the actor's final cause of death is known: the view is read after that.
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(held, timeout=GUARD)
         row = row_of(view, b)
         assert row[ALIVE] is False and "kill" in row[DEATH]
         view.kill(b)  # killing a dead actor again changes nothing
