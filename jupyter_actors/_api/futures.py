@@ -126,31 +126,27 @@ class RefFuture(concurrent.futures.Future):
             _LOGGER.exception("exception calling callback for %r", self)
 
     def set_result(self, result) -> None:
+        self._settle(result, None)
+
+    def set_exception(self, exception) -> None:
+        self._settle(None, exception)
+
+    def _settle(self, result, exception) -> None:
+        """Done with this result or exception: wake the waiters, then run the callbacks."""
         with _DONE_LOCK:
             if self._state in _DONE:
                 raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
             self._result = result
+            self._exception = exception
             self._state = _FINISHED
             condition = self.__dict__.get("_lazy_condition")
         if condition is not None:  # someone waits
             with condition:
                 for waiter in self._waiters:
-                    waiter.add_result(self)
-                condition.notify_all()
-        if self._done_callbacks:  # (none are added once done: see add_done_callback)
-            self._invoke_callbacks()
-
-    def set_exception(self, exception) -> None:
-        with _DONE_LOCK:
-            if self._state in _DONE:
-                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
-            self._exception = exception
-            self._state = _FINISHED
-            condition = self.__dict__.get("_lazy_condition")
-        if condition is not None:
-            with condition:
-                for waiter in self._waiters:
-                    waiter.add_exception(self)
+                    if exception is None:
+                        waiter.add_result(self)
+                    else:
+                        waiter.add_exception(self)
                 condition.notify_all()
         if self._done_callbacks:  # (none are added once done: see add_done_callback)
             self._invoke_callbacks()
