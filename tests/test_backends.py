@@ -18,6 +18,7 @@ import jupyter_actors as ray
 from jupyter_actors import exceptions
 from jupyter_actors._api import session
 from jupyter_actors._output import OutputRouter
+from tests.generator_utils import crash_after_two
 from tests.helpers import GUARD, FileEvent
 
 # Ray starts in 5-30 s, and far slower on a loaded machine.
@@ -600,16 +601,6 @@ def test_calls_made_inside_workers_are_traced(on_backend):
     bars = [e for e in ray.timeline(since=since)
             if e["ph"] == "X" and e["name"].startswith("Tally.add")]
     assert len(bars) == 4
-
-
-@ray.remote(max_retries=1)
-def crash_after_two(tmp):
-    for i in range(4):
-        yield i
-        if i == 1 and not os.path.exists(f"{tmp}/crashed"):
-            assert FileEvent(f"{tmp}/taken").wait(GUARD)
-            FileEvent(f"{tmp}/crashed").set()
-            os._exit(1)
 
 
 def test_generator_items_once_across_a_retry_and_an_unpicklable_item(on_backend, tmp_path):

@@ -8,7 +8,6 @@ at the guard timeout instead of passing.
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import threading
 
@@ -18,6 +17,7 @@ import jupyter_actors as ray
 from jupyter_actors import tracing
 from jupyter_actors._api.generators import Stream, done_future, failed_ref
 from jupyter_actors.exceptions import ActorDiedError, TaskCancelledError, TaskError
+from tests.generator_utils import crash_after_two
 from tests.helpers import GUARD, FileEvent
 
 
@@ -288,26 +288,6 @@ def test_backpressure_pauses_the_generator_until_items_are_taken(cls):
     free = cls.options(max_concurrency=2).remote() if cls is Threaded else cls.remote()
     assert ray.get(free.items.remote(5).completed(), timeout=GUARD) is None
     assert ray.get(free.progress.remote(), timeout=GUARD) == 5
-
-
-@ray.remote(max_retries=1)
-def crash_after_two(tmp):
-    for i in range(4):
-        yield i
-        if i == 1 and not os.path.exists(f"{tmp}/crashed"):
-            assert FileEvent(f"{tmp}/taken").wait(GUARD)
-            FileEvent(f"{tmp}/crashed").set()
-            os._exit(1)
-
-
-def test_retried_task_generator_does_not_repeat_items_already_delivered(tmp_path):
-    """The worker dies after items 0 and 1 were taken; the retry yields from 0 again,
-    and the consumer sees each item once."""
-    gen = crash_after_two.remote(str(tmp_path))
-    assert [ray.get(next(gen), timeout=GUARD) for _ in range(2)] == [0, 1]
-    FileEvent(tmp_path / "taken").set()
-    assert [ray.get(ref, timeout=GUARD) for ref in gen] == [2, 3]
-    assert FileEvent(tmp_path / "crashed").is_set()
 
 
 def test_retried_task_generator_with_backpressure_hears_how_far_the_consumer_got(tmp_path):
