@@ -1,8 +1,9 @@
 """How a worker runs calls on threads: a FIFO queue served by max_concurrency threads
 (``SyncExecutor``; 1 = submission order), or, for a threaded actor with
-max_concurrency 1, whichever thread read the call (``InlineExecutor``), with
-max_concurrency N > 1, N threads each woken with its own call (``PoolExecutor``),
-or, with concurrency groups, such a pool per group (``GroupedExecutor``).
+max_concurrency 1, whichever thread read the call (``InlineExecutor``), or, with
+concurrency groups, a pool per group of threads each woken with its own call
+(``PoolExecutor``, ``GroupedExecutor``). With max_concurrency N > 1 and no groups,
+see ``reading_pool``.
 Remote functions use a SyncExecutor in the main thread, where a cancel can
 interrupt them; the driver sends a task worker a few calls ahead, and while a
 task waits in ``get`` its worker gives back those it has not started.

@@ -11,8 +11,9 @@ from .._wire.messages import (ActorInitFailed, ActorReady, BecomeTaskWorker, Cal
 from .._wire.payloads import deserialize_definition
 from .calls import Call, describe_error, load_arguments
 from .capture import current_call
-from .executors import GroupedExecutor, InlineExecutor, PoolExecutor, SyncExecutor
+from .executors import GroupedExecutor, InlineExecutor, SyncExecutor
 from .reading import Reading, dispatch
+from .reading_pool import ReadingPoolExecutor
 
 
 def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
@@ -30,7 +31,8 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     elif max_concurrency == 1:
         executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
     else:
-        executor = PoolExecutor(worker, max_concurrency, None)
+        executor = ReadingPoolExecutor(worker, max_concurrency,
+                                       on_exit=lambda: exit_after_calls(worker))
     worker.executor = executor
     worker.actor_info = options
     worker.actor_class_payload = cls_payload
