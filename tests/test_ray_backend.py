@@ -197,7 +197,7 @@ def test_a_trace_line_read_half_written_is_joined(ray_head):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     origin = int(time.time() * 1e6) - 1000
-    line = f'{EVENTS_MARK}[4242,{origin},[[{record.call_id},"sf",10,3,20]]]{TAG}'
+    line = f'{EVENTS_MARK}[4242,{origin},[[{record.key},"sf",10,3,20]]]{TAG}'
     printed = []
     router.ray_printer, ray_printer = printed.append, router.ray_printer
     try:

@@ -319,12 +319,92 @@ def _facts(host) -> tuple:
 
 
 def host_class(user_class: type, is_async: bool, class_key: str, groups=None) -> type:
-    """A host class named like the user's (Ray shows that name), holding the user's class."""
+    """A host class named like the user's (Ray shows that name), holding the user's class,
+    with a direct entry point per public method (see ``has_direct_entry``)."""
     base = AsyncActorHost if is_async else ActorHost
-    return type(user_class.__name__, (base,), {
+    namespace = {
         "_user_class": user_class, "_class_key": class_key, "_groups": groups,
         "__qualname__": user_class.__qualname__,
-        "__module__": getattr(user_class, "__module__", "__main__")})
+        "__module__": getattr(user_class, "__module__", "__main__")}
+    make = _async_direct if is_async else _threaded_direct
+    for name, _ in inspect.getmembers(user_class, _is_method):
+        if has_direct_entry(name):
+            entry = namespace[name] = make(name, user_class.__name__)
+            entry.__qualname__ = f"{user_class.__qualname__}.{name}"
+    return type(user_class.__name__, (base,), namespace)
+
+
+def _is_method(value) -> bool:
+    return inspect.isfunction(value) or inspect.ismethod(value)
+
+
+# The host's own attributes (and those of the generator mix-ins): a user method of one of
+# these names is reached through ``call`` / ``stream`` only.
+_HOST_NAMES = frozenset(("call", "stream", "cancel_queued", "jupyter_actors_facts"))
+
+
+def has_direct_entry(name: str) -> bool:
+    """Whether a method of this name has a direct entry point on the host, so the driver
+    calls it by its own name (Ray then names the call after it too)."""
+    return not name.startswith("_") and name not in _HOST_NAMES
+
+
+def _task_key() -> int:
+    """The running call's key: the first 8 bytes of Ray's id of this task (its driver
+    reads the same bytes off the call's ref; see records.task_key)."""
+    return int.from_bytes(_core_worker().get_current_task_id().binary()[:8], "big")
+
+
+def _core_worker():
+    global _core_worker_cached
+    if _core_worker_cached is None:
+        _core_worker_cached = ray._private.worker.global_worker.core_worker
+    return _core_worker_cached
+
+
+_core_worker_cached = None
+
+
+def _threaded_direct(method: str, class_name: str):
+    """``method`` of a threaded actor called by the driver with one return value: no
+    argument of ours rides along; Ray's task id is the call's key, its route too."""
+    def entry(self, *args, **kwargs):
+        key = _task_key()
+        if self._cancelled:
+            _skip_if_cancelled(self, key)
+        call = _begin(key, key, self._slots.of_thread(), True, class_name)
+        try:
+            result = getattr(self._instance, method)(*args, **kwargs)
+        except BaseException as exc:
+            mark_error(exc, _end(key, key, call, True))
+            raise
+        return with_output(result, _end(key, key, call))
+    entry.__name__ = method
+    return entry
+
+
+def _async_direct(method: str, class_name: str):
+    """The same, for an async actor: on the actor's event loop."""
+    async def entry(self, *args, **kwargs):
+        key = _task_key()
+        if self._cancelled:
+            _skip_if_cancelled(self, key)
+        if self._starting is not None:
+            await self._started()
+        slot = self._slots.take()
+        call = _begin(key, key, slot, True, class_name)
+        try:
+            result = getattr(self._instance, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException as exc:
+            mark_error(exc, _end(key, key, call, True))
+            raise
+        finally:
+            self._slots.give(slot)
+        return with_output(result, _end(key, key, call))
+    entry.__name__ = method
+    return entry
 
 
 def task_function(fn, setup, single_return: bool = True):

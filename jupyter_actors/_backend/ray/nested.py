@@ -81,7 +81,7 @@ class NestedCalls:
         owner = backend.tasks if actor is None else self._actor(*actor)
         caller = backend.records.get(route) if route is not None else None
         record = RayCall(kind, label, owner, caller.context if caller is not None else None)
-        record.call_id = call_id
+        record.call_id = record.key = call_id
         record.submitted = at
         backend.records[call_id] = record     # the trace holds it (tracer.active, finished)
         tracer.record_submitted(record)

@@ -25,7 +25,7 @@ class RayActor:
 
     __slots__ = ("actor_id", "handle", "class_name", "name", "namespace", "is_async",
                  "max_concurrency", "concurrency_groups", "pid", "killed", "counts", "death",
-                 "call_method",
+                 "call_method", "direct",
                  "__weakref__")
 
     def __init__(self, actor_id, handle, class_name, name, namespace, is_async,
@@ -42,6 +42,7 @@ class RayActor:
         self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
         self.death = None
         self.call_method = None     # Ray's handle.call, once looked up (backend.call_actor)
+        self.direct: dict = {}      # method -> Ray's method of its direct entry, or None
         self.concurrency_groups = concurrency_groups   # {"io": 2, ...} or None
 
     @property
@@ -91,6 +92,12 @@ class TaskOwner:
         self.counts = {FINISHED: 0, FAILED: 0, CANCELLED: 0}
 
 
+def task_key(ref_id: int) -> int:
+    """The key of the call whose first ref has this id: the first 8 bytes of Ray's
+    object id (28 bytes), which are the first 8 of its task's id (host._task_key)."""
+    return ref_id >> 160
+
+
 def report_event(record, item, pid) -> None:
     """One of the worker's trace events for ``record`` (host._Events), times on the
     driver's clock: "s" started, "f" returned, "x" raised, "sf" / "sx" both at once."""
@@ -107,12 +114,14 @@ def report_event(record, item, pid) -> None:
 class RayCall:
     """One call on Ray, as the trace, the widgets, %actors and interrupts read it."""
 
-    __slots__ = ("call_id", "kind", "label", "owner", "actor_id", "refs", "ray_ref",
+    __slots__ = ("call_id", "key", "kind", "label", "owner", "actor_id", "refs", "ray_ref",
                  "context", "submitted", "started", "finished", "slot", "status", "pid",
                  "error", "group", "__weakref__")
 
     def __init__(self, kind, label, owner, context, group=None):
-        self.call_id = _ids.next_id()
+        # The call's key: what its worker tags its output and trace events with; the
+        # call id, or (a direct call, see host.has_direct_entry) its Ray task's (task_key).
+        self.call_id = self.key = _ids.next_id()
         self.kind = kind                  # "call", "init" or "task"
         self.label = label
         self.owner = owner
