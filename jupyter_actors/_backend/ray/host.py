@@ -2,8 +2,11 @@
 
     driver (RayBackend)                        a Ray worker process
     ───────────────────                        ────────────────────
-    host.call.remote("ID METHOD [ROUTE]", ...) ▶ ActorHost.call: mark the call's output with
-    task.remote(route, call_id, ...)         ─▶ its route, note start and finish, run it
+    host.METHOD.remote(...)                  ─▶ its direct entry (a driver's call, one return):
+                                                the call's key is Ray's id of the task
+    host.call.remote("KEY METHOD [ROUTE]", ...) ▶ ActorHost.call (any other call): mark the
+    task.remote(route, call_id, ...)         ─▶ call's output with its route, note start and
+                                                finish, run it
     Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE PROCESS SEQ<RS>line" (output.py)
                      ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
     Ray's reply      ◀──────────────────────── the result, carrying the recent lines
@@ -11,9 +14,12 @@
 
 Ray owns the processes, the scheduling and the objects; the wrapper adds only
 what the Jupyter layer needs, riding on Ray's own log streaming and replies so
-that it works wherever Ray runs the call. The *route* of a call is the id of
+that it works wherever Ray runs the call. The *route* of a call is the key of
 the call the driver made: calls made inside a worker carry their caller's
-route, so their output lands in the cell that started the chain.
+route, so their output lands in the cell that started the chain. A call's key
+is its call id, except for a direct call: nothing of ours rides with it (an
+extra argument costs Ray's submit more than the rest of our layer), so both
+sides read its key off Ray's task id.
 """
 from __future__ import annotations
 
