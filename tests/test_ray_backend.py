@@ -161,6 +161,44 @@ def test_calls_on_ray_are_traced_with_their_pids_and_slots(ray_head):
     assert len(events) >= 3 and all(e["pid"] == pid for e in events[-3:])
 
 
+@ray.remote
+class Entries:
+    """Methods that reach the host by its one general entry point, and one by its own name."""
+
+    def call(self, x):            # the host's own entry point has this name
+        return ("call", x)
+
+    def _private(self, x):
+        return ("private", x)
+
+    @ray.method(num_returns=2)
+    def pair(self, x):
+        return x, x + 1
+
+    def plain(self, x):
+        return ("plain", x)
+
+
+def test_every_way_into_an_actor_on_ray_runs_its_method_and_is_traced(ray_head):
+    """A driver's one-value call goes to the method's own entry, keyed by Ray's task id;
+    the others (a name the host uses itself, a private one, two returns) go through the
+    general entry with our key: each reaches the user's method and reports its times."""
+    ray.init(address=ray_head.address)
+    e = Entries.remote()
+    refs = [e.plain.remote(1), e.call.remote(2), e._private.remote(3)]
+    first, second = e.pair.remote(4)
+    assert ray.get(refs + [first, second], timeout=GUARD) == [
+        ("plain", 1), ("call", 2), ("private", 3), 4, 5]
+    records = [r._owner for r in refs + [first]]
+    assert records[0].key != records[0].call_id   # the direct call: Ray's task id
+    assert all(r.key == r.call_id for r in records[1:])
+    deadline = time.monotonic() + GUARD
+    while any(r.pid is None for r in records):
+        assert time.monotonic() < deadline, "a worker's report never reached its call"
+        time.sleep(0.02)
+    assert len({r.pid for r in records}) == 1
+
+
 def test_a_call_shows_as_running_on_ray_before_it_ends(ray_head, tmp_path):
     """A short call's start and finish come together; a long one's start comes while it runs
     (the live Timeline draws it running), its finish later."""
