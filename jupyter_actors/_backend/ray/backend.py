@@ -29,6 +29,7 @@ from ...exceptions import TaskCancelledError
 from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner, task_key
 from . import refs as _ray_refs
 from .refs import LateArming, RayObjectRef, fail_pending, ref_of
+from .arguments import check_foreign, foreign_ref, ray_args, ray_kwargs
 
 
 SHUTDOWN_WAIT = 60.0        # seconds shutdown() waits for Ray to disconnect
@@ -64,7 +65,7 @@ class RayBackend(Backend):
         self.closed = None            # the error pending and new calls get after shutdown
         self.lost = False             # the cluster went away: init() may join again
         self.ray_init_seconds = 0.0   # what ray.init took (the rest of init() is ours)
-        _refs.set_resolver(_foreign_ref, _check_foreign)
+        _refs.set_resolver(foreign_ref, check_foreign)
         _ray_refs.current = _ray_refs.Session()
         self.arming = LateArming(RayCall)
         if not in_worker:
@@ -84,7 +85,7 @@ class RayBackend(Backend):
         self._submitted(record)
         try:
             actor.handle = remote_class.options(**options).remote(
-                self.setup, route, record.call_id, *_ray_args(args), **_ray_kwargs(kwargs))
+                self.setup, route, record.call_id, *ray_args(args), **ray_kwargs(kwargs))
             # Ray creates actors in the background; this ref ends the init record.
             ready = actor.handle.__ray_ready__.remote()
         except BaseException as exc:
@@ -123,8 +124,8 @@ class RayBackend(Backend):
             call = call.options(**call_options(num_returns, group, spec.retry))
         try:
             out = call.remote(host.pack(route, record.call_id, method, num_returns == 1),
-                              *_ray_args(args),
-                              **_ray_kwargs(kwargs))
+                              *ray_args(args),
+                              **ray_kwargs(kwargs))
         except BaseException as exc:
             record.end(exc)
             raise _translated(exc, label, actor) from None
@@ -137,7 +138,7 @@ class RayBackend(Backend):
         if spec.group is not None or spec.retry is not None:
             direct = direct.options(**call_options(1, spec.group, spec.retry))
         try:
-            out = direct.remote(*_ray_args(args), **_ray_kwargs(kwargs))
+            out = direct.remote(*ray_args(args), **ray_kwargs(kwargs))
         except BaseException as exc:
             self._submitted(record)
             record.end(exc)
@@ -224,8 +225,8 @@ class RayBackend(Backend):
         route = self._route(record)
         self._submitted(record)
         try:
-            out = remote_function.remote(route, record.call_id, *_ray_args(args),
-                                         **_ray_kwargs(kwargs))
+            out = remote_function.remote(route, record.call_id, *ray_args(args),
+                                         **ray_kwargs(kwargs))
         except BaseException as exc:
             record.end(exc)
             raise _translated(exc, spec.label, None) from None
@@ -406,46 +407,6 @@ def _direct_method(handle, method: str):
     if not host.has_direct_entry(method):
         return None
     return getattr(handle, method, None)
-
-
-def _ray_args(args: tuple) -> tuple:
-    """Top-level refs go to Ray as Ray's refs (Ray resolves them before the call)."""
-    for value in args:
-        if isinstance(value, ObjectRef):
-            return tuple(_ray_ref(v) if isinstance(v, ObjectRef) else v for v in args)
-    return args
-
-
-def _ray_kwargs(kwargs: dict) -> dict:
-    for value in kwargs.values():
-        if isinstance(value, ObjectRef):
-            return {k: _ray_ref(v) if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
-    return kwargs
-
-
-def _ray_ref(ref: ObjectRef):
-    if type(ref) is RayObjectRef:
-        return ref._ray_ref
-    raise _mixing_error(ref)
-
-
-def _mixing_error(item) -> ValueError:
-    what = "an ObjectRef" if isinstance(item, ObjectRef) else "an actor handle"
-    return ValueError(f"{what} of the embedded runtime cannot be used on Ray: it was made "
-                      f"before the session switched backends, and its value or actor lives "
-                      f"in a worker process of that runtime. Make it again on Ray (call "
-                      f"the actor or put() the value again).")
-
-
-def _check_foreign(item) -> None:
-    """Called for each ref or actor token pickled on Ray (Ray's serializer runs it)."""
-    if type(item) is RayObjectRef or isinstance(item, RayActor):
-        return
-    raise _mixing_error(item)
-
-
-def _foreign_ref(ref_id: int):
-    raise ValueError(f"ObjectRef {ref_id:032x} belongs to the embedded runtime, not to Ray")
 
 
 def _translated(exc: BaseException, label: str, actor) -> BaseException:
