@@ -22,8 +22,9 @@ def use_process_prefix() -> None:
 
 def next_id() -> int:
     """A new call or ref id (the id of a call's first ref is the call's id)."""
-    with _lock:
-        return next(_counter)
+    # No lock: next() of an itertools.count is one step of the interpreter, and the
+    # counter is replaced (use_process_prefix) before a worker makes any id.
+    return next(_counter)
 
 
 def new_actor_id() -> str:

@@ -43,22 +43,30 @@ class RefFuture(concurrent.futures.Future):
         self._result = None
         self._exception = None
         self._done_callbacks = None   # a list once a callback is added (see add_done_callback)
+        # Made when first used (plain attributes: reading them never builds the
+        # instance's __dict__, an extra object per ref).
+        self._lazy_condition = None
+        self._waiter_list = None
 
     @property
     def _waiters(self):
         """The waiters of ``concurrent.futures.wait``: a list made when first used."""
-        d = self.__dict__
-        waiters = d.get("_waiter_list")
+        waiters = self._waiter_list
         if waiters is None:
-            waiters = d.setdefault("_waiter_list", [])
+            with _DONE_LOCK:  # one list, even if two threads get here at once
+                if self._waiter_list is None:
+                    self._waiter_list = []
+                waiters = self._waiter_list
         return waiters
 
     @property
     def _condition(self):
-        d = self.__dict__
-        condition = d.get("_lazy_condition")
-        if condition is None:  # setdefault: one wins if two threads get here at once
-            condition = d.setdefault("_lazy_condition", threading.Condition())
+        condition = self._lazy_condition
+        if condition is None:
+            with _DONE_LOCK:  # one condition, even if two threads get here at once
+                if self._lazy_condition is None:
+                    self._lazy_condition = threading.Condition()
+                condition = self._lazy_condition
         return condition
 
     def done(self) -> bool:
@@ -139,7 +147,7 @@ class RefFuture(concurrent.futures.Future):
             self._result = result
             self._exception = exception
             self._state = _FINISHED
-            condition = self.__dict__.get("_lazy_condition")
+            condition = self._lazy_condition
         if condition is not None:  # someone waits
             with condition:
                 for waiter in self._waiters:

@@ -7,6 +7,7 @@ ref is ready.
 """
 from __future__ import annotations
 
+import pickle
 import time
 
 from ..._api import refs as _refs
@@ -112,13 +113,50 @@ class ResultHandlers:
         return record
 
     def ok(self, conn, message: CallOk) -> None:
-        record = self._ended(conn, message)
+        call_id, payloads, t_start, t_end, slot = message
+        record = conn.pending.pop(call_id, None)
         if record is None:
             return
-        payloads = message.payloads
-        if len(payloads) == 1 and len(record.refs) == 1 and _REBUILD not in payloads[0].blob:
-            self._ok_one(record, payloads[0])  # most results: one value, no refs inside
+        # What _finish and _ended do, in line: this runs for every result.
+        record.conn = record.context = None
+        unseen = record.started is None
+        record.started, record.finished, record.slot = t_start, t_end, slot
+        if unseen and tracer.listeners:
+            tracer.record_started(record)  # the worker dropped the call's "start"
+        if self.runtime.bars.views:
+            self.runtime.bars.call_ended(conn, call_id)
+        if record.kind == "task":
+            record.owner.call_done(conn, record)
+        if record.status == CANCELLED:
+            tracer.record_finished(record)  # the trace gets the worker's times
             return
+        refs = record.refs
+        if len(payloads) == 1 and len(refs) == 1:
+            payload = payloads[0]
+            if _REBUILD not in payload.blob:  # most results: one value, no refs inside
+                try:
+                    value = (pickle.loads(payload.blob) if not payload.buffers
+                             else deserialize(payload))
+                except Exception as exc:
+                    fail_record(record, _unpickle_error(record, exc))
+                    return
+                record.status = FINISHED
+                counts = getattr(record.owner, "counts", None)
+                if counts is not None:
+                    counts[FINISHED] += 1
+                record.refs = ()
+                record.args_payload = record.deps = record.exported = None
+                tracer.record_finished(record)
+                ref = refs[0]
+                ref._payload = payload  # (ref._inner stays None: the value holds no refs)
+                future = ref._future
+                if not future.done():  # last: see _ok_many
+                    future.set_result(value)
+                return
+        self._ok_many(record, payloads)
+
+    def _ok_many(self, record, payloads) -> None:
+        """``ok`` for several values, or values holding refs or handles."""
         values = []
         inners = []
         for payload in payloads:
@@ -145,24 +183,6 @@ class ResultHandlers:
             ref._inner = inner or None
             if not ref._future.done():
                 ref._future.set_result(value)
-
-    def _ok_one(self, record, payload) -> None:
-        """``ok`` for one plain value: what the general case does, without its lists."""
-        try:
-            value = deserialize(payload)
-        except Exception as exc:
-            fail_record(record, _unpickle_error(record, exc))
-            return
-        record.status = FINISHED
-        _count(record)
-        ref = record.refs[0]
-        record.refs = ()
-        release_inputs(record)
-        tracer.record_finished(record)
-        ref._payload = payload  # (ref._inner stays None: the value holds no refs)
-        future = ref._future
-        if not future.done():  # last: see ok
-            future.set_result(value)
 
     def failed(self, conn, message: CallFailed) -> None:
         record = conn.pending.get(message.call_id)
