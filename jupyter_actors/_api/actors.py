@@ -234,7 +234,14 @@ class ActorHandle:
     def __getattr__(self, name: str) -> "ActorMethod":
         info = self._actor_class._methods.get(name)  # (dunder names are not in it)
         if info is not None:
-            return ActorMethod(self, info)
+            # ActorMethod(self, info) without its __init__ (this runs for every call)
+            method = _new_object(ActorMethod)
+            method._handle = self
+            method._info = info
+            method._num_returns = info.num_returns
+            method._group = info.group
+            method._retry = info.retry
+            return method
         if name == TERMINATE:
             return ActorMethod(self, _terminate_info(self._actor_class._cls))
         if name.startswith("__") and name.endswith("__") and name != "__call__":
@@ -298,6 +305,9 @@ def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes,
         _refs.note(actor)
     return ActorHandle(actor, actor_class_from_payload(class_key, Payload(class_blob)), backend,
                        groups)
+
+
+_new_object = object.__new__
 
 
 class ActorMethod:

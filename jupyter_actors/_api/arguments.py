@@ -27,7 +27,8 @@ class Signature:
     def check(self, args: tuple, kwargs: dict) -> None:
         if self.sig is None:
             return
-        key = (len(args), tuple(kwargs))
+        # Positional only: the count says it all (most calls); else count and names.
+        key = (len(args), tuple(kwargs)) if kwargs else len(args)
         if key in self._ok:
             return
         try:

@@ -64,7 +64,7 @@ class LocalBackend(Backend):
             actor.check_pending_limit()
         label, method, args, deps, num_returns, context, exported, ref_ids, group, retry = spec
         record = CallRecord("call", label, method, actor, args, deps, num_returns, context,
-                            exported, actor.call_retries, call_id=ref_ids[0] if ref_ids else None)
+                            exported, actor.call_retries, 0, ref_ids[0] if ref_ids else None)
         if group is not None:
             record.group = group
         if retry is not None:

@@ -74,15 +74,17 @@ class CallRecord:
 def send_record(conn, record: CallRecord) -> None:
     record.conn = conn
     record.pid = conn.pid
-    lent = record.owner.runtime.lent
-    if record.exported:
-        lent.lend(conn, record.exported)  # refs and handles pickled in the arguments
-    for dep in record.deps:
-        if dep._inner:
-            lent.lend(conn, dep._inner)   # ... and in the values of ref arguments
+    deps = record.deps
+    if record.exported or deps:
+        lent = record.owner.runtime.lent
+        if record.exported:
+            lent.lend(conn, record.exported)  # refs and handles pickled in the arguments
+        for dep in deps:
+            if dep._inner:
+                lent.lend(conn, dep._inner)   # ... and in the values of ref arguments
     conn.pending[record.call_id] = record
     if record.kind == "call":
-        if not record.deps:  # most calls: a frame made without building the message first
+        if not deps:  # most calls: a frame made without building the message first
             conn.send(None, encode_call(record.call_id, record.target, record.args_payload,
                                         record.num_returns, record.group))
             return
