@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
 import inspect
 import threading
 import time
 import types
+from heapq import heappop, heappush
+from pickle import dumps as pickle_dumps
+from pickle import loads as pickle_loads
+from time import monotonic
 
 from .._wire.messages import CallCancelled, CallFailed, CallOk, new
+from .._wire.payloads import NONE_PAYLOAD, PROTOCOL, Payload
 from . import calls
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
+from .eager_tasks import EagerStarter
 
 _COROUTINE = types.CoroutineType  # what an async def method returns
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 
 class FifoGate:
@@ -67,7 +73,15 @@ class _Cancel:
 
 
 class AsyncExecutor:
-    """Every method of an async actor runs on one event loop in the main thread."""
+    """Every method of an async actor runs on one event loop in the main thread.
+
+    Calls start as they are taken from the inbox: each call's task runs its first
+    step at once (``EagerStarter``), so a call that does not suspend has its
+    answer before the next call starts, and the answers of the calls started
+    together go out in one write.
+    """
+
+    ENDS_PER_WRITE = 256   # a long batch sends its answers in writes of this many
 
     def __init__(self, worker, max_concurrency: int, groups: dict | None = None):
         self.worker = worker
@@ -90,6 +104,10 @@ class AsyncExecutor:
         self.inbox_lock = threading.Lock()
         self.exiting = False
         self.ends: list = []     # ends of calls that finished in this turn of the loop
+        self.eager = EagerStarter(self.loop)
+        self.started = worker.channel.started
+        self.starting = False    # _start_received runs: the ends it makes go out together
+        self.cancel_settling = False  # a cancelled task's step is due: calls wait for it
 
     def set_instance(self, instance) -> None:
         """The constructor has run: calls held until now start, in arrival order."""
@@ -125,6 +143,26 @@ class AsyncExecutor:
 
     # On the loop.
     def _start_received(self) -> None:
+        if self.starting or self.cancel_settling:
+            # A call started below is reading for itself (a blocking get), or a
+            # cancelled task has yet to run its step: what was read waits in the
+            # inbox, and is taken, in order, when that is over.
+            return
+        # Inside a task's step (a method reading for itself) no other step may run:
+        # the calls start a turn later, as plain tasks.
+        start = self.eager.start if asyncio.current_task(self.loop) is None \
+            else self.loop.create_task
+        tasks, run = self.tasks, self._run
+        self.starting = True
+        try:
+            while self._start_batch(start, tasks, run):
+                pass
+        finally:
+            self.starting = False
+        self._send_ends()
+
+    def _start_batch(self, start, tasks: dict, run) -> bool:
+        """Start what the inbox holds, in order; whether to look at the inbox again."""
         with self.inbox_lock:
             if self.instance is None:
                 # The constructor still runs (set_instance starts the calls): only
@@ -134,27 +172,50 @@ class AsyncExecutor:
                     self.inbox = [item for item in self.inbox if type(item) is not _Cancel]
             else:
                 items, self.inbox = self.inbox, []
-        tasks, create_task = self.tasks, self.loop.create_task
-        for item in items:
+        if not items:
+            return False
+        ends = self.ends
+        for i, item in enumerate(items):
             if type(item) is _Cancel:
-                self._cancel(item.call_id)
-            else:
-                tasks[item.call_id] = create_task(self._run(item))
+                if self._cancel(item.call_id):
+                    # What comes after the cancel (in this batch or read later) starts
+                    # once the cancelled task has run its step, scheduled already.
+                    with self.inbox_lock:
+                        self.inbox[:0] = items[i + 1:]
+                    self.cancel_settling = True
+                    self.loop.call_soon(self._after_cancel)
+                    return False
+                continue
+            call_id = item.call_id
+            tasks[call_id] = None  # in flight: a call that ends at once takes it out
+            task = start(run(item))
+            if not task.done():
+                tasks[call_id] = task
+            if len(ends) >= self.ENDS_PER_WRITE:
+                self._send_ends()  # the driver starts on these while the rest run
+                ends = self.ends
+        return True
 
-    def _cancel(self, call_id) -> None:
+    def _after_cancel(self) -> None:
+        self.cancel_settling = False
+        self._start_received()
+
+    def _cancel(self, call_id) -> bool:
+        """Cancel a call, running or waiting; whether a running task was cancelled."""
         task = self.tasks.get(call_id)
         if task is not None:
             task.cancel()
             # A task cancelled before its first step never enters _run's body: then
             # nothing has answered for it when it ends, and this does.
             task.add_done_callback(lambda _task: self._never_started(call_id))
-            return
+            return True
         with self.inbox_lock:
             waiting = [c for c in self.inbox if type(c) is Call and c.call_id == call_id]
             if waiting:
                 self.inbox.remove(waiting[0])
         if waiting:
             self.worker.finish(CallCancelled(call_id, time.monotonic()))
+        return False
 
     def _never_started(self, call_id) -> None:
         if self.tasks.pop(call_id, None) is not None:
@@ -171,15 +232,13 @@ class AsyncExecutor:
         self._send_ends()
         self.loop.stop()
 
-    def _take_slot(self) -> int:
-        if self.free_slots:
-            return heapq.heappop(self.free_slots)
+    def _new_slot(self) -> int:
         self.next_slot += 1
         return self.next_slot - 1
 
     async def _run(self, call: Call) -> None:
-        worker = self.worker
-        current_call.set(call.call_id)  # this task's own context
+        call_id = call.call_id
+        current_call.set(call_id)  # this task's own context
         gate = self.gate if call.group is None else self.gates[call.group]
         if gate.free > 0 and not gate.waiters:
             gate.free -= 1  # a free place: taken without a coroutine of its own
@@ -187,37 +246,52 @@ class AsyncExecutor:
             try:
                 await gate.acquire()
             except asyncio.CancelledError:
-                self._done(call, CallCancelled(call.call_id, time.monotonic()))
+                self._done(call, CallCancelled(call_id, monotonic()))
                 return
-        slot = self._take_slot()
-        start = time.monotonic()
-        worker.channel.started(call.call_id, start, slot)
+        free_slots = self.free_slots
+        slot = heappop(free_slots) if free_slots else self._new_slot()
+        start = monotonic()
+        self.started(call_id, start, slot)
         try:
-            args, kwargs = load_arguments(call)
+            payload = call.args_payload
+            if call.deps or payload.buffers:
+                args, kwargs = load_arguments(call)
+            else:
+                args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
             result = getattr(self.instance, call.target)(*args, **kwargs)
             if type(result) is _COROUTINE or inspect.isawaitable(result):
                 result = await result
             elif call.num_returns < 0:  # a generator: items go out as it yields them
                 result = await calls.stream_producer.run_async(
-                    result, call.num_returns, call.label, call.call_id)
-            payloads = encode_returns(result, call.num_returns, call.label)
+                    result, call.num_returns, call.label, call_id)
+            if call.num_returns == 1 and type(result) in _SCALARS:
+                # What encode_returns makes of a scalar, without its checks.
+                payloads = (NONE_PAYLOAD if result is None
+                            else Payload(pickle_dumps(result, PROTOCOL)),)
+            else:
+                payloads = encode_returns(result, call.num_returns, call.label)
         except asyncio.CancelledError:
-            message = CallCancelled(call.call_id, time.monotonic())
+            message = CallCancelled(call_id, monotonic())
         except (ActorExit, SystemExit) as exc:
             self._send_ends()
-            self.worker.exit_actor(call.call_id, exc)
+            self.worker.exit_actor(call_id, exc)
         except BaseException as exc:
-            message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
+            message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
         else:
-            message = new(CallOk, (call.call_id, payloads, start, time.monotonic(), slot))
-        heapq.heappush(self.free_slots, slot)
-        gate.release()
+            message = new(CallOk, (call_id, payloads, start, monotonic(), slot))
+        heappush(free_slots, slot)
+        if gate.waiters:
+            gate.release()
+        else:
+            gate.free += 1
         self._done(call, message)
 
     def _done(self, call: Call, message) -> None:
         tasks = self.tasks
         tasks.pop(call.call_id, None)
-        if not tasks and not self.ends:
+        if self.starting:
+            self.ends.append(message)  # sent with the others started with it
+        elif not tasks and not self.ends:
             self.worker.finish(message)  # alone: nothing to wait for
         else:
             # Others may finish in this turn of the loop (1000 sleeps ending together):
@@ -232,10 +306,14 @@ class AsyncExecutor:
         ends, self.ends = self.ends, []
         if not ends:
             return
-        channel = self.worker.channel
+        worker = self.worker
+        if len(ends) > 1 and worker.nothing_before_ends():
+            worker.channel.send_ends(ends)  # one write, one lock
+            return
+        channel = worker.channel
         channel.cork()
         try:
             for message in ends:
-                self.worker.finish(message)
+                worker.finish(message)
         finally:
             channel.uncork()

@@ -75,10 +75,32 @@ class Channel:
         is that frame."""
         start = _new(CallStarted, (call_id, t, slot))
         with self.lock:
-            if self._may_hold():
+            # Starts held already: the flusher is due within HOLD of the first of them.
+            if self.starts or self._may_hold():
                 self.starts[call_id] = start
                 return
         self.send(start)
+
+    def send_ends(self, messages: list) -> None:
+        """Send many calls' ends in one write (an async actor's calls that finished
+        together). Their own held starts are dropped, the others go first."""
+        data = b"".join([p for message in messages for p in frames.encode(message)])
+        with self.lock:
+            starts = self.starts
+            if starts:
+                for message in messages:
+                    if type(message) in _ENDS_WITH_START:
+                        starts.pop(message.call_id, None)
+                if starts:
+                    self._hold_starts(None)
+            if self.corked:
+                self.held += data
+                return
+            if self.held:
+                data = bytes(self.held) + data
+                self.held.clear()
+            _sendmsg_all(self.sock, [data])
+            self.writes += 1
 
     def _may_hold(self) -> bool:
         ends = self.poll_ends
@@ -100,10 +122,14 @@ class Channel:
 
     def _hold_starts(self, message) -> None:
         """Encode the held starts into ``held`` before ``message`` (lock held); the start
-        of the call that ``message`` ends is dropped, the end carries its time."""
+        of the call that ``message`` ends is dropped, the end carries its time. While
+        corked, an end leaves the other starts held (encoded at ``uncork``, unless
+        their own ends drop them first)."""
         starts = self.starts
         if type(message) in _ENDS_WITH_START:
             starts.pop(message.call_id, None)
+            if self.corked:
+                return  # many ends go out together: theirs are dropped as they come
         for start in starts.values():
             for p in frames.encode(start):
                 self.held += p

@@ -46,6 +46,13 @@ class Worker:
         else:
             self.channel.send(message)
 
+    def nothing_before_ends(self) -> bool:
+        """Whether calls' ends may go out as they are: no call has an unfinished output
+        line, a debugger session or a bar to close, and no release waits to go first
+        (what ``finish`` would send before each end)."""
+        return not (self.stdout._partial or self.stderr._partial or self.prompts.open_calls
+                    or self.bars.open or self.client.dropped)
+
     def exit_actor(self, call_id, exc: BaseException | None = None) -> None:
         """``exit_actor()`` or ``sys.exit()`` in this call: tell the driver how, then leave.
 
