@@ -307,7 +307,10 @@ class AsyncExecutor:
         if not ends:
             return
         worker = self.worker
-        if len(ends) > 1 and worker.nothing_before_ends():
+        if len(ends) == 1:
+            worker.finish(ends[0])
+            return
+        if worker.nothing_before_ends():
             worker.channel.send_ends(ends)  # one write, one lock
             return
         channel = worker.channel
