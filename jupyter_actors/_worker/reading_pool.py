@@ -116,8 +116,12 @@ class ReadingPoolExecutor(SyncExecutor):
         if item is _EXIT:
             self.on_exit()
         call, start = item
-        self._execute(call, slot, start=start)
-        with self.lock:
+        try:
+            self._run(call, slot, False, start)
+        except KeyboardInterrupt:
+            pass  # raised after the call ended (it is not interruptible)
+        with self.lock:  # the end of this call and the start of the next: one lock
+            self.running.discard(call.call_id)
             self.busy -= 1
             item = self._take()
             if item is not None:
@@ -151,18 +155,30 @@ class ReadingPoolExecutor(SyncExecutor):
         if idle:
             self.reader_wake.acquire()  # until all N threads are busy again
 
+    def _head(self):
+        """The first call waiting that was not cancelled meanwhile, or _EXIT, or None
+        (lock held; cancelled calls are dropped: cancel() has answered for them)."""
+        backlog, queued = self.backlog, self.queued
+        while backlog:
+            call = backlog[0]
+            if call is _EXIT or call.call_id in queued:
+                return call
+            backlog.popleft()
+        return None
+
     def _take(self, reader: bool = False):
         """``(call, start)`` for the next call to start, or None, or _EXIT when "exit" is
         next and nothing runs (lock held). The reading thread only takes "exit"."""
-        backlog = self.backlog
-        if not backlog:
+        call = self._head()
+        if call is None:
             return None
-        call = backlog[0]
         if call is _EXIT:
             return _EXIT if not self.busy else None  # the last call to end leaves
         if reader or self.busy >= self.max_concurrency:
             return None
-        backlog.popleft()
+        self.backlog.popleft()
+        self.queued.discard(call.call_id)
+        self.running.add(call.call_id)
         self.busy += 1
         if self.busy == self.max_concurrency and not self.reader_active:
             self.reader_active = True   # all busy: the reading thread reads for them
@@ -173,8 +189,11 @@ class ReadingPoolExecutor(SyncExecutor):
     def _hand_out(self) -> bool:
         """Give parked threads the calls they may start (lock held); whether calls that
         may start are left for the threads waiting for input (ring the doorbell)."""
-        parked, backlog = self.parked, self.backlog
-        while backlog and backlog[0] is not _EXIT and self.busy < self.max_concurrency:
+        parked = self.parked
+        while self.busy < self.max_concurrency:
+            call = self._head()
+            if call is None or call is _EXIT:
+                return False
             if not parked:
                 return True
             me = parked.pop()
