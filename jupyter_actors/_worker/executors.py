@@ -197,7 +197,9 @@ class InlineExecutor(SyncExecutor):
     def start(self, resolve_target) -> None:
         """The instance exists: run what queued while it was being built."""
         self.resolve_target = resolve_target
-        self._drain()
+        with self.lock:
+            item = self._next()
+        self._drain(item)
 
     def run_pending(self) -> None:
         """Run queued calls in this thread, unless another thread already does."""
@@ -205,20 +207,38 @@ class InlineExecutor(SyncExecutor):
             if self.busy or not self.pending:
                 return
             self.busy = True
-        self._drain()
+            item = self._next()
+        self._drain(item)
 
-    def _drain(self) -> None:
-        while True:
-            with self.lock:
-                if not self.pending:
-                    self.busy = False
-                    return
-                call = self.pending.popleft()
-                more = bool(self.pending)
+    def _next(self):
+        """``(call, more calls behind it)`` for the next call, now running, or _EXIT, or
+        None when nothing is left to run (lock held by the thread that runs calls)."""
+        pending, queued = self.pending, self.queued
+        while pending:
+            call = pending.popleft()
             if call is _EXIT:
+                return _EXIT
+            if call.call_id in queued:
+                queued.discard(call.call_id)
+                self.running.add(call.call_id)
+                return call, bool(pending)
+            # else: cancelled while queued (cancel() has answered): skipped
+        self.busy = False
+        return None
+
+    def _drain(self, item) -> None:
+        while item is not None:
+            if item is _EXIT:
                 self.on_exit()
                 return
-            self._execute(call, 0, more)
+            call, more = item
+            try:
+                self._run(call, 0, more)
+            except KeyboardInterrupt:
+                pass  # raised after the call ended (it is not interruptible)
+            with self.lock:  # the end of this call and the start of the next: one lock
+                self.running.discard(call.call_id)
+                item = self._next()
 
 
 class _IdleSlot:
