@@ -18,7 +18,7 @@ from pickle import dumps as pickle_dumps
 from pickle import loads as pickle_loads
 from time import monotonic
 
-from .._wire.messages import CallCancelled, CallFailed, CallOk, new
+from .._wire.messages import CallCancelled, CallFailed, CallMethod, CallOk, new
 from .._wire.payloads import NONE_PAYLOAD, PROTOCOL, Payload
 from . import calls
 from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
@@ -115,8 +115,13 @@ class AsyncExecutor:
         if self.inbox:
             self.loop.call_soon(self._start_received)
 
-    # Called by whoever reads the socket: a thread, or this loop itself.
+    # Called by whoever reads the socket: a thread, or this loop itself. Readers hold
+    # the read lock (Reading), so one submit or cancel runs at a time.
     def submit(self, calls) -> None:
+        if not self.inbox and threading.get_ident() == self.loop_thread and \
+                self.instance is not None and not self.starting and not self.cancel_settling:
+            self._start(calls)  # the loop read them and nothing waits ahead: start now
+            return
         with self.inbox_lock:
             self.inbox.extend(calls)
         self._take_received()
@@ -148,21 +153,11 @@ class AsyncExecutor:
             # cancelled task has yet to run its step: what was read waits in the
             # inbox, and is taken, in order, when that is over.
             return
-        # Inside a task's step (a method reading for itself) no other step may run:
-        # the calls start a turn later, as plain tasks.
-        start = self.eager.start if asyncio.current_task(self.loop) is None \
-            else self.loop.create_task
-        tasks, run = self.tasks, self._run
-        self.starting = True
-        try:
-            while self._start_batch(start, tasks, run):
-                pass
-        finally:
-            self.starting = False
-        self._send_ends()
+        items = self._take_inbox()
+        if items:
+            self._start(items)
 
-    def _start_batch(self, start, tasks: dict, run) -> bool:
-        """Start what the inbox holds, in order; whether to look at the inbox again."""
+    def _take_inbox(self) -> list:
         with self.inbox_lock:
             if self.instance is None:
                 # The constructor still runs (set_instance starts the calls): only
@@ -170,11 +165,28 @@ class AsyncExecutor:
                 items = [item for item in self.inbox if type(item) is _Cancel]
                 if items:
                     self.inbox = [item for item in self.inbox if type(item) is not _Cancel]
-            else:
-                items, self.inbox = self.inbox, []
-        if not items:
-            return False
-        ends = self.ends
+                return items
+            items, self.inbox = self.inbox, []
+            return items
+
+    def _start(self, items: list) -> None:
+        """Start ``items`` (calls and cancels) in order, then what was read meanwhile;
+        the ends of the calls that finish at once go out together."""
+        # Inside a task's step (a method reading for itself) no other step may run:
+        # the calls start a turn later, as plain tasks.
+        start = self.eager.start if asyncio.current_task(self.loop) is None \
+            else self.loop.create_task
+        self.starting = True
+        try:
+            while self._start_batch(items, start) and self.inbox:
+                items = self._take_inbox()
+        finally:
+            self.starting = False
+        self._send_ends()
+
+    def _start_batch(self, items: list, start) -> bool:
+        """Start ``items`` in order; False when a cancel holds the rest back."""
+        tasks, run, ends = self.tasks, self._run, self.ends
         for i, item in enumerate(items):
             if type(item) is _Cancel:
                 if self._cancel(item.call_id):
@@ -210,7 +222,7 @@ class AsyncExecutor:
             task.add_done_callback(lambda _task: self._never_started(call_id))
             return True
         with self.inbox_lock:
-            waiting = [c for c in self.inbox if type(c) is Call and c.call_id == call_id]
+            waiting = [c for c in self.inbox if type(c) is CallMethod and c.call_id == call_id]
             if waiting:
                 self.inbox.remove(waiting[0])
         if waiting:
@@ -236,10 +248,13 @@ class AsyncExecutor:
         self.next_slot += 1
         return self.next_slot - 1
 
-    async def _run(self, call: Call) -> None:
-        call_id = call.call_id
+    def _label(self, method: str) -> str:
+        return f"{self.worker.actor_info['class_name']}.{method}"
+
+    async def _run(self, call: CallMethod) -> None:
+        call_id, method, payload, deps, num_returns, group = call
         current_call.set(call_id)  # this task's own context
-        gate = self.gate if call.group is None else self.gates[call.group]
+        gate = self.gate if group is None else self.gates[group]
         if gate.free > 0 and not gate.waiters:
             gate.free -= 1  # a free place: taken without a coroutine of its own
         else:
@@ -253,23 +268,23 @@ class AsyncExecutor:
         start = monotonic()
         self.started(call_id, start, slot)
         try:
-            payload = call.args_payload
-            if call.deps or payload.buffers:
-                args, kwargs = load_arguments(call)
+            if deps or payload.buffers:
+                args, kwargs = load_arguments(
+                    Call(call_id, method, payload, deps, num_returns, None, group))
             else:
                 args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
-            result = getattr(self.instance, call.target)(*args, **kwargs)
+            result = getattr(self.instance, method)(*args, **kwargs)
             if type(result) is _COROUTINE or inspect.isawaitable(result):
                 result = await result
-            elif call.num_returns < 0:  # a generator: items go out as it yields them
+            elif num_returns < 0:  # a generator: items go out as it yields them
                 result = await calls.stream_producer.run_async(
-                    result, call.num_returns, call.label, call_id)
-            if call.num_returns == 1 and type(result) in _SCALARS:
+                    result, num_returns, self._label(method), call_id)
+            if num_returns == 1 and type(result) in _SCALARS:
                 # What encode_returns makes of a scalar, without its checks.
                 payloads = (NONE_PAYLOAD if result is None
                             else Payload(pickle_dumps(result, PROTOCOL)),)
             else:
-                payloads = encode_returns(result, call.num_returns, call.label)
+                payloads = encode_returns(result, num_returns, self._label(method))
         except asyncio.CancelledError:
             message = CallCancelled(call_id, monotonic())
         except (ActorExit, SystemExit) as exc:
@@ -286,7 +301,7 @@ class AsyncExecutor:
             gate.free += 1
         self._done(call, message)
 
-    def _done(self, call: Call, message) -> None:
+    def _done(self, call: CallMethod, message) -> None:
         tasks = self.tasks
         tasks.pop(call.call_id, None)
         if self.starting:

@@ -41,6 +41,9 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         call_id, method, args, deps, num_returns, group = msg
         return Call(call_id, method, args, deps, num_returns, f"{name}.{method}", group)
 
+    if options["is_async"]:
+        make_call = _message_itself  # the async executor reads the message's fields
+
     # A thread reads while the constructor runs (it may get() a ref argument).
     reading = start_reading(worker, sock, decoder, make_call, early, actor=True)
     token = current_call.set(init_id)
@@ -72,6 +75,10 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         executor.resolve_target = lambda method: getattr(instance, method)
         executor.run()
         exit_after_calls(worker)
+
+
+def _message_itself(msg: CallMethod) -> CallMethod:
+    return msg
 
 
 def run_tasks(worker, sock, decoder, first: BecomeTaskWorker, early: list) -> None:
