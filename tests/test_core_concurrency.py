@@ -7,6 +7,7 @@ concurrently makes the test fail at its guard timeout instead of passing by luck
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -91,6 +92,35 @@ def test_sync_methods_of_an_async_actor_run_on_its_event_loop():
     actor = Mixed.remote()
     assert ray.get(actor.sync_thread.remote(), timeout=GUARD) == \
         ray.get(actor.loop_thread.remote(), timeout=GUARD)
+
+
+@ray.remote
+class TaskProbe:
+    def __init__(self):
+        # Set by each call: no call may see another call's value.
+        self.request_id = contextvars.ContextVar("request_id")
+
+    async def probe(self, value: int) -> tuple:
+        task = asyncio.current_task()
+        seen = self.request_id.get(None)
+        self.request_id.set(value)
+        await asyncio.wait_for(asyncio.sleep(0), 30)  # needs a task on Python 3.12+
+        if value % 2:   # half of the calls suspend on a timeout of their own too
+            async with asyncio.timeout(30):
+                await asyncio.sleep(0)
+        return task.get_name(), seen, self.request_id.get(), task is asyncio.current_task()
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "timeout"), reason="asyncio.timeout: Python 3.11+")
+def test_each_async_call_is_a_task_of_its_own_with_its_own_context():
+    """Calls that finish without suspending start at once, yet each is a real asyncio
+    task from its first line (current_task(), timeouts) with its own context copy."""
+    actor = TaskProbe.remote()
+    results = ray.get([actor.probe.remote(i) for i in range(20)], timeout=GUARD)
+    names = [name for name, _, _, _ in results]
+    assert len(set(names)) == 20
+    assert [(seen, own, same) for _, seen, own, same in results] == \
+        [(None, i, True) for i in range(20)]
 
 
 @ray.remote
