@@ -1,8 +1,11 @@
 """Reading the worker's socket: batches of messages, in order, to the executor and look-ups.
 
 Who reads: threads, or an async actor's own event loop once its constructor
-has run (one thread wake-up less per call). In an InlineExecutor actor the
-thread that reads a call also runs it.
+has run (one thread wake-up less per call). In a threaded actor without
+concurrency groups the thread that reads a call also runs it: with
+max_concurrency 1 the reading thread started here is one of two such threads
+(InlineExecutor); with N > 1 the actor's N threads read for themselves and
+this one reads only while all of them are busy (ReadingPoolExecutor).
 """
 from __future__ import annotations
 
@@ -98,7 +101,9 @@ class Reading:
         threading.Thread(target=self.flush_loop, daemon=True, name="flusher").start()
 
     def thread_loop(self, flushes: bool = False) -> None:
-        """Wait and read (and run calls, for an InlineExecutor) until a loop reads instead."""
+        """Wait and read until a loop reads instead; after each read the executor's
+        ``run_pending`` runs calls in this thread (InlineExecutor) or makes it wait
+        while the actor's own threads read (ReadingPoolExecutor)."""
         run_pending = getattr(self.worker.executor, "run_pending", None)
         if run_pending is not None:
             run_pending()  # calls that queued while the constructor ran
