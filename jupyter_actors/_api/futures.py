@@ -134,16 +134,19 @@ class RefFuture(concurrent.futures.Future):
             _LOGGER.exception("exception calling callback for %r", self)
 
     def set_result(self, result) -> None:
-        self._settle(result, None)
+        if not self._settle(result, None):
+            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
 
     def set_exception(self, exception) -> None:
-        self._settle(None, exception)
+        if not self._settle(None, exception):
+            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
 
-    def _settle(self, result, exception) -> None:
-        """Done with this result or exception: wake the waiters, then run the callbacks."""
+    def _settle(self, result, exception) -> bool:
+        """Done with this result or exception: wake the waiters, then run the callbacks.
+        False (and nothing changes) when it was done already."""
         with _DONE_LOCK:
             if self._state in _DONE:
-                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+                return False
             self._result = result
             self._exception = exception
             self._state = _FINISHED
@@ -158,6 +161,7 @@ class RefFuture(concurrent.futures.Future):
                 condition.notify_all()
         if self._done_callbacks:  # (none are added once done: see add_done_callback)
             self._invoke_callbacks()
+        return True
 
 
 class _Sleeper:

@@ -15,14 +15,13 @@ import concurrent.futures
 import threading
 import time
 
-from ..._api.futures import _DONE, _DONE_LOCK, _FINISHED, _PENDING, RefFuture
+from ..._api.futures import _DONE, _PENDING, RefFuture
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from .errors import made_on_ray, translate
 from .output import deliver
 
 ARM_AFTER = 1.0    # seconds: calls unfinished this long get Ray's callback
-_MAKING = threading.Lock()   # one condition per future, however many threads wait at once
 
 
 class Session:
@@ -63,86 +62,24 @@ class _RayFuture(RefFuture):
     Its fields live in slots, and its condition and lists are made only when someone
     waits or adds a callback: a pipelined call keeps one object here where a
     ``Future`` keeps seven, and fewer live objects make Python's collector run less
-    often and scan less (it ran every few thousand pipelined calls).
+    often and scan less (it ran every few thousand pipelined calls). It settles as
+    every RefFuture does (``RefFuture._settle``), its lazy fields in slots.
     """
 
-    __slots__ = ("_state", "_result", "_exception", "_cond", "_waiting", "_callbacks",
-                 "ray_ref", "record", "armed", "session")
+    __slots__ = ("_state", "_result", "_exception", "_lazy_condition", "_waiter_list",
+                 "_done_callbacks", "ray_ref", "record", "armed", "session")
 
     def __init__(self, ray_ref, record):  # no RefFuture.__init__: it fills a __dict__
         self._state = _PENDING
         self._result = None
         self._exception = None
-        self._cond = None
-        self._waiting = None
-        self._callbacks = None
+        self._lazy_condition = None
+        self._waiter_list = None
+        self._done_callbacks = None
         self.ray_ref = ray_ref
         self.record = record
         self.armed = False
         self.session = current
-
-    # -- made when first needed ------------------------------------------------
-    @property
-    def _condition(self):
-        condition = self._cond
-        if condition is None:
-            # A waiter makes it before it looks at the state, and whoever completes the
-            # future looks for it after setting the state: one of them sees the other.
-            with _MAKING:
-                condition = self._cond
-                if condition is None:
-                    condition = self._cond = threading.Condition()
-        return condition
-
-    @property
-    def _waiters(self) -> list:   # concurrent.futures.wait adds to it under _condition
-        waiting = self._waiting
-        if waiting is None:
-            waiting = self._waiting = []
-        return waiting
-
-    @property
-    def _done_callbacks(self) -> list:   # RefFuture adds to it under _DONE_LOCK
-        callbacks = self._callbacks
-        if callbacks is None:
-            callbacks = self._callbacks = []
-        return callbacks
-
-    def _invoke_callbacks(self) -> None:
-        if self._callbacks:
-            super()._invoke_callbacks()
-
-    def _set(self, value, failed: bool) -> bool:
-        """Done with ``value``; False (and nothing changes) when it was done already."""
-        with _DONE_LOCK:
-            state = self._state
-            if state not in _DONE:
-                if failed:
-                    self._exception = value
-                else:
-                    self._result = value
-                self._state = _FINISHED
-                condition = self._cond
-        if state in _DONE:
-            return False
-        if condition is not None:   # someone waits
-            with condition:
-                for waiter in self._waiting or ():
-                    if failed:
-                        waiter.add_exception(self)
-                    else:
-                        waiter.add_result(self)
-                condition.notify_all()
-        self._invoke_callbacks()
-        return True
-
-    def set_result(self, result) -> None:
-        if not self._set(result, False):
-            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
-
-    def set_exception(self, exception) -> None:
-        if not self._set(exception, True):
-            raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
 
     # -- Ray ------------------------------------------------------------------------
     def arm(self) -> None:
@@ -235,8 +172,12 @@ def ref_of(ray_ref, record=None) -> RayObjectRef:
 
 
 def _settle(future, value, failed: bool) -> None:
-    if type(future) is _RayFuture:
-        future._set(value, failed)   # no-op when done already (a cancel, the cluster gone)
+    """Done with ``value``, unless done already (failed by a cancel, the cluster gone)."""
+    if isinstance(future, RefFuture):
+        if failed:
+            future._settle(None, value)
+        else:
+            future._settle(value, None)
         return
     try:
         if failed:
@@ -244,7 +185,7 @@ def _settle(future, value, failed: bool) -> None:
         else:
             future.set_result(value)
     except concurrent.futures.InvalidStateError:
-        pass   # already failed by a cancel or by the cluster going away
+        pass
 
 
 def fail_pending(refs, error: BaseException) -> None:
