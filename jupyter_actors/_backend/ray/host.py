@@ -23,6 +23,7 @@ sides read its key off Ray's task id.
 """
 from __future__ import annotations
 
+import collections
 import inspect
 import json
 import os
@@ -69,49 +70,51 @@ class _Events:
 
     def __init__(self, stream):
         self.stream = stream
-        self.items: list = []
+        # No lock: the calls' threads only append and pop, each one step under the GIL,
+        # so a busy threaded actor's calls never queue for one another here.
+        self.items: collections.deque = collections.deque()
         self.running: dict = {}     # call id -> (start, slot), start not sent yet
-        self.lock = threading.Lock()
         self.wake = threading.Event()
         threading.Thread(target=self._run, name="jupyter_actors-trace", daemon=True).start()
 
     def add(self, item) -> None:
-        with self.lock:
-            self.items.append(item)
+        self.items.append(item)
         if not self.wake.is_set():
             self.wake.set()
 
     def started(self, call_id, slot) -> None:
-        start = now()
-        with self.lock:
-            self.running[call_id] = (start, slot)
+        self.running[call_id] = (time.time_ns() // 1000 - ORIGIN, slot)
         if not self.wake.is_set():
             self.wake.set()
 
     def ended(self, call_id, failed: bool) -> None:
-        end = now()
-        with self.lock:
-            start = self.running.pop(call_id, None)
-            if start is None:   # its start went out already
-                self.items.append((call_id, "x" if failed else "f", end))
-            else:
-                self.items.append((call_id, "sx" if failed else "sf", start[0], start[1], end))
+        end = time.time_ns() // 1000 - ORIGIN
+        # Whichever of this and the batch (_run) pops the start sends it.
+        start = self.running.pop(call_id, None)
+        if start is None:   # its start went out already
+            self.items.append((call_id, "x" if failed else "f", end))
+        else:
+            self.items.append((call_id, "sx" if failed else "sf", start[0], start[1], end))
 
     def _run(self) -> None:
         pid = os.getpid()
+        running, pending = self.running, self.items
         while True:
             self.wake.wait()
             time.sleep(FLUSH_EVERY)   # let a batch gather
             self.wake.clear()
-            with self.lock:
-                items, self.items = self.items, []
-                running, self.running = self.running, {}
-            # Calls still running: their start now, their finish later.
-            items.extend((call_id, "s", start, slot) for call_id, (start, slot)
-                         in running.items())
-            if items:
+            # Calls still running: their start now (first: a finish popped after it
+            # goes after it), their finish later.
+            batch = []
+            for call_id in list(running):
+                start = running.pop(call_id, None)
+                if start is not None:
+                    batch.append((call_id, "s", start[0], start[1]))
+            for _ in range(len(pending)):   # those there now; later ones: the next batch
+                batch.append(pending.popleft())
+            if batch:
                 try:
-                    self.stream.write(f"{EVENTS_MARK}{json.dumps([pid, ORIGIN, items], separators=(',', ':'))}{TAG}\n")
+                    self.stream.write(f"{EVENTS_MARK}{json.dumps([pid, ORIGIN, batch], separators=(',', ':'))}{TAG}\n")
                     self.stream.flush()
                 except (OSError, ValueError):
                     return
