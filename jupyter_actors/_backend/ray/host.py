@@ -361,7 +361,8 @@ def has_direct_entry(name: str) -> bool:
 def _task_key() -> int:
     """The running call's key: the first 8 bytes of Ray's id of this task (its driver
     reads the same bytes off the call's ref; see records.task_key)."""
-    return int.from_bytes(_core_worker().get_current_task_id().binary()[:8], "big")
+    worker = _core_worker_cached or _core_worker()
+    return int.from_bytes(worker.get_current_task_id().binary()[:8], "big")
 
 
 def _core_worker():

@@ -118,10 +118,9 @@ class _RayFuture(RefFuture):
             if closed is not None:
                 _settle(self, closed, True)
                 return super().result(0)
-            import ray
-            import ray.exceptions as rx
+            get, rx = _RAY or _load_ray()
             try:
-                value = ray.get(self.ray_ref, timeout=timeout)
+                value = get(self.ray_ref, timeout=timeout)
             except rx.GetTimeoutError:
                 raise concurrent.futures.TimeoutError() from None
             except rx.RayError:
@@ -129,8 +128,12 @@ class _RayFuture(RefFuture):
                 # run now that the object is there, has Ray's full error.
                 self.arm()
                 return super().result(timeout)
-            else:
-                self.complete(value)
+            # A value (Ray raised any error): complete() without its checks, on every call.
+            record = self.record
+            if record is not None:
+                record.end(None)
+            if self._settle(value, None):
+                return value
         return super().result(0)
 
     def complete(self, result) -> None:
@@ -150,6 +153,18 @@ class _RayFuture(RefFuture):
         if record is not None:
             record.end(None)
         _settle(self, result, False)
+
+
+def _load_ray() -> tuple:
+    """(ray.get, ray.exceptions), looked up once: a get should not pay for imports."""
+    global _RAY
+    import ray
+    import ray.exceptions
+    _RAY = (ray.get, ray.exceptions)
+    return _RAY
+
+
+_RAY = None
 
 
 def _ray_error() -> type:
