@@ -266,3 +266,33 @@ def test_remote_functions_run_in_parallel_workers():
     (ok0, pid0), (ok1, pid1) = ray.get([meet.remote(prefix, 0), meet.remote(prefix, 1)],
                                        timeout=GUARD)
     assert ok0 and ok1 and pid0 != pid1
+
+
+def test_threaded_actor_with_many_threads_runs_them_all_when_file_descriptors_are_few():
+    """max_concurrency as high as the file-descriptor limit (1024 on many systems): no
+    thread may need a descriptor of its own to wait for calls, or the threads that
+    cannot get one are lost and the calls handed to them never run.
+
+    The constructor lowers the limit to what the worker has open plus a few, as a
+    worker near the common limit would be; a barrier of n parties inside the method
+    passes only if all n threads run calls.
+    """
+    n = 24
+
+    @ray.remote
+    class FewDescriptors:
+        def __init__(self, parties: int):
+            import os
+            import resource
+            self.barrier = threading.Barrier(parties)
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (len(os.listdir("/dev/fd")) + 4, hard))
+
+        def step(self) -> int:
+            self.barrier.wait(timeout=30)
+            return threading.get_ident()
+
+    actor = FewDescriptors.options(max_concurrency=n).remote(n)
+    threads = ray.get([actor.step.remote() for _ in range(n)], timeout=GUARD)
+    assert len(set(threads)) == n

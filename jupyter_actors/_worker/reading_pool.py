@@ -28,6 +28,9 @@ from .executors import _EXIT, SyncExecutor, _IdleSlot
 
 _READ = object()   # a parked thread's order: wait for input
 READERS = 2        # threads waiting for input while the actor is idle
+# Slots that wait through an epoll of their own (a file descriptor each); the others use
+# poll, which needs none: max_concurrency must not be bounded by the file limit.
+EPOLL_SLOTS = 64
 
 
 class ReadingPoolExecutor(SyncExecutor):
@@ -74,7 +77,7 @@ class ReadingPoolExecutor(SyncExecutor):
         self._serve(0, slots[0])
 
     def _serve(self, slot: int, me: _IdleSlot) -> None:
-        wait = _waiter(self.worker.reading.sock, self.bell_in)
+        wait = _waiter(self.worker.reading.sock, self.bell_in, slot < EPOLL_SLOTS)
         read_once = self.worker.reading.read_once
         bell_in = self.bell_in
         if slot >= READERS:
@@ -208,12 +211,17 @@ class ReadingPoolExecutor(SyncExecutor):
             pass  # the pipe is full of rings: idle threads are on their way
 
 
-def _waiter(sock, bell: int):
+def _waiter(sock, bell: int, own_epoll: bool):
     """``wait() -> (socket readable, doorbell rung)`` for one idle thread."""
     fileno = sock.fileno()
-    if hasattr(select, "EPOLLEXCLUSIVE"):
+    epoll = None
+    if own_epoll and hasattr(select, "EPOLLEXCLUSIVE"):
+        try:
+            epoll = select.epoll()
+        except OSError:
+            pass  # no descriptor left: poll below needs none
+    if epoll is not None:
         # Linux: input (or a ring) wakes one of the idle threads, not all of them.
-        epoll = select.epoll()
         epoll.register(fileno, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         epoll.register(bell, select.EPOLLIN | select.EPOLLEXCLUSIVE)
 
