@@ -256,6 +256,29 @@ def test_get_actor_inside_a_worker():
 
 
 @ray.remote
+class AsksTheDriver:
+    """Its calls start in the turn of the loop that read them: ``find`` asks the
+    driver (and reads its answer itself) before its first ``await``."""
+
+    async def find(self, name):
+        return await ray.get_actor(name).incr.remote(1)
+
+    async def ping(self):
+        return "pong"
+
+
+def test_an_async_actor_asks_the_driver_before_its_first_await_and_later_calls_run_in_order():
+    counter = Counter.options(name="asked-counter").remote()
+    asker = AsksTheDriver.remote()
+    assert ray.get(asker.ping.remote(), timeout=GUARD) == "pong"  # its loop reads now
+    refs = []
+    for _ in range(5):
+        refs += [asker.find.remote("asked-counter"), asker.ping.remote()]
+    assert ray.get(refs, timeout=GUARD) == [1, "pong", 2, "pong", 3, "pong", 4, "pong", 5, "pong"]
+    assert ray.get(counter.value.remote(), timeout=GUARD) == 5
+
+
+@ray.remote
 class AsyncInit:
     async def __init__(self, counter):
         self.start = await counter.incr.remote(5)

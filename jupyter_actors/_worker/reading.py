@@ -9,6 +9,7 @@ this one reads only while all of them are busy (ReadingPoolExecutor).
 """
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import threading
@@ -32,18 +33,28 @@ def first_messages(sock: socket.socket, decoder: frames.FrameDecoder) -> list:
             return batch
 
 
-def dispatch(worker, batch: list, make_call) -> None:
-    """Hand one batch of messages, in order, to the executor and the look-ups."""
+def dispatch(worker, pending: collections.deque, make_call) -> None:
+    """Hand the messages of ``pending``, in order, to the executor and the look-ups.
+
+    They are taken off the front one by one: an async actor starts a call in
+    this turn, and a call that then waits for the driver (and so reads and
+    dispatches for itself, Worker.wait_reading) first handles what is left of
+    this batch, so nothing is handled out of order.
+    """
     executor = worker.executor
     calls = []
-    for msg in batch:
+    while pending:
+        msg = pending[0]
         kind = type(msg)
         if kind is CallMethod or kind is RunTask:
+            pending.popleft()
             calls.append(make_call(msg))
             continue
         if calls:
             executor.submit(calls)
             calls = []
+            continue  # a call that read for itself may have handled ``msg`` already
+        pending.popleft()
         if kind is CancelCall:
             executor.cancel(msg.call_id)
         elif kind is RefAnswer:
@@ -80,18 +91,39 @@ class Reading:
         self.make_call = make_call
         self.lock = threading.Lock()
         self.loop_reads = False
+        self.loop_pending: collections.deque = collections.deque()  # read by the loop, not handled yet
 
     def read_once(self) -> None:
+        """A thread reads: the lock is held until the batch is handed on, so batches
+        read by different threads are handled in the order they came."""
         with self.lock:
-            try:
-                batch = self.decoder.read(self.sock, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                batch = None
-            if batch is None:
-                driver_gone()
-            dispatch(self.worker, batch, self.make_call)
+            if self.loop_reads:
+                return  # the loop reads now (a reading thread on its way out)
+            batch = self._read()
+            if batch:
+                dispatch(self.worker, collections.deque(batch), self.make_call)
+
+    def loop_read_once(self) -> None:
+        """An async actor's loop reads (the only reader now). It hands the batch on
+        outside the lock: a call it starts may block the loop, or read for itself."""
+        with self.lock:
+            batch = self._read()
+        pending = self.loop_pending
+        if batch:
+            pending.extend(batch)
+        if pending:
+            dispatch(self.worker, pending, self.make_call)
+
+    def _read(self) -> list:
+        try:
+            batch = self.decoder.read(self.sock, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            batch = None
+        if batch is None:
+            driver_gone()
+        return batch
 
     def start_thread(self, flushes: bool = False) -> None:
         threading.Thread(target=self.thread_loop, args=(flushes,), daemon=True,
@@ -137,7 +169,7 @@ class Reading:
         worker with the driver.
         """
         self.loop_reads = True
-        loop.add_reader(self.sock.fileno(), self.read_once)
+        loop.add_reader(self.sock.fileno(), self.loop_read_once)
 
 
 def driver_gone() -> None:

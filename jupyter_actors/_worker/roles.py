@@ -1,6 +1,8 @@
 """A worker's role: one actor (its constructor, then its calls), or a slot of the task pool."""
 from __future__ import annotations
 
+import collections
+
 import inspect
 import os
 import signal
@@ -109,7 +111,7 @@ def run_tasks(worker, sock, decoder, first: BecomeTaskWorker, early: list) -> No
 def start_reading(worker, sock, decoder, make_call, early: list,
                   actor: bool) -> Reading:
     """Dispatch what came with the role, then read on in a thread (and flush in another)."""
-    dispatch(worker, early, make_call)
+    dispatch(worker, collections.deque(early), make_call)
     reading = Reading(worker, sock, decoder, make_call)
     worker.reading = reading
     reading.start_thread(flushes=not actor)

@@ -85,4 +85,4 @@ class Worker:
             return
         while not fut.done():
             select.select([reading.sock], [], [], 0.05)
-            reading.read_once()
+            reading.loop_read_once()
