@@ -167,7 +167,21 @@ class SyncExecutor:
         worker.finish(message, soon=more)
 
 
-class InlineExecutor(SyncExecutor):
+class BacklogCalls:
+    """``submit``/``stop`` for executors whose own threads take calls off ``self.backlog``."""
+
+    def submit(self, calls) -> None:
+        # Called under the read lock, so calls queue in arrival order.
+        with self.lock:
+            self.queued.update(call.call_id for call in calls)
+            self.backlog.extend(calls)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.backlog.append(_EXIT)
+
+
+class InlineExecutor(BacklogCalls, SyncExecutor):
     """A threaded actor with max_concurrency 1, run by whichever thread read its calls.
 
     Handing a call from a reader thread to an executor thread costs a thread
@@ -180,19 +194,9 @@ class InlineExecutor(SyncExecutor):
 
     def __init__(self, worker, on_exit):
         super().__init__(worker, 1, None)
-        self.pending: collections.deque = collections.deque()
+        self.backlog: collections.deque = collections.deque()
         self.on_exit = on_exit       # called, in the running thread, after "exit"
         self.busy = True             # until the constructor has run (start())
-
-    def submit(self, calls) -> None:
-        # Called under the read lock, so calls queue in arrival order.
-        with self.lock:
-            self.queued.update(call.call_id for call in calls)
-            self.pending.extend(calls)
-
-    def stop(self) -> None:
-        with self.lock:
-            self.pending.append(_EXIT)
 
     def start(self, resolve_target) -> None:
         """The instance exists: run what queued while it was being built."""
@@ -204,7 +208,7 @@ class InlineExecutor(SyncExecutor):
     def run_pending(self) -> None:
         """Run queued calls in this thread, unless another thread already does."""
         with self.lock:
-            if self.busy or not self.pending:
+            if self.busy or not self.backlog:
                 return
             self.busy = True
             item = self._next()
@@ -213,15 +217,15 @@ class InlineExecutor(SyncExecutor):
     def _next(self):
         """``(call, more calls behind it)`` for the next call, now running, or _EXIT, or
         None when nothing is left to run (lock held by the thread that runs calls)."""
-        pending, queued = self.pending, self.queued
-        while pending:
-            call = pending.popleft()
+        backlog, queued = self.backlog, self.queued
+        while backlog:
+            call = backlog.popleft()
             if call is _EXIT:
                 return _EXIT
             if call.call_id in queued:
                 queued.discard(call.call_id)
                 self.running.add(call.call_id)
-                return call, bool(pending)
+                return call, bool(backlog)
             # else: cancelled while queued (cancel() has answered): skipped
         self.busy = False
         return None

@@ -24,7 +24,7 @@ import select
 import threading
 import time
 
-from .executors import _EXIT, SyncExecutor, _IdleSlot
+from .executors import _EXIT, BacklogCalls, SyncExecutor, _IdleSlot
 
 _READ = object()   # a parked thread's order: wait for input
 READERS = 2        # threads waiting for input while the actor is idle
@@ -33,12 +33,14 @@ READERS = 2        # threads waiting for input while the actor is idle
 EPOLL_SLOTS = 64
 
 
-class ReadingPoolExecutor(SyncExecutor):
+class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
     """N threads that read calls and run what they read (see the module's text)."""
 
     def __init__(self, worker, max_concurrency: int, on_exit):
         super().__init__(worker, max_concurrency, None)
         self.on_exit = on_exit        # called, in a thread that saw "exit" last, to leave
+        # Calls read (``submit``, under the read lock) and not yet started: a reader
+        # starts or hands them out just after (_after_read / run_pending).
         self.backlog: collections.deque = collections.deque()
         self.busy = 0                 # threads given a call, at most max_concurrency
         self.readers = 0              # threads waiting for input (or told to)
@@ -52,17 +54,6 @@ class ReadingPoolExecutor(SyncExecutor):
         self.bell_in, self.bell_out = os.pipe()
         os.set_blocking(self.bell_in, False)
         os.set_blocking(self.bell_out, False)
-
-    def submit(self, calls) -> None:
-        # Called by a reader, under the read lock (arrival order); it starts or
-        # hands them out just after (_after_read / run_pending).
-        with self.lock:
-            self.queued.update(call.call_id for call in calls)
-            self.backlog.extend(calls)
-
-    def stop(self) -> None:
-        with self.lock:
-            self.backlog.append(_EXIT)
 
     def run(self) -> None:
         """The instance exists: N threads (this one is slot 0) read and run calls."""

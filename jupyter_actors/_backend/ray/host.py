@@ -238,16 +238,7 @@ class ActorHost:
         self._cancelled.add(call_id)
 
     def call(self, meta, /, *args, **kwargs):
-        route, call_id, method, carries = _unpack_call(meta)
-        if self._cancelled:
-            _skip_if_cancelled(self, call_id)
-        call = _begin(route, call_id, self._slots.of_thread(), carries, type(self).__name__)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-        except BaseException as exc:
-            mark_error(exc, _end(route, call_id, call, True))
-            raise
-        return with_output(result, _end(route, call_id, call))
+        return _run_threaded(self, *_unpack_call(meta), type(self).__name__, args, kwargs)
 
 
     def jupyter_actors_facts(self):
@@ -301,23 +292,40 @@ class AsyncActorHost:
         self._cancelled.add(call_id)
 
     async def call(self, meta, /, *args, **kwargs):
-        route, call_id, method, carries = _unpack_call(meta)
-        if self._cancelled:
-            _skip_if_cancelled(self, call_id)
-        if self._starting is not None:
-            await self._started()
-        slot = self._slots.take()
-        call = _begin(route, call_id, slot, carries, type(self).__name__)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-        except BaseException as exc:
-            mark_error(exc, _end(route, call_id, call, True))
-            raise
-        finally:
-            self._slots.give(slot)
-        return with_output(result, _end(route, call_id, call))
+        return await _run_async(self, *_unpack_call(meta), type(self).__name__, args, kwargs)
+
+
+def _run_threaded(host, route, call_id, method: str, carries: bool, name: str, args, kwargs):
+    """Run ``method`` on a threaded actor's instance, its output tagged with the call."""
+    if host._cancelled:
+        _skip_if_cancelled(host, call_id)
+    call = _begin(route, call_id, host._slots.of_thread(), carries, name)
+    try:
+        result = getattr(host._instance, method)(*args, **kwargs)
+    except BaseException as exc:
+        mark_error(exc, _end(route, call_id, call, True))
+        raise
+    return with_output(result, _end(route, call_id, call))
+
+
+async def _run_async(host, route, call_id, method: str, carries: bool, name: str, args, kwargs):
+    """The same on an async actor's loop, once its ``__init__`` has run."""
+    if host._cancelled:
+        _skip_if_cancelled(host, call_id)
+    if host._starting is not None:
+        await host._started()
+    slot = host._slots.take()
+    call = _begin(route, call_id, slot, carries, name)
+    try:
+        result = getattr(host._instance, method)(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    except BaseException as exc:
+        mark_error(exc, _end(route, call_id, call, True))
+        raise
+    finally:
+        host._slots.give(slot)
+    return with_output(result, _end(route, call_id, call))
 
 
 def _facts(host) -> tuple:
@@ -380,15 +388,7 @@ def _threaded_direct(method: str, class_name: str):
     argument of ours rides along; Ray's task id is the call's key, its route too."""
     def entry(self, *args, **kwargs):
         key = _task_key()
-        if self._cancelled:
-            _skip_if_cancelled(self, key)
-        call = _begin(key, key, self._slots.of_thread(), True, class_name)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-        except BaseException as exc:
-            mark_error(exc, _end(key, key, call, True))
-            raise
-        return with_output(result, _end(key, key, call))
+        return _run_threaded(self, key, key, method, True, class_name, args, kwargs)
     entry.__name__ = method
     return entry
 
@@ -397,22 +397,7 @@ def _async_direct(method: str, class_name: str):
     """The same, for an async actor: on the actor's event loop."""
     async def entry(self, *args, **kwargs):
         key = _task_key()
-        if self._cancelled:
-            _skip_if_cancelled(self, key)
-        if self._starting is not None:
-            await self._started()
-        slot = self._slots.take()
-        call = _begin(key, key, slot, True, class_name)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-        except BaseException as exc:
-            mark_error(exc, _end(key, key, call, True))
-            raise
-        finally:
-            self._slots.give(slot)
-        return with_output(result, _end(key, key, call))
+        return await _run_async(self, key, key, method, True, class_name, args, kwargs)
     entry.__name__ = method
     return entry
 
