@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-
 import inspect
 import os
 import signal

@@ -113,24 +113,10 @@ class ResultHandlers:
         return record
 
     def ok(self, conn, message: CallOk) -> None:
-        call_id, payloads, t_start, t_end, slot = message
-        record = conn.pending.pop(call_id, None)
+        record = self._ended(conn, message)
         if record is None:
             return
-        # What _finish and _ended do, in line: this runs for every result.
-        record.conn = record.context = None
-        unseen = record.started is None
-        record.started, record.finished, record.slot = t_start, t_end, slot
-        if unseen and tracer.listeners:
-            tracer.record_started(record)  # the worker dropped the call's "start"
-        if self.runtime.bars.views:
-            self.runtime.bars.call_ended(conn, call_id)
-        if record.kind == "task":
-            record.owner.call_done(conn, record)
-        if record.status == CANCELLED:
-            tracer.record_finished(record)  # the trace gets the worker's times
-            return
-        refs = record.refs
+        payloads, refs = message.payloads, record.refs
         if len(payloads) == 1 and len(refs) == 1:
             payload = payloads[0]
             if _REBUILD not in payload.blob:  # most results: one value, no refs inside
@@ -141,11 +127,9 @@ class ResultHandlers:
                     fail_record(record, _unpickle_error(record, exc))
                     return
                 record.status = FINISHED
-                counts = getattr(record.owner, "counts", None)
-                if counts is not None:
-                    counts[FINISHED] += 1
+                _count(record)
                 record.refs = ()
-                record.args_payload = record.deps = record.exported = None
+                release_inputs(record)
                 tracer.record_finished(record)
                 ref = refs[0]
                 ref._payload = payload  # (ref._inner stays None: the value holds no refs)
