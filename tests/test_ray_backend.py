@@ -315,6 +315,9 @@ class Greeter:
         print(f"hello {name}")
         return f"hello {name}"
 
+    def pid(self):
+        return os.getpid()
+
 
 class _Lines:
     """An output router keeping (context, prefix, text), for a test to wait on."""
@@ -388,3 +391,61 @@ def test_ray_client_runs_actors_and_routes_their_output(ray_head):
         session.set_output_router(previous)
         ray.shutdown()
 
+
+
+def test_a_direct_calls_line_and_trace_event_find_it_when_they_come_first(ray_head, monkeypatch):
+    """A direct call's key is Ray's id of its task, known once Ray has the call: its line
+    and trace event can reach the driver before the call's record is registered. Held
+    back until they have (the registration made to wait for them), they still go to the
+    calling code and to the call's record, not to a call made inside a worker."""
+    from jupyter_actors._backend.ray import backend as ray_backend
+    from jupyter_actors._backend.ray.records import task_key
+    lines = _Lines()
+    previous = session.output_router()
+    session.set_output_router(lines)
+    try:
+        ray.init(address=ray_head.address)
+        greeter = Greeter.remote()
+        pid = ray.get(greeter.pid.remote(), timeout=4 * GUARD)
+        logs = session.backend().logs
+        arrived = threading.Condition()
+        keys: list = []     # the keys of the lines and trace events the driver got, in order
+
+        def events(text, real=logs._events):
+            with arrived:
+                keys.extend(int(k) for k in re.findall(r"\[(\d+),", text))
+                arrived.notify_all()
+            real(text)
+
+        def write(stream, name, pid, routed, real=logs._write):
+            with arrived:
+                keys.extend(route for route, _ in routed)
+                arrived.notify_all()
+            real(stream, name, pid, routed)
+
+        def registered_late(ray_ref, record=None, real=ray_backend.ref_of):
+            key = task_key(int.from_bytes(ray_ref.binary(), "big"))
+            with arrived:
+                assert arrived.wait_for(lambda: key in keys, GUARD), "nothing came for the call"
+            return real(ray_ref, record)
+
+        monkeypatch.setattr(logs, "_events", events)
+        monkeypatch.setattr(logs, "_write", write)
+        with monkeypatch.context() as late:
+            late.setattr(ray_backend, "ref_of", registered_late)
+            ref = greeter.greet.remote("early")
+        assert ray.get(ref, timeout=GUARD) == "hello early"
+        record = ref._owner
+        deadline = time.monotonic() + GUARD
+        while record.pid is None:
+            assert time.monotonic() < deadline, "the call's trace event went elsewhere"
+            time.sleep(0.01)
+        assert (record.pid, record.slot, record.status) == (pid, 0, "finished")
+        assert record.key not in logs.nested.early
+        with lines.cond:
+            assert lines.cond.wait_for(lambda: lines.lines, GUARD)
+        assert [(context, text) for context, _, text in lines.lines] == [
+            ("the calling code", "hello early")]
+    finally:
+        session.set_output_router(previous)
+        ray.shutdown()

@@ -57,6 +57,11 @@ class RayBackend(Backend):
         self.handle_counts: dict = {}
         self.names: dict = {}         # (namespace, name) -> RayActor created here
         self._lock = threading.Lock()
+        # Held by a direct call from its submit to Ray until its record is registered (its
+        # key is Ray's task id, known only once Ray has the call); a lookup that misses
+        # waits for it (record_of), so the call's first line or trace event never
+        # arrives to find no record, whichever thread runs first.
+        self._registering = threading.RLock()
         self._host_classes: dict = {}
         self._task_functions: dict = {}
         self.tasks = TaskOwner(0)
@@ -137,17 +142,18 @@ class RayBackend(Backend):
         Ray task's id as the call's key."""
         if spec.group is not None or spec.retry is not None:
             direct = direct.options(**call_options(1, spec.group, spec.retry))
-        try:
-            out = direct.remote(*ray_args(args), **ray_kwargs(kwargs))
-        except BaseException as exc:
+        with self._registering:
+            try:
+                out = direct.remote(*ray_args(args), **ray_kwargs(kwargs))
+            except BaseException as exc:
+                self._submitted(record)
+                record.end(exc)
+                raise _translated(exc, record.label, record.owner) from None
+            ref = ref_of(out, record)
+            record.key = task_key(ref._id)
+            record.ray_ref = out
+            record.refs = (ref,)
             self._submitted(record)
-            record.end(exc)
-            raise _translated(exc, record.label, record.owner) from None
-        ref = ref_of(out, record)
-        record.key = task_key(ref._id)
-        record.ray_ref = out
-        record.refs = (ref,)
-        self._submitted(record)
         return ref
 
     def kill(self, actor: RayActor, no_restart: bool = True) -> None:
@@ -358,6 +364,15 @@ class RayBackend(Backend):
             if route is not None:
                 return route
         return record.call_id
+
+    def record_of(self, key):
+        """The record of the call with this key (what its worker tags lines and events
+        with), or None: a call made inside a worker, or one the trace let go of."""
+        record = self.records.get(key)
+        if record is None:
+            with self._registering:   # a direct call on its way registers first
+                record = self.records.get(key)
+        return record
 
     def _submitted(self, record: RayCall) -> None:
         self.records[record.key] = record

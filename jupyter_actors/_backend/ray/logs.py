@@ -145,7 +145,7 @@ class LogRouter:
 
     def _write(self, stream: str, name, pid, routed: list) -> None:
         router = self.backend.router
-        records = self.backend.records
+        record_of = self.backend.record_of
         start = 0
         # Consecutive lines of one call go out together.
         while start < len(routed):
@@ -154,7 +154,7 @@ class LogRouter:
             while end < len(routed) and routed[end][0] == route:
                 end += 1
             text = "\n".join(t for _, t in routed[start:end])
-            record = records.get(route)
+            record = record_of(route)
             context = record.context if record is not None else None
             label = name or (record.label.split(".")[0] if record is not None else "worker")
             try:
@@ -168,15 +168,18 @@ class LogRouter:
             pid, origin, items = json.loads(text)
         except ValueError:
             return
-        records = self.backend.records
+        record_of = self.backend.record_of
         # The worker's times are microseconds since its origin (a time.time()).
         base = origin / 1e6 - self.offset
         for item in items:
             item[2] = base + item[2] / 1e6
             if len(item) == 5 and item[1] in BOTH:
                 item[4] = base + item[4] / 1e6
-            record = records.get(item[0])
-            if record is None or item[1] in NESTED_EVENTS:
+            if item[1] in NESTED_EVENTS:
+                self.nested.handle(item, pid)
+                continue
+            record = record_of(item[0])
+            if record is None:
                 self.nested.handle(item, pid)   # a call made inside a worker (nested.py)
                 continue
             report_event(record, item, pid)

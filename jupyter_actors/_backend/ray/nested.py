@@ -79,7 +79,7 @@ class NestedCalls:
         _, _, at, route, kind, label, actor = item
         backend = self.backend
         owner = backend.tasks if actor is None else self._actor(*actor)
-        caller = backend.records.get(route) if route is not None else None
+        caller = backend.record_of(route) if route is not None else None
         record = RayCall(kind, label, owner, caller.context if caller is not None else None)
         record.call_id = record.key = call_id
         record.submitted = at
