@@ -19,7 +19,7 @@ from jupyter_actors import exceptions
 from jupyter_actors._api import session
 from jupyter_actors._output import OutputRouter
 from tests.generator_utils import crash_after_two
-from tests.helpers import GUARD, FileEvent
+from tests.helpers import GUARD, FileEvent, wait_until_started
 
 # Ray starts in 5-30 s, and far slower on a loaded machine.
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
@@ -390,6 +390,64 @@ def test_generator_items_arrive_as_they_are_yielded(on_backend, tmp_path, collec
         out.append(ray.get(ref, timeout=GUARD))
         FileEvent(tmp_path / "a" / str(i)).set()
     assert out == [0, 10, 20]
+
+
+class _Makes:
+    """Generator methods: one prints each item, then waits for the test to let it go on."""
+
+    def items(self, n, gate_dir=None):
+        for i in range(n):
+            print(f"item {i}")
+            yield i
+            if gate_dir is not None:
+                assert FileEvent(f"{gate_dir}/{i}").wait(GUARD)
+
+    def pairs(self, n):
+        for i in range(n):
+            yield i, i
+
+
+@ray.remote
+class Maker(_Makes):
+    pass
+
+
+@ray.remote
+class AsyncMaker(_Makes):
+    async def ready(self):
+        return True
+
+
+def test_generator_with_a_fixed_num_returns_is_one_call_until_its_last_item(
+        on_backend, tmp_path, collect):
+    """num_returns=N on a generator: N refs, one per item (Ray's static generators). The
+    items are made inside the call: their lines reach the calling code as they are printed,
+    and the call runs until the generator ends; fewer items than N is Ray's ValueError."""
+    maker, async_maker = Maker.remote(), AsyncMaker.remote()
+    seen = 0
+    for name, make in (("task", count_up), ("threaded", maker.items),
+                       ("async", async_maker.items)):
+        gates = tmp_path / name
+        os.mkdir(gates)
+        first, second = make.options(num_returns=2).remote(2, gate_dir=str(gates))
+        seen += 1
+        context, _, line = collect.wait_for(seen)[-1]
+        assert (context, line) == ("the calling code", "item 0")
+        wait_until_started(first)
+        assert first._owner.finished is None   # the generator waits to make item 1
+        FileEvent(gates / "0").set()
+        seen += 1
+        assert collect.wait_for(seen)[-1][2] == "item 1"
+        FileEvent(gates / "1").set()
+        assert ray.get([first, second], timeout=GUARD) == [0, 1]
+        assert first._owner.status == "finished" and second._owner is first._owner
+    assert ray.get(maker.pairs.options(num_returns=3).remote(3), timeout=GUARD) == [
+        (0, 0), (1, 1), (2, 2)]
+    assert ray.get(maker.pairs.options(num_returns=1).remote(1), timeout=GUARD) == (0, 0)
+    for make in (count_up, maker.pairs, async_maker.pairs):
+        refs = make.options(num_returns=2).remote(1)
+        with pytest.raises(ValueError, match="num_returns=2"):
+            ray.get(refs, timeout=GUARD)
 
 
 def test_async_generator_interleaves_with_other_calls(on_backend):

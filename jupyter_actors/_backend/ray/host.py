@@ -30,6 +30,7 @@ import os
 import sys
 import threading
 import time
+from types import GeneratorType
 
 import ray
 
@@ -217,6 +218,34 @@ def _end(route, call_id, call: CallOutput, failed=False) -> CallOutput:
     return call
 
 
+def _items_of(items, call_id, call: CallOutput):
+    """A generator returned for a fixed number of returns: Ray takes its items once the method
+    returned, so each step runs in the call again and the call ends with the generator."""
+    current_call.reset(call.token)
+
+    def each():
+        failed = False
+        try:
+            while True:
+                token = current_call.set(call)
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                except BaseException as exc:
+                    failed = True
+                    mark_error(exc, call)
+                    raise
+                finally:
+                    current_call.reset(token)
+                yield with_output(item, call)
+        finally:   # also when Ray lets go of it after the items it needs
+            _stdout.end_call(call)
+            _stderr.end_call(call)
+            _events.ended(call_id, failed)
+    return each()
+
+
 class ActorHost:
     """A threaded actor on Ray: the user's instance, and one entry point for every method."""
 
@@ -305,6 +334,8 @@ def _run_threaded(host, route, call_id, method: str, carries: bool, name: str, a
     except BaseException as exc:
         mark_error(exc, _end(route, call_id, call, True))
         raise
+    if type(result) is GeneratorType:
+        return _items_of(result, call_id, call)
     return with_output(result, _end(route, call_id, call))
 
 
@@ -325,6 +356,8 @@ async def _run_async(host, route, call_id, method: str, carries: bool, name: str
         raise
     finally:
         host._slots.give(slot)
+    if type(result) is GeneratorType:
+        return _items_of(result, call_id, call)
     return with_output(result, _end(route, call_id, call))
 
 
@@ -369,18 +402,13 @@ def has_direct_entry(name: str) -> bool:
 def _task_key() -> int:
     """The running call's key: the first 8 bytes of Ray's id of this task (its driver
     reads the same bytes off the call's ref; see records.task_key)."""
-    worker = _core_worker_cached or _core_worker()
-    return int.from_bytes(worker.get_current_task_id().binary()[:8], "big")
+    global _core_worker
+    if _core_worker is None:
+        _core_worker = ray._private.worker.global_worker.core_worker
+    return int.from_bytes(_core_worker.get_current_task_id().binary()[:8], "big")
 
 
-def _core_worker():
-    global _core_worker_cached
-    if _core_worker_cached is None:
-        _core_worker_cached = ray._private.worker.global_worker.core_worker
-    return _core_worker_cached
-
-
-_core_worker_cached = None
+_core_worker = None
 
 
 def _threaded_direct(method: str, class_name: str):
@@ -412,6 +440,8 @@ def task_function(fn, setup, single_return: bool = True):
         except BaseException as exc:
             mark_error(exc, _end(route, call_id, call, True))
             raise
+        if type(result) is GeneratorType:
+            return _items_of(result, call_id, call)
         return with_output(result, _end(route, call_id, call))
     task.__name__ = getattr(fn, "__name__", "task")
     task.__qualname__ = getattr(fn, "__qualname__", task.__name__)
