@@ -25,6 +25,11 @@ _DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
 _DONE_LOCK = threading.Lock()
 _LOGGER = logging.getLogger("concurrent.futures")
 
+# How a thread blocked in get() may wait by reading the worker's reply itself, set by a
+# backend that can (local/waiting.py): caller_waits(owner, future, timeout) is True once
+# the future is done, False when the timeout passed, None to wait as usual (result()).
+caller_waits = None
+
 
 class RefFuture(concurrent.futures.Future):
     """The future behind a ref: a ``concurrent.futures.Future`` that makes its

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ..exceptions import Error, GetTimeoutError
+from . import futures as _futures
 from . import refs as _refs
 from . import session
 from .actors import ActorHandle, handle_of_found
@@ -81,8 +82,13 @@ def _get(refs, timeout):
 def _get_one(ref: ObjectRef, deadline, timeout, total: int):
     __tracebackhide__ = True
     remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+    future = ref._future
     try:
-        return ref._future.result(remaining)
+        if not future.done():
+            waits = _futures.caller_waits
+            if waits is not None and waits(ref._owner, future, remaining) is False:
+                raise concurrent.futures.TimeoutError
+        return future.result(remaining)
     except concurrent.futures.TimeoutError:
         raise GetTimeoutError(f"get() timed out after {timeout} s: {ref!r} is not ready "
                               f"({total} ref(s) requested); the call keeps running.") from None

@@ -8,6 +8,12 @@
                                        frames in → handlers[type(message)](conn, message)
                                        EOF or an exited pidfd → on_exit(conn), once
 
+A thread blocked in ``get()`` may read its own reply instead (Linux,
+``waiting``): whoever reads and handles frames, or runs queued functions, holds
+``IOLoop.lock``, so they are still handled one batch at a time and in order.
+The I/O thread watches each socket with EPOLLEXCLUSIVE, behind the watches of
+the threads that wait on it, so input is handed to a waiting caller alone.
+
 A bug in a handler or a queued function must not stop this thread (every
 pending ref would then wait for ever): the record it was handling fails with
 an error that says so, and the traceback is logged once per kind of failure.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
+import select
 import selectors
 import socket
 import subprocess
@@ -23,9 +30,27 @@ import sys
 import threading
 import traceback
 
+from ..._api import futures
 from ...exceptions import TaskError
+from . import waiting
 
 _STOP = object()
+
+# Input on a socket wakes one waiter, the first to watch it (see waiting.py).
+EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
+
+
+if EXCLUSIVE:
+    class _ExclusiveEpollSelector(selectors.EpollSelector):
+        """The selector with every watch EPOLLEXCLUSIVE; such a watch cannot be modified,
+        only made again (which also puts it last among the socket's watchers)."""
+
+        _EVENT_READ = select.EPOLLIN | EXCLUSIVE
+        _EVENT_WRITE = select.EPOLLOUT | EXCLUSIVE
+
+        def modify(self, fileobj, events, data=None):
+            self.unregister(fileobj)
+            return self.register(fileobj, events, data)
 
 
 class IOLoop:
@@ -35,7 +60,13 @@ class IOLoop:
         self.handlers = handlers      # message type -> handler(conn, message)
         self.on_exit = on_exit        # on_exit(conn): the worker process ended
         self.fail_call = fail_call    # fail_call(conn, call_id, error): a handler failed
-        self.selector = selectors.DefaultSelector()
+        # Callers read their own replies where the kernel hands input to one watcher.
+        self.callers_read = bool(EXCLUSIVE)
+        self.selector = (_ExclusiveEpollSelector() if self.callers_read
+                         else selectors.DefaultSelector())
+        self.lock = threading.Lock()  # held while frames are read and handled (see above)
+        if self.callers_read:
+            futures.caller_waits = waiting.wait_for_reply
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -68,6 +99,15 @@ class IOLoop:
         if conn.pidfd is not None:
             self.selector.register(conn.pidfd, selectors.EVENT_READ, ("exit", conn))
 
+    def requeue(self, conn) -> None:
+        """Watch the socket again, so that this thread's watch comes after those of the
+        callers that started waiting on it since (they are then woken first)."""
+        try:
+            key = self.selector.get_key(conn.sock)
+        except (KeyError, ValueError):
+            return  # not watched (yet, or any more)
+        self.selector.modify(conn.sock, key.events, conn)
+
     def watch_writable(self, conn) -> None:
         if conn.exited:
             return
@@ -92,23 +132,31 @@ class IOLoop:
             os.close(conn.pidfd)
 
     def _loop(self) -> None:
-        selector = self.selector
+        selector, lock = self.selector, self.lock
         while True:
-            for key, mask in selector.select():
-                data = key.data
-                if data is None:
-                    if not self._run_calls():
-                        return
-                elif type(data) is tuple:
-                    # The process ended: what it wrote before (a result, a
-                    # call's start) is read first.
-                    self._read(data[1], until_empty=True)
-                    self.on_exit(data[1])
-                else:
-                    if mask & selectors.EVENT_READ:
-                        self._read(data)
-                    if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
-                        selector.modify(data.sock, selectors.EVENT_READ, data)
+            ready = selector.select()
+            with lock:
+                for key, mask in ready:
+                    data = key.data
+                    if data is None:
+                        if not self._run_calls():
+                            return
+                    elif type(data) is tuple:
+                        # The process ended: what it wrote before (a result, a
+                        # call's start) is read first.
+                        self._read(data[1], until_empty=True)
+                        self.on_exit(data[1])
+                    else:
+                        if mask & selectors.EVENT_READ:
+                            self._read(data)
+                        if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
+                            selector.modify(data.sock, selectors.EVENT_READ, data)
+
+    def read_here(self, conn) -> None:
+        """Read and handle what ``conn`` has, in a caller's thread (``waiting``)."""
+        with self.lock:
+            if not conn.exited:
+                self._read_once(conn)
 
     def _run_calls(self) -> bool:
         try:

@@ -1,0 +1,173 @@
+"""A thread blocked in ``get()`` reads its own reply (Linux): the I/O thread sleeps on.
+
+    caller thread in get()                         I/O thread (io_loop)
+    ──────────────────────                         ────────────────────
+    waits in its own epoll on the socket of the    watches every socket with
+    worker that runs the call; its watch is        EPOLLEXCLUSIVE too, made again
+    EPOLLEXCLUSIVE and made once per thread and    (``requeue``) after each new
+    worker, ahead of the I/O thread's              caller's watch: input wakes it
+    input while it waits wakes it alone: it        only while no caller waits on
+    reads and handles the frames under             that socket
+    ``IOLoop.lock``, as the I/O thread would
+    a reply handled by another thread wakes it
+    through the thread's eventfd
+
+A sync call then wakes one driver thread instead of two (the I/O thread, then
+the caller), and the interpreter is not handed from one to the other.
+
+Handling frames must not stop half-way: in the main thread a Ctrl-C that
+lands meanwhile is held back (its handler swapped for the time it takes) and
+raised once they are handled; while waiting, it ends the wait at once.
+"""
+from __future__ import annotations
+
+import _signal
+import os
+import select
+import threading
+from time import monotonic
+
+from ..._api.futures import _DONE, _DONE_LOCK
+
+_local = threading.local()
+_READ = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
+_SIGINT = 2
+_held_back: list = []   # a SIGINT that came while the main thread was handling frames
+
+
+def _hold_back(signum, frame) -> None:
+    _held_back.append(frame)
+
+
+class _Waiter:
+    """One thread's epoll (the sockets it waited on and its eventfd) and its wake-up."""
+
+    __slots__ = ("epoll", "wake_fd", "conns", "busy", "main", "on_done")
+
+    def __init__(self):
+        self.epoll = select.epoll()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.epoll.register(self.wake_fd, select.EPOLLIN)
+        self.conns: dict = {}     # fd -> Connection watched by this thread's epoll
+        self.busy = False         # handling frames: a reply it completes needs no wake-up
+        self.main = threading.current_thread() is threading.main_thread()
+        self.on_done = self.wake  # the future's done-callback (one object, to remove it)
+
+    def __del__(self):  # the thread ended
+        self.epoll.close()
+        os.close(self.wake_fd)
+
+    def wake(self, _future) -> None:
+        """Done-callback of the awaited future: wake this thread unless it is the one
+        handling (it looks at the future before it waits again)."""
+        if not self.busy:
+            os.eventfd_write(self.wake_fd, 1)
+
+    def watch(self, conn, fd: int) -> bool:
+        """Watch ``conn`` from now on, ahead of the I/O thread (False: it has exited)."""
+        io = conn.io
+        with io.lock:  # the socket cannot close meanwhile (exits are handled under it)
+            if conn.exited:
+                return False
+            for old_fd, old in list(self.conns.items()):
+                if old.exited:  # its socket closed, which ended its watch
+                    del self.conns[old_fd]
+            if fd in self.conns:  # the fd of a socket that closed: watch the new one
+                try:
+                    self.epoll.unregister(fd)
+                except OSError:
+                    pass
+            self.epoll.register(fd, _READ)
+            self.conns[fd] = conn
+        io.call_soon(io.requeue, conn)
+        return True
+
+    def handle(self, events) -> None:
+        """Read what woke this thread and handle it, all of it, Ctrl-C or not."""
+        handler = None
+        if self.main:
+            handler = _signal.getsignal(_SIGINT)
+            if callable(handler):
+                _signal.signal(_SIGINT, _hold_back)  # (a pending one runs its handler first)
+            else:
+                handler = None  # no Python handler: nothing raises here
+        self.busy = True
+        try:
+            conns, wake_fd = self.conns, self.wake_fd
+            for fd, _ in events:
+                if fd == wake_fd:
+                    try:
+                        os.eventfd_read(wake_fd)
+                    except BlockingIOError:
+                        pass
+                    continue
+                conn = conns.get(fd)
+                if conn is None:
+                    continue
+                if conn.exited:
+                    del conns[fd]
+                    continue
+                conn.io.read_here(conn)
+        finally:
+            self.busy = False
+            if handler is not None:
+                _signal.signal(_SIGINT, handler)
+                if _held_back:
+                    frame = _held_back.pop()
+                    _held_back.clear()
+                    handler(_SIGINT, frame)
+
+
+def wait_for_reply(owner, future, timeout) -> bool | None:
+    """Wait for ``future``, which a frame from the worker that runs ``owner`` completes,
+    reading that worker's socket in this thread. True: done; False: ``timeout`` passed;
+    None: not a call this can wait for here (wait as usual)."""
+    conn = getattr(owner, "conn", None)
+    if conn is None or not getattr(conn, "io", None) or not conn.io.callers_read:
+        return None
+    waiter = getattr(_local, "waiter", None)
+    if waiter is None:
+        waiter = _local.waiter = _Waiter()
+    elif waiter.busy:
+        return None  # a callback run while this thread handles frames: no reading here
+    fd = conn.sock.fileno()
+    if waiter.conns.get(fd) is not conn and (fd < 0 or not waiter.watch(conn, fd)):
+        return None
+    future.add_done_callback(waiter.on_done)
+    poll, handle = waiter.epoll.poll, waiter.handle
+    done = False
+    try:
+        if timeout is None:
+            while future._state not in _DONE:
+                handle(poll())
+        else:
+            deadline = monotonic() + timeout
+            while future._state not in _DONE:
+                left = deadline - monotonic()
+                if left <= 0:
+                    return False
+                events = poll(left)
+                if events:
+                    handle(events)
+        done = True
+        # What woke this thread and is left unread would wake nobody else (input that
+        # came while it was not waiting woke the I/O thread).
+        for _ in range(4):
+            events = poll(0)
+            if not events:
+                return True
+            handle(events)
+        conn.io.call_soon(_read_rest, conn)
+        return True
+    finally:
+        if not done:
+            with _DONE_LOCK:
+                callbacks = future._done_callbacks
+                if future._state not in _DONE and callbacks and waiter.on_done in callbacks:
+                    callbacks.remove(waiter.on_done)
+
+
+def _read_rest(conn) -> None:
+    """(I/O thread) Input a caller left: it keeps coming, so it is read here."""
+    if not conn.exited:
+        conn.io._read(conn)
