@@ -54,8 +54,12 @@ class _Waiter:
         self.on_done = self.wake  # the future's done-callback (one object, to remove it)
 
     def __del__(self):  # the thread ended
-        self.epoll.close()
-        os.close(self.wake_fd)
+        try:
+            epoll, wake_fd = self.epoll, self.wake_fd
+        except AttributeError:  # (at interpreter exit, the slots may be gone already)
+            return
+        epoll.close()
+        os.close(wake_fd)
 
     def wake(self, _future) -> None:
         """Done-callback of the awaited future: wake this thread unless it is the one
@@ -157,8 +161,13 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
             if not events:
                 return True
             handle(events)
-        conn.io.call_soon(_read_rest, conn)
+        _hand_back(waiter)
         return True
+    except BaseException:
+        # Ctrl-C right after the wait took its events, before they were read: the I/O
+        # thread reads them (it was not woken for them).
+        _hand_back(waiter)
+        raise
     finally:
         if not done:
             with _DONE_LOCK:
@@ -167,7 +176,14 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
                     callbacks.remove(waiter.on_done)
 
 
+def _hand_back(waiter) -> None:
+    """Have the I/O thread read what this thread's sockets hold."""
+    for conn in list(waiter.conns.values()):
+        if not conn.exited:
+            conn.io.call_soon(_read_rest, conn)
+
+
 def _read_rest(conn) -> None:
-    """(I/O thread) Input a caller left: it keeps coming, so it is read here."""
+    """(I/O thread) Input a caller left to it: read all that is there."""
     if not conn.exited:
-        conn.io._read(conn)
+        conn.io._read(conn, until_empty=True)

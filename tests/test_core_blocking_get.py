@@ -1,0 +1,172 @@
+"""Threads blocked in get() read their workers' replies themselves: results, output and Ctrl-C
+behave as when the I/O thread read them."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import jupyter_actors as ray
+from jupyter_actors._api import session
+from jupyter_actors._output import OutputRouter
+from tests.helpers import GUARD
+
+
+class _Lines(OutputRouter):
+    """Remembers every line workers print (a router as the Jupyter layer installs one)."""
+
+    def __init__(self):
+        self.lines: set = set()
+        self.lock = threading.Lock()
+
+    def write(self, context, stream, prefix, text):
+        with self.lock:
+            self.lines.update(text.splitlines())
+
+    def has(self, line) -> bool:
+        with self.lock:
+            return line in self.lines
+
+
+@ray.remote(max_concurrency=4)
+class Meeting:
+    def __init__(self):
+        self.barrier = threading.Barrier(4, timeout=GUARD)
+
+    def meet(self, tag):
+        print(f"meet {tag}")
+        self.barrier.wait()  # all four calls run at once: four callers wait at once
+        return tag
+
+    def echo(self, tag):
+        print(f"echo {tag}")
+        return tag
+
+
+@ray.remote
+class Solo:
+    def echo(self, tag):
+        print(f"solo {tag}")
+        return tag
+
+
+def test_threads_waiting_at_once_each_get_their_own_result_after_its_output():
+    ray.init()
+    router, previous = _Lines(), session.output_router()
+    session.set_output_router(router)
+    try:
+        shared, solos = Meeting.remote(), [Solo.remote() for _ in range(4)]
+        errors = []
+
+        def caller(n):
+            try:
+                for round_ in range(3):
+                    tag = f"{n}-{round_}"
+                    # Four callers block on one socket; one reply each, whoever reads it.
+                    assert ray.get(shared.meet.remote(tag), timeout=GUARD) == tag
+                    assert router.has(f"meet {tag}")
+                    for i in range(50):
+                        tag = f"{n}-{round_}-{i}"
+                        target = shared if i % 2 else solos[n]
+                        assert ray.get(target.echo.remote(tag), timeout=GUARD) == tag
+                        assert router.has(f"{'echo' if i % 2 else 'solo'} {tag}")
+            except BaseException as exc:  # reported by the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=caller, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(GUARD * 2)
+        assert not any(t.is_alive() for t in threads), "a caller never got its result"
+        assert not errors, errors
+    finally:
+        session.set_output_router(previous)
+
+
+def test_get_times_out_while_reading_and_the_ref_stays_usable(events):
+    ray.init()
+    go = events("go")
+
+    @ray.remote
+    class Gate:
+        def wait_for(self, path):
+            from tests.helpers import FileEvent
+            assert FileEvent(path).wait(GUARD)
+            return "through"
+
+    gate = Gate.remote()
+    ref = gate.wait_for.remote(go.path)
+    try:
+        ray.get(ref, timeout=0.05)
+    except ray.exceptions.GetTimeoutError:
+        pass
+    else:
+        raise AssertionError("get() returned before the call could end")
+    go.set()
+    assert ray.get(ref, timeout=GUARD) == "through"
+
+
+STORM = textwrap.dedent("""
+    import os, signal, sys, threading
+    import jupyter_actors as ray
+
+    @ray.remote
+    class Echo:
+        def echo(self, i):
+            print(f"line {i}")
+            return i
+
+    ray.init()
+    actor = Echo.remote()
+    main = threading.get_ident()
+    in_get = [False]  # set and cleared without a call, where no interrupt can land
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def interrupter():
+        while not stop.is_set():
+            with lock:  # only while the main thread waits in get(), never in .remote()
+                if in_get[0]:
+                    signal.pthread_kill(main, signal.SIGINT)
+            stop.wait(0.0005)
+
+    def nothing():
+        pass
+
+    refs, interrupted = {}, 0
+    threading.Thread(target=interrupter, daemon=True).start()
+    for i in range(3000):
+        try:
+            ref = actor.echo.remote(i)
+            refs[i] = ref
+            with lock:
+                in_get[0] = True
+            try:
+                assert ray.get(ref) == i
+            finally:
+                with lock:
+                    in_get[0] = False
+            nothing()  # an interrupt sent while in get() is raised here at the latest
+        except KeyboardInterrupt:
+            interrupted += 1
+    stop.set()
+    # Every call ran and its result arrived, interrupted or not; the actor still answers.
+    values = ray.get(list(refs.values()), timeout=30)
+    assert values == list(refs), "a result was lost"
+    assert ray.get(actor.echo.remote(-1), timeout=30) == -1
+    print("interrupted", interrupted, file=sys.stderr)
+""")
+
+
+def test_ctrl_c_storm_during_sync_calls_loses_no_result_and_no_output():
+    proc = subprocess.run([sys.executable, "-c", STORM], capture_output=True, text=True,
+                          timeout=GUARD * 4, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    interrupted = int(proc.stderr.split("interrupted")[-1])
+    assert interrupted > 0, "no interrupt landed in get(): the test proved nothing"
+    lines = [line.split(") ", 1)[1] for line in proc.stdout.splitlines()]
+    assert lines == [f"line {i}" for i in range(3000)] + ["line -1"]
