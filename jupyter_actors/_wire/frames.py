@@ -22,7 +22,7 @@ import marshal
 import pickle
 import struct
 
-from .messages import BY_TAG, CallMethod, CallOk
+from .messages import BY_TAG, CallMethod, CallOk, CallsOk
 from .payloads import Payload, ShmBuffer, _rebuild_shm, builtin_only
 
 _LEN = struct.Struct("<Q")
@@ -56,6 +56,25 @@ def encode(message) -> list:
     n = len(parts)
     head = struct.pack(f"<QI{n}Q", 4 + 8 * n + sum(lengths), n, *lengths)
     return [head] + parts
+
+
+def ok_end(message):
+    """``(call_id, blob, t_start, t_end, slot)`` of a ``CallOk`` that a ``CallsOk`` can
+    carry (one value, no out-of-band buffers, plain fields); else None."""
+    if type(message) is CallOk:
+        payloads = message.payloads
+        if len(payloads) == 1 and not payloads[0].buffers:
+            call_id, _, t_start, t_end, slot = message
+            if type(payloads[0].blob) is bytes and type(call_id) is int and type(t_start) is float and type(t_end) is float \
+                    and type(slot) is int:
+                return (call_id, payloads[0].blob, t_start, t_end, slot)
+    return None
+
+
+def encode_oks(ends: list) -> bytes:
+    """The frame of ``CallsOk(tuple(ends))``: a run of ends (see ``ok_end``) in one frame."""
+    meta = _MARSHAL + marshal.dumps((("oks", tuple(ends)), None))
+    return struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta
 
 
 def encode_call(call_id: int, method: str, args: Payload, num_returns: int, group) -> list:

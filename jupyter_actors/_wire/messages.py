@@ -19,6 +19,7 @@
     init_err          ActorInitFailed   call_id, error
     start             CallStarted       call_id, t, slot
     ok                CallOk            call_id, payloads, t_start, t_end, slot
+    oks               CallsOk           ends
     err               CallFailed        call_id, error, t_start, t_end, slot
     cancelled         CallCancelled     call_id, t_end
     not_interrupted   NotInterrupted    call_id
@@ -56,6 +57,10 @@ What the fields hold:
   runs in (the method's, or the one given with ``.options``); None for the
   default group, sized by ``max_concurrency``.
 - ``payloads`` of ``CallOk``: a tuple, one payload per declared return value.
+- ``ends`` of ``CallsOk``: calls that each returned one value pickled without
+  out-of-band buffers (most calls), as ``(call_id, blob, t_start, t_end, slot)``
+  in the order they ended: a run of ``CallOk`` sent together in one frame,
+  which the driver decodes once for the run.
 - ``error``: ``(exception payload or None, type name, message, traceback text,
   frames, chained)``: ``frames`` are the user's frames that raised it, as plain
   tuples (``_wire/tracebacks.py``), ``chained`` whether the remote exception
@@ -235,6 +240,11 @@ class CallOk(NamedTuple):
     TAG = "ok"
 
 
+class CallsOk(NamedTuple):
+    ends: tuple
+    TAG = "oks"
+
+
 class CallFailed(NamedTuple):
     call_id: int
     error: tuple
@@ -400,8 +410,8 @@ class BarState(NamedTuple):
 
 TO_WORKER = (CreateActor, BecomeTaskWorker, CallMethod, DefineFunction, RunTask, CancelCall,
              RefAnswer, Reply, ExitWhenDone, ItemsConsumed, StreamItem)
-TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallFailed, CallCancelled,
-             NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
+TO_DRIVER = (ActorReady, ActorInitFailed, CallStarted, CallOk, CallsOk, CallFailed,
+             CallCancelled, NotInterrupted, OutputLines, LookupRef, SubmitActor, SubmitCall, SubmitTask,
              PutObject, CancelRef, KillActor, Release, Request, ActorExiting, WorkerBlocked,
              PromptOpen, PromptLine, PromptClose, GeneratorItems, StreamConsumed,
              CallsReturned, BarState)

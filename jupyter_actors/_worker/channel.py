@@ -19,7 +19,9 @@ class Channel:
 
     ``send_soon`` holds a frame back so that it travels with the next one (a
     short call's "start" and its result then cost one write, and wake the
-    driver once). Held frames always go out before any later frame, and the
+    driver once). Held results of one plain value each (most calls) are kept
+    unencoded until something else goes out: a run of them is then one
+    ``CallsOk`` frame, encoded once here and decoded once by the driver. Held frames always go out before any later frame, and the
     flushing thread (see Reading) sends them when nothing else did within
     ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
     while that thread's current wait ends within ``HOLD``, or when that thread
@@ -38,21 +40,34 @@ class Channel:
         self.sock = sock
         self.lock = threading.Lock()
         self.held = bytearray()
+        self.oks: list = []         # held ends for one CallsOk frame (newer than ``held``)
         self.starts: dict = {}      # call_id -> its held CallStarted (newer than ``held``)
         self.poll_ends: dict = {}   # Poller -> when its current poll ends
         self.writes = 0             # counts writes, so a waiting thread sees activity
         self.corked = 0             # > 0: sends are held until uncork() (see cork)
 
     def send(self, message) -> None:
-        parts = frames.encode(message)
+        # A result joins the ends held before it (one frame for the run); with
+        # none held it is its own frame. (Read without the lock: either way the
+        # frames keep their order.)
+        end = frames.ok_end(message) if self.oks or self.corked else None
+        parts = frames.encode(message) if end is None else None
         with self.lock:
             if self.starts:
                 self._hold_starts(message)
+            if end is not None:
+                self.oks.append(end)
+                if self.corked:
+                    return
+                self._close_oks()
+                parts = []
             if self.corked:
+                self._close_oks()
                 for p in parts:
                     self.held += p
                 return
-            if self.held:
+            if self.held or self.oks:
+                self._close_oks()
                 parts = [bytes(self.held)] + parts
                 self.held.clear()
             _sendmsg_all(self.sock, parts)
@@ -60,11 +75,16 @@ class Channel:
 
     def send_soon(self, message) -> None:
         """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
-        parts = frames.encode(message)
+        end = frames.ok_end(message)
+        parts = frames.encode(message) if end is None else None
         with self.lock:
             if self._may_hold():
                 if self.starts:
                     self._hold_starts(message)
+                if end is not None:
+                    self.oks.append(end)  # encoded with the run it ends up in
+                    return
+                self._close_oks()
                 for p in parts:   # copied: the frame must not change while held
                     self.held += p
                 return
@@ -84,7 +104,17 @@ class Channel:
     def send_ends(self, messages: list) -> None:
         """Send many calls' ends in one write (an async actor's calls that finished
         together). Their own held starts are dropped, the others go first."""
-        data = b"".join([p for message in messages for p in frames.encode(message)])
+        frames_out = []
+        run = []   # consecutive plain ends: one CallsOk frame
+        for message in messages:
+            end = frames.ok_end(message)
+            if end is not None:
+                run.append(end)
+                continue
+            if run:
+                frames_out.append(frames.encode_oks(run))
+                run = []
+            frames_out.extend(frames.encode(message))
         with self.lock:
             starts = self.starts
             if starts:
@@ -93,12 +123,17 @@ class Channel:
                         starts.pop(message.call_id, None)
                 if starts:
                     self._hold_starts(None)
+            self._close_oks()
+            held = self.held
+            for p in frames_out:
+                held += p
             if self.corked:
-                self.held += data
+                self.oks.extend(run)  # later ends may join them
                 return
-            if self.held:
-                data = bytes(self.held) + data
-                self.held.clear()
+            if run:
+                held += frames.encode_oks(run)
+            data = bytes(held)
+            held.clear()
             _sendmsg_all(self.sock, [data])
             self.writes += 1
 
@@ -130,10 +165,21 @@ class Channel:
             starts.pop(message.call_id, None)
             if self.corked:
                 return  # many ends go out together: theirs are dropped as they come
+        if starts:
+            self._close_oks()
         for start in starts.values():
             for p in frames.encode(start):
                 self.held += p
         starts.clear()
+
+    def _close_oks(self) -> None:
+        """Encode the held ends as one frame at the end of ``held`` (lock held): done
+        before anything else is held or written, so frames keep their order."""
+        oks = self.oks
+        if oks:
+            self.held += frames.encode_oks(oks)
+            oks.clear()
+
     def cork(self) -> None:
         """Hold every send until ``uncork()``, which writes them at once: many results
         ready together (an async actor's calls that finish in one turn of its loop)
@@ -155,6 +201,7 @@ class Channel:
         """Write the held frames, if any (lock held); whether there were some."""
         if self.starts:
             self._hold_starts(None)
+        self._close_oks()
         if not self.held:
             return False
         data = bytes(self.held)

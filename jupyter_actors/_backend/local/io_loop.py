@@ -198,15 +198,19 @@ class IOLoop:
             try:
                 handlers[type(message)](conn, message)
             except Exception as exc:  # see the module docstring
-                self._log(f"handling {type(message).__name__}", exc)
-                call_id = getattr(message, "call_id", None)
-                if call_id is not None:
-                    error = TaskError(f"jupyter_actors failed while handling the worker's "
-                                      f"{type(message).__name__} message for this call: "
-                                      f"{type(exc).__name__}: {exc}")
-                    error.__cause__ = exc
-                    self.fail_call(conn, call_id, error)
+                self.handler_failed(conn, message, exc)
         return True
+
+    def handler_failed(self, conn, message, exc: Exception) -> None:
+        """A handler raised on ``message``: log it, and fail the call it was about."""
+        self._log(f"handling {type(message).__name__}", exc)
+        call_id = getattr(message, "call_id", None)
+        if call_id is not None:
+            error = TaskError(f"jupyter_actors failed while handling the worker's "
+                              f"{type(message).__name__} message for this call: "
+                              f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self.fail_call(conn, call_id, error)
 
     def _log(self, what: str, exc: Exception) -> None:
         key = (what, type(exc))

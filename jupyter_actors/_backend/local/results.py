@@ -14,8 +14,9 @@ from ..._api import refs as _refs
 from ..._trace import tracer
 from ..._wire import errors
 from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallFailed, CallOk,
-                               CallStarted, LookupRef, NotInterrupted, OutputLines, RefAnswer)
-from ..._wire.payloads import deserialize, serialize
+                               CallsOk, CallStarted, LookupRef, NotInterrupted, OutputLines,
+                               RefAnswer, new)
+from ..._wire.payloads import Payload, deserialize, serialize
 from ...exceptions import TaskCancelledError, TaskError
 from .records import CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record, release_inputs
 
@@ -59,7 +60,8 @@ class ResultHandlers:
         self.runtime = runtime
 
     def table(self) -> dict:
-        return {CallStarted: self.started, CallOk: self.ok, CallFailed: self.failed,
+        return {CallStarted: self.started, CallOk: self.ok, CallsOk: self.oks,
+                CallFailed: self.failed,
                 CallCancelled: self.cancelled, NotInterrupted: self.not_interrupted,
                 OutputLines: self.output, ActorReady: self.actor_ready,
                 ActorInitFailed: self.actor_init_failed, LookupRef: self.lookup}
@@ -138,6 +140,44 @@ class ResultHandlers:
                     future.set_result(value)
                 return
         self._ok_many(record, payloads)
+
+    def oks(self, conn, message: CallsOk) -> None:
+        """A run of calls that each returned one plain value: ``ok`` for each, with the
+        common case (one ref, no refs inside, nothing else to close) done here."""
+        pending = conn.pending
+        views = self.runtime.bars.views
+        for call_id, blob, t_start, t_end, slot in message.ends:
+            record = pending.get(call_id)
+            try:
+                if record is None or views or record.status == CANCELLED \
+                        or len(record.refs) != 1 or _REBUILD in blob \
+                        or (record.started is None and tracer.listeners):
+                    self.ok(conn, new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)))
+                    continue
+                # _finish and ok, for this case.
+                del pending[call_id]
+                record.conn = record.context = None
+                record.started, record.finished, record.slot = t_start, t_end, slot
+                if record.kind == "task":
+                    record.owner.call_done(conn, record)
+                try:
+                    value = pickle.loads(blob)
+                except Exception as exc:
+                    fail_record(record, _unpickle_error(record, exc))
+                    continue
+                record.status = FINISHED
+                _count(record)
+                ref = record.refs[0]
+                record.refs = ()
+                release_inputs(record)
+                tracer.record_finished(record)
+                ref._payload = Payload(blob)
+                future = ref._future
+                if not future.done():  # last: see _ok_many
+                    future.set_result(value)
+            except Exception as exc:  # this call fails; the others in the run go on
+                self.runtime.io.handler_failed(
+                    conn, new(CallOk, (call_id, (), t_start, t_end, slot)), exc)
 
     def _ok_many(self, record, payloads) -> None:
         """``ok`` for several values, or values holding refs or handles."""
