@@ -25,27 +25,27 @@ STRETCHES = ("submit", "to worker", "run", "to driver", "to caller", "total")
 
 def measure(kind: str, calls: int) -> list:
     import jupyter_actors as ray
-    from jupyter_actors._backend.local import connection, records, results
+    from jupyter_actors._backend.local import connection, results
 
     sent, handled = {}, {}
     plain_send, plain_ok = connection.Connection.send, results.ResultHandlers.ok
-    plain_encode = records.encode_call
+    plain_send_call = connection.Connection.send_call
 
     def send(self, message, parts=None):
         if message and type(message[0]) is int:
             sent.setdefault(message[0], time.monotonic())
         plain_send(self, message, parts)
 
-    def encode_call(call_id, *rest):  # most calls are encoded just before they are sent
+    def send_call(self, call_id, *rest):  # most calls are sent this way
         sent.setdefault(call_id, time.monotonic())
-        return plain_encode(call_id, *rest)
+        return plain_send_call(self, call_id, *rest)
 
     def ok(self, conn, message):
         handled[message.call_id] = time.monotonic()
         plain_ok(self, conn, message)
 
     connection.Connection.send, results.ResultHandlers.ok = send, ok
-    records.encode_call = encode_call
+    connection.Connection.send_call = send_call
     try:
         ray.init()
 
@@ -76,7 +76,7 @@ def measure(kind: str, calls: int) -> list:
     finally:
         ray.shutdown()
         connection.Connection.send, results.ResultHandlers.ok = plain_send, plain_ok
-        records.encode_call = plain_encode
+        connection.Connection.send_call = plain_send_call
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import contextvars
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import jupyter_actors as ray
@@ -134,7 +135,8 @@ class Recorder:
         self.lock = threading.Lock()
         self.barrier = threading.Barrier(parties) if parties else None
 
-    def step(self, i: int) -> int:
+    def step(self, i: int, arg=None) -> int:
+        assert arg is None or (arg == 7 if type(arg) is int else (arg == i).all())
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
@@ -154,6 +156,24 @@ def test_threaded_actor_default_runs_calls_one_at_a_time_in_submission_order():
     ray.get([actor.step.remote(i) for i in range(100)], timeout=GUARD)
     order, most = ray.get(actor.report.remote(), timeout=GUARD)
     assert order == list(range(100)) and most == 1
+
+
+def test_calls_sent_in_a_burst_keep_their_order_whatever_their_arguments():
+    """Calls submitted in a loop are queued and written as runs; calls whose frames
+    go on their own (an array argument, a ref argument) keep their place among them."""
+    actor = Recorder.remote()
+    ready = ray.put(7)
+    refs = []
+    for i in range(300):
+        if i % 50 == 10:
+            refs.append(actor.step.remote(i, np.full(1000, i)))  # out-of-band buffers
+        elif i % 50 == 30:
+            refs.append(actor.step.remote(i, ready))  # a ref argument
+        else:
+            refs.append(actor.step.remote(i))
+    assert len(set(ray.get(refs, timeout=GUARD))) == 1
+    order, most = ray.get(actor.report.remote(), timeout=GUARD)
+    assert order == list(range(300)) and most == 1
 
 
 def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tmp_path):

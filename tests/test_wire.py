@@ -1,6 +1,7 @@
 """The wire format on its own: every message kind through encode and the frame decoder."""
 from __future__ import annotations
 
+import pickle
 import re
 import socket
 import threading
@@ -10,6 +11,7 @@ import pytest
 
 from jupyter_actors._wire import frames, messages
 from jupyter_actors._wire.payloads import Payload, deserialize, serialize
+from tests.helpers import GUARD
 
 ALL_KINDS = messages.TO_WORKER + messages.TO_DRIVER
 
@@ -146,3 +148,60 @@ def test_many_payloads_in_one_tuple_keep_their_places():
     assert type(out) is messages.GeneratorItems and out.index == 40
     for got, want in zip([deserialize(p) for p in out.payloads], values, strict=True):
         assert np.array_equal(got, want)
+
+
+def test_a_run_of_calls_is_one_frame_that_decodes_into_each_call_in_order():
+    """Calls queued together travel as one frame; the decoder gives back one CallMethod
+    per call, in order, between the frames around it."""
+    calls = [frames.call_fields(i, f"m{i}", serialize(i), 1, None if i % 2 else "io")
+             for i in range(5)]
+    assert None not in calls
+    with_buffers = serialize(np.arange(4))
+    assert frames.call_fields(9, "m", with_buffers, 1, None) is None  # goes on its own
+    stream = (_frame_bytes(messages.CancelCall(100)) + frames.encode_calls(calls)
+              + _frame_bytes(messages.CancelCall(101)) + frames.encode_calls(calls[:1]))
+    out = frames.FrameDecoder().feed(stream)
+    assert out[0] == messages.CancelCall(100) and out[6] == messages.CancelCall(101)
+    for got, i in zip(out[1:6] + out[7:], [0, 1, 2, 3, 4, 0]):
+        assert type(got) is messages.CallMethod
+        assert (got.call_id, got.method, got.deps, got.num_returns, got.group) == \
+            (i, f"m{i}", (), 1, None if i % 2 else "io")
+        assert deserialize(got.args) == i
+
+
+def test_worker_channel_sends_a_run_of_results_as_one_frame_in_order():
+    """Results of one plain value each, sent together, become one CallsOk frame; a
+    frame of another kind (output) keeps its place between them, and a result with
+    out-of-band buffers goes as its own CallOk."""
+    from jupyter_actors._worker.channel import Channel
+    left, right = socket.socketpair()
+    try:
+        channel = Channel(left)
+        array = serialize(np.arange(8))
+        assert array.buffers
+        channel.cork()  # every send below goes out in one write at uncork
+        channel.send(messages.CallOk(1, (serialize("a"),), 1.0, 2.0, 0))
+        channel.send(messages.CallOk(2, (serialize("b"),), 2.0, 3.0, 0))
+        channel.send(messages.OutputLines(3, "stdout", "line\n"))
+        channel.send(messages.CallOk(3, (serialize("c"),), 3.0, 4.0, 0))
+        channel.send(messages.CallOk(4, (array,), 4.0, 5.0, 0))
+        channel.send_ends([messages.CallOk(5, (serialize("e"),), 5.0, 6.0, 1),
+                           messages.CallOk(6, (serialize("f"),), 6.0, 7.0, 1)])
+        channel.uncork()
+        right.settimeout(GUARD)
+        decoder = frames.FrameDecoder()
+        out = []
+        while len(out) < 5:
+            got = decoder.read(right)
+            assert got is not None
+            out.extend(got)
+    finally:
+        left.close()
+        right.close()
+    kinds = [type(m).__name__ for m in out]
+    assert kinds == ["CallsOk", "OutputLines", "CallsOk", "CallOk", "CallsOk"]
+    assert [(e[0], pickle.loads(e[1]), e[2], e[3], e[4]) for e in out[0].ends] == \
+        [(1, "a", 1.0, 2.0, 0), (2, "b", 2.0, 3.0, 0)]
+    assert [e[0] for e in out[2].ends] == [3]
+    assert np.array_equal(deserialize(out[3].payloads[0]), np.arange(8))
+    assert [(e[0], pickle.loads(e[1])) for e in out[4].ends] == [(5, "e"), (6, "f")]

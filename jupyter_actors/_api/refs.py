@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from .._wire.payloads import serialize
+from .._wire.payloads import Payload, serialize
 from ..exceptions import Error
 from .futures import _loop_waiter
 
@@ -31,20 +31,33 @@ class ObjectRef:
     the same result.
     """
 
-    __slots__ = ("_id", "_future", "_payload", "_owner", "_relays", "_inner", "__weakref__")
+    __slots__ = ("_id", "_future", "_serialized", "_owner", "_relays", "_inner", "__weakref__")
 
     def __init__(self, ref_id: int, future: concurrent.futures.Future):
         self._id = ref_id
         self._future = future
         # The serialized value once known, so forwarding it to another worker
-        # does not pickle it again.
-        self._payload = None
+        # does not pickle it again: a Payload, or the blob of one without
+        # buffers (most results: no Payload object is made unless it is needed).
+        self._serialized = None
         # The trace record of the call that makes this ref (None for put()):
         # it keeps what the result depends on alive, and says how the call is doing.
         self._owner = None
         self._relays = None
         # The refs and actors the value holds (the driver lends them with it).
         self._inner = None
+
+    @property
+    def _payload(self):
+        """The serialized value (a Payload), once known."""
+        serialized = self._serialized
+        if type(serialized) is bytes:
+            serialized = self._serialized = Payload(serialized)
+        return serialized
+
+    @_payload.setter
+    def _payload(self, payload) -> None:
+        self._serialized = payload
 
     # -- Ray's ObjectRef surface ---------------------------------------
     def hex(self) -> str:

@@ -11,6 +11,9 @@ message encoding. Part 0 starts with one byte saying how the rest is encoded:
   and costs a fraction of pickling the message.
 - ``P``: pickle of the message (anything marshal cannot encode), with the
   buffers as pickle-5 out-of-band parts.
+- ``C``: a run of calls the driver queued together (``encode_calls``), as
+  ``marshal`` of ``(call_id, method, args blob, num_returns, group)`` each:
+  one frame, decoded into one ``CallMethod`` per call.
 
 A message is one of the named types in ``messages`` (the table of every kind
 is there); on the wire it is the plain tuple ``(tag, *fields)``, so marshal
@@ -29,7 +32,9 @@ _LEN = struct.Struct("<Q")
 _COUNT = struct.Struct("<I")
 _MARSHAL = b"M"
 _PICKLE = b"P"
+_CALLS = b"C"
 _M = _MARSHAL[0]
+_C = _CALLS[0]
 
 
 def encode(message) -> list:
@@ -85,6 +90,32 @@ def encode_call(call_id: int, method: str, args: Payload, num_returns: int, grou
     meta = _MARSHAL + marshal.dumps((("call", call_id, method, None, (), num_returns, group),
                                      ((3, -1, args.blob, ()),)))
     return [struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta]
+
+
+def call_fields(call_id: int, method: str, args: Payload, num_returns: int, group):
+    """``(call_id, method, blob, num_returns, group)`` of a call that ``encode_calls`` can
+    carry (no ref arguments, no out-of-band buffers, plain fields); else None."""
+    if args.buffers or type(args.blob) is not bytes or type(method) is not str \
+            or type(call_id) is not int or type(num_returns) is not int \
+            or (group is not None and type(group) is not str):
+        return None
+    return (call_id, method, args.blob, num_returns, group)
+
+
+def encode_calls(calls: list) -> bytes:
+    """One frame for a run of calls (``call_fields`` of each), in order."""
+    if len(calls) == 1:  # the frame of a lone call, as encode_call writes it
+        call_id, method, blob, num_returns, group = calls[0]
+        meta = _MARSHAL + marshal.dumps((("call", call_id, method, None, (), num_returns, group),
+                                         ((3, -1, blob, ()),)))
+    else:
+        meta = _CALLS + marshal.dumps(calls)
+    return struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta
+
+
+def _decode_calls(meta) -> list:
+    return [_new_tuple(CallMethod, (call_id, method, Payload(blob), (), num_returns, group))
+            for call_id, method, blob, num_returns, group in marshal.loads(meta)]
 
 
 def _lift_payloads(message: tuple, extra: list):
@@ -266,7 +297,11 @@ class FrameDecoder:
             end = offset + 8 + body_len
             if end > size:
                 break
-            messages.append(_decode_body(buf, offset + 8, end))
+            message = _decode_body(buf, offset + 8, end)
+            if type(message) is list:  # a run of calls
+                messages += message
+            else:
+                messages.append(message)
             offset = end
         self._start = offset
         return messages
@@ -276,8 +311,11 @@ def _decode_body(buf: bytearray, start: int, end: int):
     (n,) = _COUNT.unpack_from(buf, start)
     pos = start + 4 + 8 * n
     if n == 1:
-        if buf[pos] == _M:
+        encoding = buf[pos]
+        if encoding == _M:
             return _decode_marshal(buf[pos + 1:end], ())
+        if encoding == _C:
+            return _decode_calls(buf[pos + 1:end])
         return _typed(pickle.loads(buf[pos + 1:end]))
     lengths = struct.unpack_from(f"<{n}Q", buf, start + 4)
     # Out-of-band parts are copied out once, into writable memory, so the

@@ -31,6 +31,7 @@ class Connection:
         self.decoder = frames.FrameDecoder()
         self.lock = threading.Lock()
         self.outbox: collections.deque = collections.deque()
+        self.calls: list = []            # calls queued after the outbox, not yet encoded
         self.pending: dict = {}          # call_id -> CallRecord sent to this worker
         self.lent_refs: dict = {}        # ref_id -> times sent, not yet released (objects.Lent)
         self.lent_actors: dict = {}      # actor_id -> likewise
@@ -56,31 +57,70 @@ class Connection:
         with self.lock:
             if self.exited:
                 return
-            now = time.monotonic()
-            burst = now - self.last_send < BURST
-            self.last_send = now
-            if self.outbox or burst:
+            if self._queues():
+                self._close_calls()
                 # Kept as they are: bytes, or byte views of the payload's own
                 # copies of its buffers (made when the call was submitted).
                 self.outbox.extend(parts)
-                if len(self.outbox) >= RUN:
-                    self._write_queued()
-                if self.outbox and not self.writing:
-                    self.writing = True
-                    self.io.call_soon(self.io.watch_writable, self)
+                self._queued()
                 return
-            try:
-                sent = self.sock.sendmsg(parts)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                return  # the worker is gone; its exit fails the pending calls
-            rest = _remainder(parts, sent)
-            if rest:
-                self.outbox.extend(rest)
-                if not self.writing:
-                    self.writing = True
-                    self.io.call_soon(self.io.watch_writable, self)
+            self._write_now(parts)
+
+    def send_call(self, call_id: int, method: str, args, num_returns: int, group) -> None:
+        """``send`` of a call without ref arguments. Calls queued one after another
+        are kept as they are and written as one frame (``frames.encode_calls``): the
+        frame is made once, by whichever thread writes the run."""
+        fields = frames.call_fields(call_id, method, args, num_returns, group)
+        if fields is None:
+            self.send(None, frames.encode_call(call_id, method, args, num_returns, group))
+            return
+        with self.lock:
+            if self.exited:
+                return
+            if self._queues():
+                self.calls.append(fields)
+                self._queued()
+                return
+            self._write_now([frames.encode_calls([fields])])
+
+    def _queues(self) -> bool:
+        """Whether the frame being sent joins the queue (lock held): frames are queued
+        already, or it follows the previous one within BURST."""
+        now = time.monotonic()
+        burst = now - self.last_send < BURST
+        self.last_send = now
+        return burst or bool(self.outbox) or bool(self.calls)
+
+    def _queued(self) -> None:
+        """Something was queued (lock held): a long run is written now, the rest by the
+        I/O thread."""
+        if len(self.outbox) + len(self.calls) >= RUN:
+            self._write_queued()
+        if (self.outbox or self.calls) and not self.writing:
+            self.writing = True
+            self.io.call_soon(self.io.watch_writable, self)
+
+    def _write_now(self, parts) -> None:
+        """Write a frame, nothing queued before it (lock held); queue what is left."""
+        try:
+            sent = self.sock.sendmsg(parts)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return  # the worker is gone; its exit fails the pending calls
+        rest = _remainder(parts, sent)
+        if rest:
+            self.outbox.extend(rest)
+            if not self.writing:
+                self.writing = True
+                self.io.call_soon(self.io.watch_writable, self)
+
+    def _close_calls(self) -> None:
+        """The calls queued so far become one frame at the end of the outbox (lock held)."""
+        calls = self.calls
+        if calls:
+            self.outbox.append(frames.encode_calls(calls))
+            calls.clear()
 
     def flush(self) -> bool:
         """Write queued bytes (I/O thread). True when the outbox is empty."""
@@ -93,6 +133,7 @@ class Connection:
     def _write_queued(self) -> bool:
         """Write queued bytes while the socket takes them (lock held); False if some
         are left for when it is writable again."""
+        self._close_calls()
         while self.outbox:
             batch = list(itertools.islice(self.outbox, 64))
             try:

@@ -9,7 +9,6 @@ import time
 
 from ... import _ids
 from ..._trace import tracer
-from ..._wire.frames import encode_call
 from ..._wire.messages import CallMethod, CreateActor, RunTask, new
 from ...exceptions import TaskCancelledError
 
@@ -85,8 +84,8 @@ def send_record(conn, record: CallRecord) -> None:
     conn.pending[record.call_id] = record
     if record.kind == "call":
         if not deps:  # most calls: a frame made without building the message first
-            conn.send(None, encode_call(record.call_id, record.target, record.args_payload,
-                                        record.num_returns, record.group))
+            conn.send_call(record.call_id, record.target, record.args_payload,
+                           record.num_returns, record.group)
             return
         message = new(CallMethod, (record.call_id, record.target, record.args_payload,
                                    record.dep_payloads(), record.num_returns, record.group))

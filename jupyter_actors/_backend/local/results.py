@@ -171,7 +171,7 @@ class ResultHandlers:
                 record.refs = ()
                 release_inputs(record)
                 tracer.record_finished(record)
-                ref._payload = Payload(blob)
+                ref._serialized = blob  # (its Payload is made if ever needed)
                 future = ref._future
                 if not future.done():  # last: see _ok_many
                     future.set_result(value)

@@ -63,6 +63,7 @@ class Runtime:
         with conn.lock:
             conn.exited = True
             conn.outbox.clear()
+            conn.calls.clear()
         self.io.closed(conn)
         self.lent.worker_gone(conn)
         self.prompts.worker_gone(conn)
