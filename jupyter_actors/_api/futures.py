@@ -43,15 +43,16 @@ class RefFuture(concurrent.futures.Future):
     through its future: ``cancel()`` here returns False.
     """
 
-    def __init__(self):  # no super().__init__(): that makes the lock
-        self._state = _PENDING
-        self._result = None
-        self._exception = None
-        self._done_callbacks = None   # a list once a callback is added (see add_done_callback)
-        # Made when first used (plain attributes: reading them never builds the
-        # instance's __dict__, an extra object per ref).
-        self._lazy_condition = None
-        self._waiter_list = None
+    # A new future is pending: its fields start as these class attributes, so making
+    # one runs no Python code (not Future.__init__, which makes the lock). Each is set
+    # on the instance when it changes.
+    __init__ = object.__init__
+    _state = _PENDING
+    _result = None
+    _exception = None
+    _done_callbacks = None   # a list once a callback is added (see add_done_callback)
+    _lazy_condition = None   # made when a thread first waits
+    _waiter_list = None      # made when concurrent.futures.wait first uses it
 
     @property
     def _waiters(self):

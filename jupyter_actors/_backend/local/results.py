@@ -146,11 +146,13 @@ class ResultHandlers:
         common case (one ref, no refs inside, nothing else to close) done here."""
         pending = conn.pending
         views = self.runtime.bars.views
+        owner = conn.owner
+        counts = getattr(owner, "counts", None)  # (an actor's per-status counts)
         for call_id, blob, t_start, t_end, slot in message.ends:
             record = pending.get(call_id)
             try:
                 if record is None or views or record.status == CANCELLED \
-                        or len(record.refs) != 1 or _REBUILD in blob \
+                        or record.kind == "init" or len(record.refs) != 1 or _REBUILD in blob \
                         or (record.started is None and tracer.listeners):
                     self.ok(conn, new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)))
                     continue
@@ -166,10 +168,13 @@ class ResultHandlers:
                     fail_record(record, _unpickle_error(record, exc))
                     continue
                 record.status = FINISHED
-                _count(record)
+                if record.owner is not owner:
+                    _count(record)
+                elif counts is not None:
+                    counts[FINISHED] += 1
                 ref = record.refs[0]
                 record.refs = ()
-                release_inputs(record)
+                record.args_payload = record.deps = record.exported = None  # release_inputs
                 tracer.record_finished(record)
                 ref._serialized = blob  # (its Payload is made if ever needed)
                 future = ref._future
