@@ -5,6 +5,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -205,3 +206,47 @@ def test_worker_channel_sends_a_run_of_results_as_one_frame_in_order():
     assert [e[0] for e in out[2].ends] == [3]
     assert np.array_equal(deserialize(out[3].payloads[0]), np.arange(8))
     assert [(e[0], pickle.loads(e[1])) for e in out[4].ends] == [(5, "e"), (6, "f")]
+
+
+def test_a_result_sent_while_another_thread_writes_is_not_waited_for_and_follows_it():
+    """One thread writes at a time, outside the channel's lock: a thread that sends a
+    result meanwhile returns at once, and the writing thread sends it right after
+    its own frame; a frame of another kind waits until it is written."""
+    from jupyter_actors._worker.channel import Channel
+    left, right = socket.socketpair()
+    try:
+        channel = Channel(left)
+        big = serialize(np.ones(900 << 10, dtype=np.uint8))  # more than the socket holds
+        assert not any(type(b).__name__ == "ShmBuffer" for b in big.buffers)  # all inline
+        writer = threading.Thread(
+            target=channel.send, args=(messages.CallOk(1, (big,), 1.0, 2.0, 0),), daemon=True)
+        writer.start()
+        deadline = time.monotonic() + GUARD
+        while not channel.writing:  # the writer is in its (blocked) write
+            assert time.monotonic() < deadline and writer.is_alive()
+            time.sleep(0.001)
+        result = threading.Thread(
+            target=channel.send, args=(messages.CallOk(2, (serialize("b"),), 2.0, 3.0, 1),),
+            daemon=True)
+        result.start()
+        result.join(GUARD)
+        assert not result.is_alive()  # returned while the big frame is still being written
+        output = threading.Thread(
+            target=channel.send, args=(messages.OutputLines(3, "stdout", "x\n"),), daemon=True)
+        output.start()
+        right.settimeout(GUARD)
+        decoder = frames.FrameDecoder()
+        out = []
+        while len(out) < 3:
+            got = decoder.read(right)
+            assert got is not None
+            out.extend(got)
+        writer.join(GUARD)
+        output.join(GUARD)
+        assert not writer.is_alive() and not output.is_alive() and not channel.writing
+    finally:
+        left.close()
+        right.close()
+    assert [type(m).__name__ for m in out] == ["CallOk", "CallsOk", "OutputLines"]
+    assert out[0].call_id == 1 and deserialize(out[0].payloads[0]).nbytes == 900 << 10
+    assert [e[0] for e in out[1].ends] == [2] and out[2].text == "x\n"

@@ -21,9 +21,17 @@ class Channel:
     short call's "start" and its result then cost one write, and wake the
     driver once). Held results of one plain value each (most calls) are kept
     unencoded until something else goes out: a run of them is then one
-    ``CallsOk`` frame, encoded once here and decoded once by the driver. Held frames always go out before any later frame, and the
-    flushing thread (see Reading) sends them when nothing else did within
-    ``HOLD``: its waits end by then (``wait_readable``). A frame is held only
+    ``CallsOk`` frame, encoded once here and decoded once by the driver.
+
+    One thread at a time writes, outside the lock. Results that other threads
+    send meanwhile are not waited for: that thread writes them right after
+    (the threads of a threaded actor that end calls together cost one write,
+    not a queue of threads waiting for the socket); other frames wait until
+    they are written.
+
+    Held frames always go out before any later frame, and the flushing thread
+    (see Reading) sends them when nothing else did within ``HOLD``: its waits
+    end by then (``wait_readable``). A frame is held only
     while that thread's current wait ends within ``HOLD``, or when that thread
     (an actor's timer thread) can be nudged to cut a longer wait short.
 
@@ -45,33 +53,44 @@ class Channel:
         self.poll_ends: dict = {}   # Poller -> when its current poll ends
         self.writes = 0             # counts writes, so a waiting thread sees activity
         self.corked = 0             # > 0: sends are held until uncork() (see cork)
+        # One thread at a time writes, outside the lock; what others send meanwhile
+        # is held, and that thread writes it before it stops (see _write).
+        self.writing = False
+        self.written = threading.Condition(self.lock)  # notified when writing stops
+        self.waiting_writers = 0
 
     def send(self, message) -> None:
         # A result joins the ends held before it (one frame for the run); with
         # none held it is its own frame. (Read without the lock: either way the
         # frames keep their order.)
-        end = frames.ok_end(message) if self.oks or self.corked else None
+        end = frames.ok_end(message) if self.oks or self.corked or self.writing else None
         parts = frames.encode(message) if end is None else None
         with self.lock:
             if self.starts:
                 self._hold_starts(message)
             if end is not None:
                 self.oks.append(end)
-                if self.corked:
-                    return
-                self._close_oks()
-                parts = []
-            if self.corked:
+                parts = ()
+            elif self.corked or self.writing or self.held or self.oks:
                 self._close_oks()
                 for p in parts:
                     self.held += p
+                parts = ()
+            if self.corked:
                 return
-            if self.held or self.oks:
-                self._close_oks()
-                parts = [bytes(self.held)] + parts
-                self.held.clear()
-            _sendmsg_all(self.sock, parts)
-            self.writes += 1
+            if self.writing:
+                if type(message) in _ENDS_WITH_START:
+                    return  # the thread writing now sends it next, with any others
+                self.waiting_writers += 1
+                while self.writing:  # everything else is written when send returns
+                    self.written.wait()
+                self.waiting_writers -= 1
+                if self.corked:
+                    return
+            parts = self._start_writing(parts)
+            if not parts:
+                return
+        self._write(parts)
 
     def send_soon(self, message) -> None:
         """Send ``message`` with the next frame, and within HOLD seconds at the latest."""
@@ -127,15 +146,49 @@ class Channel:
             held = self.held
             for p in frames_out:
                 held += p
-            if self.corked:
-                self.oks.extend(run)  # later ends may join them
-                return
-            if run:
-                held += frames.encode_oks(run)
-            data = bytes(held)
-            held.clear()
-            _sendmsg_all(self.sock, [data])
+            self.oks.extend(run)  # later ends may join them
+            if self.corked or self.writing:
+                return  # (the thread writing now sends them next)
+            parts = self._start_writing(())
+        self._write(parts)
+
+    def _start_writing(self, parts):
+        """This thread becomes the one writing (lock held): what to write, ``parts``
+        after what is held; () when there is nothing."""
+        if self.held or self.oks:
+            self._close_oks()
+            parts = [bytes(self.held), *parts]
+            self.held.clear()
+        if parts:
+            self.writing = True
             self.writes += 1
+        return parts
+
+    def _write(self, parts) -> None:
+        """Write ``parts`` outside the lock, then what other threads held meanwhile;
+        then stop being the thread writing. Threads that send while a write is
+        under way do not wait for the socket: results are left for this thread to
+        take along (one frame for all that ended meanwhile), other frames wait."""
+        try:
+            while True:
+                _sendmsg_all(self.sock, parts)
+                with self.lock:
+                    if self.corked or not (self.held or self.oks):
+                        self._stop_writing()
+                        return
+                    self._close_oks()
+                    parts = [bytes(self.held)]
+                    self.held.clear()
+                    self.writes += 1
+        except BaseException:
+            with self.lock:
+                self._stop_writing()
+            raise
+
+    def _stop_writing(self) -> None:
+        self.writing = False
+        if self.waiting_writers:
+            self.written.notify_all()
 
     def _may_hold(self) -> bool:
         ends = self.poll_ends
@@ -194,16 +247,24 @@ class Channel:
                 self._send_held()
 
     def flush(self) -> None:
+        """Write everything held, and wait for a write under way (before the worker exits)."""
         with self.lock:
+            self.waiting_writers += 1
+            while self.writing:
+                self.written.wait()
+            self.waiting_writers -= 1
             self._send_held()
 
     def _send_held(self) -> bool:
-        """Write the held frames, if any (lock held); whether there were some."""
+        """Write the held frames, if any (lock held); whether there were some. While
+        another thread writes, that thread sends them next."""
         if self.starts:
             self._hold_starts(None)
         self._close_oks()
         if not self.held:
             return False
+        if self.writing:
+            return True
         data = bytes(self.held)
         self.held.clear()
         _sendmsg_all(self.sock, [data])
