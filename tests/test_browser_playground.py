@@ -25,19 +25,24 @@ if missing():
     pytest.skip(missing(), allow_module_level=True)
 
 
-# A threaded actor with four threads: thousands of calls, one failing, and an
-# async actor with a running call that gets cancelled (waited for, not slept on).
+# A threaded actor with four threads: thousands of calls, one failing, four that
+# meet at a barrier (so four run at once), and an async actor with a running call
+# that gets cancelled (waited for, not slept on).
 TIMELINE_SETUP = """\
-import asyncio, time
+import asyncio, threading, time
 import jupyter_actors as ray
 from jupyter_actors.widgets import Timeline
 
 @ray.remote
 class Worker:
+    def __init__(self):
+        self.all_four = threading.Barrier(4)
     def f(self, x):
         return x
     def fail(self):
         raise ValueError("deliberate")
+    def meet(self):
+        self.all_four.wait(60)
 
 @ray.remote(concurrency_groups={"waits": 1})
 class Waiter:
@@ -53,6 +58,7 @@ tl"""
 TIMELINE_RUN = """\
 N = 3000
 refs = [worker.f.remote(i) for i in range(N)] + [worker.fail.remote()]
+refs += [worker.meet.remote() for _ in range(4)]
 ready, _ = ray.wait(refs, num_returns=len(refs), timeout=120)
 assert len(ready) == len(refs)
 stuck = waiter.wait_forever.remote()
@@ -163,7 +169,7 @@ def test_timeline_of_thousands_of_calls_stays_responsive(timeline_page):
     page.wait_for_selector(".jupyter-actors-timeline-view svg")
     page.keyboard.press("Shift+Enter")  # runs the calls
     page.wait_for_function(
-        f"document.querySelectorAll('{BARS}').length === 3002", timeout=GUARD_MS * 2)
+        f"document.querySelectorAll('{BARS}').length === 3006", timeout=GUARD_MS * 2)
     page.wait_for_selector(".jp-OutputArea-output:has-text('ran 3000')")
     # The failed call's end reaches the widget on the trace's own way, which may be
     # a moment behind the cell's output.
