@@ -176,6 +176,25 @@ def test_calls_sent_in_a_burst_keep_their_order_whatever_their_arguments():
     assert order == list(range(300)) and most == 1
 
 
+def test_a_burst_of_calls_nobody_waits_for_still_reaches_the_worker(tmp_path):
+    """Calls queued in a burst are written when the caller waits for a result, or when
+    the burst is over: here the caller never waits on a ref, and the last call of
+    the burst still runs (it signals through a file)."""
+    @ray.remote
+    class Marker:
+        def mark(self, i, path):
+            if path is not None:
+                open(path, "w").close()
+
+    actor = Marker.remote()
+    ray.get(actor.mark.remote(0, None), timeout=GUARD)  # the worker is up
+    done = FileEvent(tmp_path / "last")
+    refs = [actor.mark.remote(i, None) for i in range(20)]
+    refs.append(actor.mark.remote(20, done.path))
+    assert done.wait(GUARD)
+    assert ray.get(refs, timeout=GUARD) == [None] * 21
+
+
 def test_a_running_threaded_call_is_seen_started_and_its_worker_keeps_reading(tmp_path):
     """max_concurrency=1: the thread that reads a call runs it, so another must read meanwhile.
 

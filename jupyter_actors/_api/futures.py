@@ -29,6 +29,10 @@ _LOGGER = logging.getLogger("concurrent.futures")
 # backend that can (local/waiting.py): caller_waits(owner, future, timeout) is True once
 # the future is done, False when the timeout passed, None to wait as usual (result()).
 caller_waits = None
+# Set by a backend that puts off writing calls while more keep coming (local
+# io_loop.py): called before a thread or an event loop waits for a ref, so that
+# the calls still queued go out now.
+before_wait = None
 
 
 class RefFuture(concurrent.futures.Future):
@@ -104,6 +108,8 @@ class RefFuture(concurrent.futures.Future):
         without the condition (and its Python-level notify) that a
         ``concurrent.futures`` waiter would use. Ctrl-C interrupts the wait.
         """
+        if before_wait is not None:
+            before_wait()
         sleeper = _Sleeper()
         with _DONE_LOCK:
             if self._state in _DONE:
@@ -238,6 +244,8 @@ def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
     """A future of the running loop, done (with None) once ``fut`` is done."""
     asyncio = sys.modules["asyncio"]  # imported: a loop runs (a worker that never awaits
     loop = asyncio.get_running_loop()    # starts without it)
+    if before_wait is not None:
+        before_wait()
     wakeups = getattr(loop, "_jupyter_actors_wakeups", None)
     if wakeups is None:
         wakeups = _wakeups_of(loop)

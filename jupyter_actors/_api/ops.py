@@ -85,6 +85,8 @@ def _get_one(ref: ObjectRef, deadline, timeout, total: int):
     future = ref._future
     try:
         if not future.done():
+            if _futures.before_wait is not None:
+                _futures.before_wait()  # calls still queued go out first
             waits = _futures.caller_waits
             if waits is not None and waits(ref._owner, future, remaining) is False:
                 raise concurrent.futures.TimeoutError

@@ -42,6 +42,7 @@ class Connection:
         self.returncode = None
         self.pidfd = None
         self.writing = False
+        self.put_off = False             # see _queued
         self.last_send = 0.0
 
     def send(self, message, parts=None) -> None:
@@ -98,6 +99,10 @@ class Connection:
             self._write_queued()
         if (self.outbox or self.calls) and not self.writing:
             self.writing = True
+            # A burst from a caller's thread may be written later (burst_wait);
+            # one from the I/O thread (calls made in workers) goes when it is done.
+            self.put_off = threading.get_ident() != self.io.thread.ident
+            self.io.queued.add(self)
             self.io.call_soon(self.io.watch_writable, self)
 
     def _write_now(self, parts) -> None:
@@ -113,6 +118,7 @@ class Connection:
             self.outbox.extend(rest)
             if not self.writing:
                 self.writing = True
+                self.put_off = False
                 self.io.call_soon(self.io.watch_writable, self)
 
     def _close_calls(self) -> None:
@@ -121,6 +127,15 @@ class Connection:
         if calls:
             self.outbox.append(frames.encode_calls(calls))
             calls.clear()
+
+    def burst_wait(self) -> float:
+        """Seconds to put off writing the queue while calls keep coming (0: write now)."""
+        with self.lock:
+            if not self.put_off or not (self.outbox or self.calls) \
+                    or len(self.outbox) + len(self.calls) >= RUN:
+                return 0.0
+            quiet = time.monotonic() - self.last_send
+            return BURST - quiet if quiet < BURST else 0.0
 
     def flush(self) -> bool:
         """Write queued bytes (I/O thread). True when the outbox is empty."""

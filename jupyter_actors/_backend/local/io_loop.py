@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
 
 from ..._api import futures
@@ -67,11 +68,14 @@ class IOLoop:
         self.lock = threading.Lock()  # held while frames are read and handled (see above)
         if self.callers_read:
             futures.caller_waits = waiting.wait_for_reply
+        futures.before_wait = self.write_later_now
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._calls: collections.deque = collections.deque()
+        self._later: list = []        # (when, conn): writes put off while calls keep coming
+        self.queued: set = set()      # connections with frames queued (Connection.send)
         self._logged: set = set()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-io", daemon=True)
         self.thread.start()
@@ -85,6 +89,8 @@ class IOLoop:
             pass  # a wake-up is already pending, or we are closing
 
     def stop(self, timeout: float = 5) -> None:
+        if futures.before_wait == self.write_later_now:
+            futures.before_wait = None
         self.call_soon(_STOP)
         self.thread.join(timeout)
         self.selector.close()
@@ -111,11 +117,21 @@ class IOLoop:
     def watch_writable(self, conn) -> None:
         if conn.exited:
             return
-        if not conn.flush():
+        wait = conn.burst_wait()
+        if wait > 0:
+            # Calls are still coming: written together a little later, by the
+            # caller once RUN are queued or once it waits for a result, not a
+            # few at a time now (each write also wakes the worker).
+            self._later.append((time.monotonic() + wait, conn))
+            return
+        if conn.flush():
+            self.queued.discard(conn)
+        else:
             self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
     def closed(self, conn) -> None:
         """The worker is gone: stop watching it and collect its exit status."""
+        self.queued.discard(conn)
         for fileobj in (conn.sock, conn.pidfd):
             if fileobj is not None:
                 try:
@@ -134,8 +150,14 @@ class IOLoop:
     def _loop(self) -> None:
         selector, lock = self.selector, self.lock
         while True:
-            ready = selector.select()
+            later = self._later
+            timeout = None
+            if later:
+                timeout = max(min(t for t, _ in later) - time.monotonic(), 0)
+            ready = selector.select(timeout)
             with lock:
+                if later:
+                    self._run_later()
                 for key, mask in ready:
                     data = key.data
                     if data is None:
@@ -151,6 +173,21 @@ class IOLoop:
                             self._read(data)
                         if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
                             selector.modify(data.sock, selectors.EVENT_READ, data)
+
+    def write_later_now(self) -> None:
+        """Write what is queued (from a thread about to wait for a result)."""
+        if self.queued:
+            for conn in list(self.queued):
+                if conn.flush():  # (else the socket is full: the I/O thread goes on)
+                    self.queued.discard(conn)
+
+    def _run_later(self) -> None:
+        now = time.monotonic()
+        due = [conn for t, conn in self._later if t <= now]
+        if due:
+            self._later = [(t, conn) for t, conn in self._later if t > now]
+            for conn in due:
+                self.watch_writable(conn)
 
     def read_here(self, conn) -> None:
         """Read and handle what ``conn`` has, in a caller's thread (``waiting``)."""
