@@ -124,6 +124,8 @@ def _wait(refs, num_returns, timeout):
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     pending = [r._future for r in refs if not r._future.done()]
     need = num_returns - (len(refs) - len(pending))
+    if pending and _futures.before_wait is not None:
+        _futures.before_wait()  # calls still queued go out first
     while need > 0 and pending:
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
         when = (concurrent.futures.ALL_COMPLETED if need >= len(pending)

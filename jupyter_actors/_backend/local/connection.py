@@ -63,7 +63,10 @@ class Connection:
                 # Kept as they are: bytes, or byte views of the payload's own
                 # copies of its buffers (made when the call was submitted).
                 self.outbox.extend(parts)
-                self._queued()
+                if self.put_off:  # only a run of calls is put off: this goes soon
+                    self.put_off = False
+                    self.io.call_soon(self.io.watch_writable, self)
+                self._queued(False)
                 return
             self._write_now(parts)
 
@@ -80,7 +83,7 @@ class Connection:
                 return
             if self._queues():
                 self.calls.append(fields)
-                self._queued()
+                self._queued(True)
                 return
             self._write_now([frames.encode_calls([fields])])
 
@@ -92,16 +95,16 @@ class Connection:
         self.last_send = now
         return burst or bool(self.outbox) or bool(self.calls)
 
-    def _queued(self) -> None:
-        """Something was queued (lock held): a long run is written now, the rest by the
-        I/O thread."""
+    def _queued(self, calls: bool) -> None:
+        """Something was queued (lock held; ``calls``: a call): a long run is written
+        now, the rest by the I/O thread."""
         if len(self.outbox) + len(self.calls) >= RUN:
             self._write_queued()
         if (self.outbox or self.calls) and not self.writing:
             self.writing = True
-            # A burst from a caller's thread may be written later (burst_wait);
-            # one from the I/O thread (calls made in workers) goes when it is done.
-            self.put_off = threading.get_ident() != self.io.thread.ident
+            # A caller's burst of calls may be written later (burst_wait); one from
+            # the I/O thread (calls made in workers) goes when that thread is done.
+            self.put_off = calls and threading.get_ident() != self.io.thread.ident
             self.io.queued.add(self)
             self.io.call_soon(self.io.watch_writable, self)
 
