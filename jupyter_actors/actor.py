@@ -15,6 +15,11 @@ __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor"]
 def exit_actor() -> None:
     """End the actor this runs in, now: the calling method does not return, and calls still
     queued fail with ``ActorDiedError`` saying the actor exited on purpose."""
+    from ._api import session
+    backend = session.current_backend()
+    if backend is not None and backend.name == "ray":
+        from ._backend.ray import worker
+        worker.exit_actor()
     info = _worker_actor_info()
     if info is None:
         raise TypeError("exit_actor() can only be called inside an actor's method")

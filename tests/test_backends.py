@@ -598,6 +598,60 @@ class Flaky:
         return self.attempts
 
 
+class _Introspects:
+    """Asks the runtime context where it runs."""
+
+    def facts(self):
+        context = ray.get_runtime_context()
+        return context.get_actor_id(), context.get_actor_name(), context.get_task_id()
+
+    def own_handle(self):
+        return ray.get_runtime_context().current_actor
+
+    def leave(self):
+        ray.actor.exit_actor()
+
+
+@ray.remote
+class Introspective(_Introspects):
+    pass
+
+
+@ray.remote
+class AsyncIntrospective(_Introspects):
+    async def ready(self):
+        return True
+
+
+@ray.remote
+def task_facts():
+    context = ray.get_runtime_context()
+    return context.get_actor_id(), context.get_task_id() is not None
+
+
+def test_runtime_context_current_actor_and_exit_actor_inside_actors(on_backend):
+    """Inside an actor the runtime context names the actor, its name and each call;
+    current_actor is a handle that reaches the same actor; exit_actor() ends it: that call
+    and the ones after fail with ActorDiedError. In a task there is no actor; in the driver
+    exit_actor() is a TypeError."""
+    for kind, cls in (("threaded", Introspective), ("async", AsyncIntrospective)):
+        actor = cls.options(name=f"introspective-{kind}").remote()
+        actor_id, name, task_id = ray.get(actor.facts.remote(), timeout=GUARD)
+        assert isinstance(actor_id, str) and actor_id and name == f"introspective-{kind}"
+        again = ray.get(actor.facts.remote(), timeout=GUARD)
+        assert again[0] == actor_id and again[2] not in (None, task_id)
+        same = ray.get(actor.own_handle.remote(), timeout=GUARD)
+        assert ray.get(same.facts.remote(), timeout=GUARD)[:2] == (actor_id, name)
+        with pytest.raises(exceptions.ActorDiedError):
+            ray.get(actor.leave.remote(), timeout=GUARD)
+        with pytest.raises(exceptions.ActorDiedError):
+            ray.get(actor.facts.remote(), timeout=GUARD)
+    assert ray.get(task_facts.remote(), timeout=GUARD) == (None, True)
+    assert ray.get_runtime_context().get_actor_id() is None
+    with pytest.raises(TypeError, match="inside an actor"):
+        ray.actor.exit_actor()
+
+
 def test_retries_set_per_method_and_per_call(on_backend):
     """@method(retry_exceptions=..., max_task_retries=...) and .options(...) run a call that
     raised again, on both backends; an exception not listed, or no retry option, fails."""

@@ -25,3 +25,42 @@ class WorkerSetup:
         forward_worker_calls()   # its calls in the driver's trace (nested.py)
         session.use_backend(RayBackend(session.output_router(), in_worker=True, setup=self),
                             self.driver_pid)
+
+
+# -- what code running on Ray asks about itself ---------------------------------------------
+
+def runtime_context():
+    """Ray's own runtime context: its ids, names and namespace are those of this call."""
+    import ray
+    return ray.get_runtime_context()
+
+
+def own_handle(backend):
+    """Our handle to the actor this Ray worker runs, made from the actor's own instance:
+    asking the actor for its facts would wait behind the very call that asks."""
+    import ray
+
+    from ... import _ids
+    from ..._api.actors import handle_of_found
+    from ..._wire.payloads import Payload
+    from .host import _facts
+    from .records import RayActor
+    worker = ray._private.worker.global_worker
+    context = ray.get_runtime_context()
+    instance = worker.actors.get(worker.actor_id)
+    if instance is None or not hasattr(instance, "_user_class"):
+        raise RuntimeError("current_actor is only available inside an actor")
+    class_name, key, is_async, blob, groups = _facts(instance)
+    actor = RayActor(_ids.new_actor_id(), context.current_actor, class_name,
+                     context.get_actor_name(), context.namespace, is_async,
+                     worker.core_worker.current_actor_max_concurrency(), groups)
+    return handle_of_found((actor, key, Payload(blob), groups), backend)
+
+
+def exit_actor() -> None:
+    """Ray's exit_actor() inside an actor: the call fails, the actor ends; elsewhere nothing
+    (the caller says where it may be called)."""
+    import ray.actor
+    worker = ray._private.worker.global_worker
+    if worker.mode == ray.WORKER_MODE and not worker.actor_id.is_nil():
+        ray.actor.exit_actor()
