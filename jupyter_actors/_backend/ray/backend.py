@@ -15,18 +15,17 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import weakref
 
 from ... import _ids
 from ..._api import refs as _refs
 from ..._api.refs import ObjectRef
-from ..._trace import tracer
+from ..._trace import RECENT, tracer
 from ..base import ActorSpec, Backend, CallSpec, TaskSpec
 from . import generators, host
 from .errors import actor_died
 from .options import actor_options, call_options, class_options, task_options
 from ...exceptions import TaskCancelledError
-from .records import PENDING, RUNNING, RayActor, RayCall, TaskOwner, task_key
+from .records import PENDING, RUNNING, CallKeys, RayActor, RayCall, TaskOwner, task_key
 from . import refs as _ray_refs
 from .refs import LateArming, RayObjectRef, fail_pending, ref_of
 from .arguments import check_foreign, foreign_ref, ray_args, ray_kwargs
@@ -52,7 +51,7 @@ class RayBackend(Backend):
         self.owns_ray = owns_ray
         self.in_worker = in_worker
         self.setup = setup            # how a worker installs its session (see worker.py)
-        self.records: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.records = CallKeys(RECENT)   # key -> RayCall, while the trace may show it
         self.actors: dict = {}        # actor_id -> RayActor, while a handle exists here
         self.handle_counts: dict = {}
         self.names: dict = {}         # (namespace, name) -> RayActor created here
@@ -375,7 +374,7 @@ class RayBackend(Backend):
         return record
 
     def _submitted(self, record: RayCall) -> None:
-        self.records[record.key] = record
+        self.records.add(record)
         tracer.record_submitted(record)
 
     def _refs_of(self, record: RayCall, out, num_returns: int):

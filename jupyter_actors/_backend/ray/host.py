@@ -210,11 +210,13 @@ def _begin(route, call_id, slot, carries: bool = False, name=None) -> CallOutput
     return call
 
 
-def _end(route, call_id, call: CallOutput, failed=False) -> CallOutput:
-    _stdout.end_call(call)
-    _stderr.end_call(call)
+def _end(route, call_id, call: CallOutput, failed=False, reset=True) -> CallOutput:
+    if call.partial is not None:   # it printed
+        _stdout.end_call(call)
+        _stderr.end_call(call)
     _events.ended(call_id, failed)
-    current_call.reset(call.token)
+    if reset:
+        current_call.reset(call.token)
     return call
 
 
@@ -240,9 +242,7 @@ def _items_of(items, call_id, call: CallOutput):
                     current_call.reset(token)
                 yield with_output(item, call)
         finally:   # also when Ray lets go of it after the items it needs
-            _stdout.end_call(call)
-            _stderr.end_call(call)
-            _events.ended(call_id, failed)
+            _end(None, call_id, call, failed, reset=False)
     return each()
 
 
@@ -402,13 +402,13 @@ def has_direct_entry(name: str) -> bool:
 def _task_key() -> int:
     """The running call's key: the first 8 bytes of Ray's id of this task (its driver
     reads the same bytes off the call's ref; see records.task_key)."""
-    global _core_worker
-    if _core_worker is None:
-        _core_worker = ray._private.worker.global_worker.core_worker
-    return int.from_bytes(_core_worker.get_current_task_id().binary()[:8], "big")
+    global _current_task_id
+    if _current_task_id is None:
+        _current_task_id = ray._private.worker.global_worker.core_worker.get_current_task_id
+    return int.from_bytes(_current_task_id().binary()[:8], "big")
 
 
-_core_worker = None
+_current_task_id = None
 
 
 def _threaded_direct(method: str, class_name: str):

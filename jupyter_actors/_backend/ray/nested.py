@@ -83,7 +83,7 @@ class NestedCalls:
         record = RayCall(kind, label, owner, caller.context if caller is not None else None)
         record.call_id = record.key = call_id
         record.submitted = at
-        backend.records[call_id] = record     # the trace holds it (tracer.active, finished)
+        backend.records.add(record)
         tracer.record_submitted(record)
         for early, pid in self.early.pop(call_id, ()):
             report_event(record, early, pid)

@@ -53,7 +53,7 @@ class CallOutput:
         self.carries = carries     # its result carries the recent lines
         self.name = name           # the actor's class or the function, as Ray names it
         self.first = None          # the number of its first line, once it prints
-        self.partial = ["", ""]    # text after the last newline, per stream
+        self.partial = None        # text after the last newline, per stream, once it prints
         self.token = None          # current_call's token while the call runs
 
     def tagged(self, stream: int, lines: list) -> str:
@@ -85,8 +85,11 @@ class TaggingStream(io.TextIOBase):
         if call is None:
             return self.raw.write(text)
         with _lock:
-            *lines, rest = (call.partial[self.stream] + text).split("\n")
-            call.partial[self.stream] = rest
+            partial = call.partial
+            if partial is None:
+                partial = call.partial = ["", ""]
+            *lines, rest = (partial[self.stream] + text).split("\n")
+            partial[self.stream] = rest
             if lines:
                 self.raw.write(call.tagged(self.stream, lines))
                 self.raw.flush()
@@ -94,7 +97,7 @@ class TaggingStream(io.TextIOBase):
 
     def end_call(self, call: CallOutput) -> None:
         """The call ended: a last line without a newline goes out too."""
-        if call.partial[self.stream]:
+        if call.partial is not None and call.partial[self.stream]:
             with _lock:
                 rest, call.partial[self.stream] = call.partial[self.stream], ""
                 if rest:

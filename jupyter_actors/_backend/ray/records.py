@@ -9,6 +9,7 @@ error: its report asks for Ray's callback (refs.arm_refs).
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -96,6 +97,47 @@ def task_key(ref_id: int) -> int:
     """The key of the call whose first ref has this id: the first 8 bytes of Ray's
     object id (28 bytes), which are the first 8 of its task's id (host._task_key)."""
     return ref_id >> 160
+
+
+class CallKeys:
+    """The session's calls by key (what their workers tag lines and events with), kept
+    while the trace may still show them: the newest ``keep`` to ``2 * keep`` calls, and
+    every call not ended yet. A plain dict let go of in batches: a weak dict made and
+    later collected a weak reference per call, both in Python, on every call."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.limit = 2 * keep     # let go of some once this many keys are kept
+        self.by_key: dict = {}
+        self.order: collections.deque = collections.deque()   # keys, oldest first
+        self.get = self.by_key.get
+        self._letting_go = threading.Lock()
+
+    def add(self, record) -> None:
+        key = record.key
+        self.by_key[key] = record
+        order = self.order
+        order.append(key)
+        if len(order) > self.limit and self._letting_go.acquire(False):
+            try:
+                self._let_go()
+            finally:
+                self._letting_go.release()
+
+    def _let_go(self) -> None:
+        """Forget the oldest ``keep`` calls, except those still queued or running."""
+        by_key, order = self.by_key, self.order
+        for _ in range(self.keep):
+            key = order.popleft()
+            record = by_key.get(key)
+            if record is not None and record.key == key and record.status in (PENDING, RUNNING):
+                order.append(key)   # still under way: its worker's events are to come
+            else:
+                by_key.pop(key, None)
+        self.limit = len(order) + self.keep   # many under way: not again at the next call
+
+    def __len__(self) -> int:
+        return len(self.by_key)
 
 
 def report_event(record, item, pid) -> None:
