@@ -6,6 +6,7 @@ by that folder alone: other Ray clusters on the machine are never touched (no
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import time
 import psutil
 
 START_GUARD = 420.0   # a head node starts in 5-30 s; minutes on a machine shared and overloaded
+START_ATTEMPTS = 3    # starts of a head node whose raylet gave up starting
 
 
 _PORTS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
@@ -36,10 +38,18 @@ class HeadNode:
     """``ray start --head --block`` on a free port; ``address`` is what init() joins."""
 
     def __init__(self, num_cpus: int = 2, client_server: bool = False):
+        # Ray Client's server (ray://), for the modules that test it.
+        self.client_server = client_server
+        for attempt in range(START_ATTEMPTS):
+            if self._start(num_cpus, last=attempt == START_ATTEMPTS - 1):
+                return
+
+    def _start(self, num_cpus: int, last: bool) -> bool:
+        """Start the node; False when its raylet gave up starting (a busy machine: the
+        agents it waits for came too late) and it was stopped, to be started again."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        # Ray Client's server (ray://), for the modules that test it.
-        client_port = free_port() if client_server else None
+        client_port = free_port() if self.client_server else None
         self.client_address = f"ray://127.0.0.1:{client_port}" if client_port else None
         self.temp_dir = tempfile.mkdtemp(prefix="jar", dir="/tmp")  # short: socket paths
         ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -59,13 +69,30 @@ class HeadNode:
         started = threading.Event()
         threading.Thread(target=self._drain, args=(started,), daemon=True).start()
         try:
-            started.wait(START_GUARD)
+            deadline = time.monotonic() + START_GUARD
+            while not started.wait(1.0) and time.monotonic() < deadline:
+                if not last and self._raylet_gave_up():
+                    self.stop()
+                    return False
             if not any("Ray runtime started" in line for line in self.output):
                 raise RuntimeError("ray start --head did not start:\n"
                                    + "".join(self.output[-40:]))
         except BaseException:   # a test timeout too: leave nothing running
             self.stop()
             raise
+        return True
+
+    def _raylet_gave_up(self) -> bool:
+        """Whether the node's raylet ended on a failed check while starting (Ray's
+        ``ray start`` then waits for it until its own start-up timeout)."""
+        for path in glob.glob(os.path.join(self.temp_dir, "session_*", "logs", "raylet.out")):
+            try:
+                with open(path, errors="replace") as log:
+                    if "Check failed" in log.read():
+                        return True
+            except OSError:
+                continue
+        return False
 
     def _drain(self, started: threading.Event) -> None:
         for line in self.process.stdout:

@@ -652,6 +652,35 @@ def test_runtime_context_current_actor_and_exit_actor_inside_actors(on_backend):
         ray.actor.exit_actor()
 
 
+@ray.remote(max_restarts=1)
+class Phoenix:
+    """An actor that may crash once and be restarted."""
+
+    def pid(self):
+        return os.getpid()
+
+    def crash(self):
+        os._exit(1)
+
+
+def test_a_call_lost_in_a_crash_fails_as_unavailable_and_the_restarted_actor_answers(on_backend):
+    """With restarts left, the call running when the process died fails with
+    ActorUnavailableError (a RayActorError, as Ray's); the handle then reaches the
+    restarted process."""
+    phoenix = Phoenix.remote()
+    first = ray.get(phoenix.pid.remote(), timeout=GUARD)
+    with pytest.raises(exceptions.ActorUnavailableError, match="may or may not have run"):
+        ray.get(phoenix.crash.remote(), timeout=GUARD)
+    deadline = time.monotonic() + 4 * GUARD
+    while True:   # on Ray, calls sent while it restarts are unavailable too
+        try:
+            assert ray.get(phoenix.pid.remote(), timeout=GUARD) != first
+            break
+        except exceptions.ActorUnavailableError:
+            assert time.monotonic() < deadline, "the actor never came back"
+            time.sleep(0.1)
+
+
 def test_retries_set_per_method_and_per_call(on_backend):
     """@method(retry_exceptions=..., max_task_retries=...) and .options(...) run a call that
     raised again, on both backends; an exception not listed, or no retry option, fails."""

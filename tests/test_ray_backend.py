@@ -449,3 +449,19 @@ def test_a_direct_calls_line_and_trace_event_find_it_when_they_come_first(ray_he
     finally:
         session.set_output_router(previous)
         ray.shutdown()
+
+
+def test_calls_are_found_by_key_while_the_trace_may_show_them_and_while_under_way():
+    """The driver finds a call by its key (its worker's lines and events name it) for the
+    newest calls, and for every call still queued or running however old; older ended
+    calls are let go of in batches."""
+    from jupyter_actors._backend.ray.records import CallKeys, RayCall, TaskOwner
+    keys = CallKeys(keep=4)
+    calls = [RayCall("task", f"f{i}", TaskOwner(1), None) for i in range(12)]
+    for i, call in enumerate(calls):
+        if i != 1:
+            call.status = "finished"
+        keys.add(call)
+    assert keys.get(calls[1].key) is calls[1]      # the oldest, still running
+    assert all(keys.get(c.key) is c for c in calls[-4:])
+    assert keys.get(calls[0].key) is None and len(keys) <= 2 * 4 + 1

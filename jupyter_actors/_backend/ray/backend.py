@@ -84,6 +84,7 @@ class RayBackend(Backend):
         options = actor_options(spec)
         actor = RayActor(spec.actor_id, None, spec.class_name, spec.name, spec.namespace,
                          spec.is_async, spec.max_concurrency, spec.concurrency_groups)
+        actor.restartable = bool(options.get("max_restarts"))
         record = RayCall("init", f"{spec.class_name}.__init__", actor, spec.context)
         route = self._route(record)
         self._submitted(record)

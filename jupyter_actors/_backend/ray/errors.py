@@ -6,8 +6,9 @@ Code that catches ``jupyter_actors.exceptions.ActorDiedError`` or a remote
 from __future__ import annotations
 
 from ..._wire.errors import as_task_error
-from ...exceptions import (ActorDiedError, Error, GetTimeoutError, PendingCallsLimitExceeded,
-                           RemoteTraceback, TaskCancelledError, TaskError, WorkerCrashedError)
+from ...exceptions import (ActorDiedError, ActorUnavailableError, Error, GetTimeoutError,
+                           PendingCallsLimitExceeded, RemoteTraceback, TaskCancelledError,
+                           TaskError, WorkerCrashedError)
 
 
 def translate(error: BaseException, label: str, actor=None) -> BaseException:
@@ -36,7 +37,9 @@ def translate(error: BaseException, label: str, actor=None) -> BaseException:
         exc.pid = pid
         exc.__cause__ = RemoteTraceback(f"\n{label} failed in pid {pid}:\n\n{tb}")
         return exc
-    if isinstance(error, (rx.RayActorError, rx.ActorUnavailableError)):
+    if isinstance(error, rx.ActorUnavailableError) and getattr(actor, "restartable", False):
+        return actor_unavailable(error, label, actor)
+    if isinstance(error, rx.RayActorError):   # unavailable with no restart to come: gone
         return actor_died(error, label, actor)
     if isinstance(error, rx.WorkerCrashedError):
         return WorkerCrashedError(f"The worker running {label} died before it returned "
@@ -66,6 +69,16 @@ def actor_died(error, label: str, actor=None) -> ActorDiedError:
     if isinstance(cause, BaseException):
         died.__cause__ = cause
     return died
+
+
+def actor_unavailable(error, label: str, actor=None) -> ActorUnavailableError:
+    """The actor's process went away while it ran the call, and Ray may restart it."""
+    name = actor.class_name if actor is not None else label.split(".")[0]
+    where = f" (pid={actor.pid})" if actor is not None and actor.pid else ""
+    return ActorUnavailableError(
+        f"The actor {name}{where} is unavailable, its process died or cannot be reached "
+        f"(Ray restarts it when max_restarts allows). {label} may or may not have run; give "
+        f"it max_task_retries to have it sent again. (Ray: {_first_line(error)})")
 
 
 def _first_line(error: BaseException) -> str:

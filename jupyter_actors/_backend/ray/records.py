@@ -26,7 +26,7 @@ class RayActor:
 
     __slots__ = ("actor_id", "handle", "class_name", "name", "namespace", "is_async",
                  "max_concurrency", "concurrency_groups", "pid", "killed", "counts", "death",
-                 "call_method", "direct",
+                 "call_method", "direct", "restartable",
                  "__weakref__")
 
     def __init__(self, actor_id, handle, class_name, name, namespace, is_async,
@@ -45,6 +45,7 @@ class RayActor:
         self.call_method = None     # Ray's handle.call, once looked up (backend.call_actor)
         self.direct: dict = {}      # method -> Ray's method of its direct entry, or None
         self.concurrency_groups = concurrency_groups   # {"io": 2, ...} or None
+        self.restartable = False    # max_restarts given: Ray may bring it back after a crash
 
     @property
     def named_key(self):
