@@ -29,9 +29,19 @@ _PORTS = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-e
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list:
+    """``count`` different free ports (held open together, so none is given twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class HeadNode:
@@ -45,11 +55,11 @@ class HeadNode:
                 return
 
     def _start(self, num_cpus: int, last: bool) -> bool:
-        """Start the node; False when its raylet gave up starting (a busy machine: the
-        agents it waits for came too late) and it was stopped, to be started again."""
-        self.port = free_port()
+        """Start the node; False when it gave up starting (its raylet's agents came too late
+        on a busy machine, or a port was taken meanwhile) and was stopped, to start again."""
+        self.port, client_port, *ports = free_ports(2 + len(_PORTS))
         self.address = f"127.0.0.1:{self.port}"
-        client_port = free_port() if self.client_server else None
+        client_port = client_port if self.client_server else None
         self.client_address = f"ray://127.0.0.1:{client_port}" if client_port else None
         self.temp_dir = tempfile.mkdtemp(prefix="jar", dir="/tmp")  # short: socket paths
         ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -62,7 +72,7 @@ class HeadNode:
              f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
              f"--temp-dir={self.temp_dir}", "--node-ip-address=127.0.0.1",
              # Ports of its own: other Ray clusters on this machine take Ray's defaults.
-             *[f"--{name}={free_port()}" for name in _PORTS],
+             *[f"--{name}={port}" for name, port in zip(_PORTS, ports)],
              *([f"--ray-client-server-port={client_port}"] if client_port else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
@@ -75,6 +85,9 @@ class HeadNode:
                     self.stop()
                     return False
             if not any("Ray runtime started" in line for line in self.output):
+                if not last and self.process.poll() is not None:   # e.g. a port taken meanwhile
+                    self.stop()
+                    return False
                 raise RuntimeError("ray start --head did not start:\n"
                                    + "".join(self.output[-40:]))
         except BaseException:   # a test timeout too: leave nothing running
