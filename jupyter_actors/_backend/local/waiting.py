@@ -39,33 +39,43 @@ def _hold_back(signum, frame) -> None:
     _held_back.append(frame)
 
 
-class _Waiter:
-    """One thread's epoll (the sockets it waited on and its eventfd) and its wake-up."""
+class _Wake:
+    """A thread's eventfd, and the done-callback that writes to it. The callback may run
+    after its thread ended (a future completed just as it stopped waiting): the fd is
+    closed only with this object, which the future's callbacks keep alive."""
 
-    __slots__ = ("epoll", "wake_fd", "conns", "busy", "main", "on_done")
+    __slots__ = ("fd", "busy")
+
+    def __init__(self):
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.busy = False   # its thread handles frames: it looks at the future after that
+
+    def __call__(self, _future) -> None:
+        if not self.busy:
+            os.eventfd_write(self.fd, 1)
+
+    def __del__(self):
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            os.close(fd)
+
+
+class _Waiter:
+    """One thread's epoll (the sockets it waited on and its eventfd), closed with the thread."""
+
+    __slots__ = ("epoll", "wake", "conns", "main")
 
     def __init__(self):
         self.epoll = select.epoll()
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.epoll.register(self.wake_fd, select.EPOLLIN)
+        self.wake = _Wake()
+        self.epoll.register(self.wake.fd, select.EPOLLIN)
         self.conns: dict = {}     # fd -> Connection watched by this thread's epoll
-        self.busy = False         # handling frames: a reply it completes needs no wake-up
         self.main = threading.current_thread() is threading.main_thread()
-        self.on_done = self.wake  # the future's done-callback (one object, to remove it)
 
-    def __del__(self):  # the thread ended
-        try:
-            epoll, wake_fd = self.epoll, self.wake_fd
-        except AttributeError:  # (at interpreter exit, the slots may be gone already)
-            return
-        epoll.close()
-        os.close(wake_fd)
-
-    def wake(self, _future) -> None:
-        """Done-callback of the awaited future: wake this thread unless it is the one
-        handling (it looks at the future before it waits again)."""
-        if not self.busy:
-            os.eventfd_write(self.wake_fd, 1)
+    def __del__(self):
+        epoll = getattr(self, "epoll", None)
+        if epoll is not None:
+            epoll.close()
 
     def watch(self, conn, fd: int) -> bool:
         """Watch ``conn`` from now on, ahead of the I/O thread (False: it has exited)."""
@@ -95,9 +105,10 @@ class _Waiter:
                 _signal.signal(_SIGINT, _hold_back)  # (a pending one runs its handler first)
             else:
                 handler = None  # no Python handler: nothing raises here
-        self.busy = True
+        wake = self.wake
+        wake.busy = True
         try:
-            conns, wake_fd = self.conns, self.wake_fd
+            conns, wake_fd = self.conns, wake.fd
             for fd, _ in events:
                 if fd == wake_fd:
                     try:
@@ -113,7 +124,7 @@ class _Waiter:
                     continue
                 conn.io.read_here(conn)
         finally:
-            self.busy = False
+            wake.busy = False
             if handler is not None:
                 _signal.signal(_SIGINT, handler)
                 if _held_back:
@@ -127,17 +138,19 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
     reading that worker's socket in this thread. True: done; False: ``timeout`` passed;
     None: not a call this can wait for here (wait as usual)."""
     conn = getattr(owner, "conn", None)
-    if conn is None or not getattr(conn, "io", None) or not conn.io.callers_read:
-        return None
+    io = getattr(conn, "io", None)
+    if io is None or not io.callers_read or io.thread is threading.current_thread():
+        return None  # (on the I/O thread: a done-callback, and the thread holds the lock)
     waiter = getattr(_local, "waiter", None)
     if waiter is None:
         waiter = _local.waiter = _Waiter()
-    elif waiter.busy:
+    elif waiter.wake.busy:
         return None  # a callback run while this thread handles frames: no reading here
     fd = conn.sock.fileno()
     if waiter.conns.get(fd) is not conn and (fd < 0 or not waiter.watch(conn, fd)):
         return None
-    future.add_done_callback(waiter.on_done)
+    wake = waiter.wake
+    future.add_done_callback(wake)
     poll, handle = waiter.epoll.poll, waiter.handle
     done = False
     try:
@@ -172,8 +185,8 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
         if not done:
             with _DONE_LOCK:
                 callbacks = future._done_callbacks
-                if future._state not in _DONE and callbacks and waiter.on_done in callbacks:
-                    callbacks.remove(waiter.on_done)
+                if future._state not in _DONE and callbacks and wake in callbacks:
+                    callbacks.remove(wake)
 
 
 def _hand_back(waiter) -> None:
