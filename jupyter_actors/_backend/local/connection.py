@@ -44,6 +44,7 @@ class Connection:
         self.writing = False
         self.put_off = False             # see _queued
         self.last_send = 0.0
+        self.waited = False              # a caller read a reply here since the last send
 
     def send(self, message, parts=None) -> None:
         """Write a frame now if the socket takes it; queue the rest for the I/O thread.
@@ -51,7 +52,9 @@ class Connection:
         A frame that follows the previous one within ``BURST`` seconds (calls
         submitted in a loop) is queued too: the I/O thread then writes the
         whole run at once, one write and one wake-up of the worker for many
-        calls. A lone call (e.g. ``get(h.m.remote())`` in a loop) goes at once.
+        calls. A lone call goes at once, and so does the first frame after a
+        caller waited for a reply here (``get(h.m.remote())`` in a loop,
+        however fast its round trips).
         """
         if parts is None:  # (else the caller encoded the frame already; message may be None)
             parts = frames.encode(message)
@@ -89,9 +92,12 @@ class Connection:
 
     def _queues(self) -> bool:
         """Whether the frame being sent joins the queue (lock held): frames are queued
-        already, or it follows the previous one within BURST."""
+        already, or it follows the previous one within BURST and no caller waited for
+        a reply here since."""
         now = time.monotonic()
-        burst = now - self.last_send < BURST
+        # (right after a caller waited for a reply here, a call is a lone one)
+        burst = now - self.last_send < BURST and not self.waited
+        self.waited = False
         self.last_send = now
         return burst or bool(self.outbox) or bool(self.calls)
 

@@ -167,6 +167,7 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
                 if events:
                     handle(events)
         done = True
+        conn.waited = True  # its next call is not held back for a burst (Connection.send)
         # What woke this thread and is left unread would wake nobody else (input that
         # came while it was not waiting woke the I/O thread).
         for _ in range(4):
