@@ -150,7 +150,10 @@ STORM = textwrap.dedent("""
             finally:
                 with lock:
                     in_get[0] = False
-            nothing()  # an interrupt sent while in get() is raised here at the latest
+            # The interrupter sent its last signal before it let go of the lock: this system
+            # call delivers it if it is still pending, and the call after raises it.
+            os.getppid()
+            nothing()
         except KeyboardInterrupt:
             interrupted += 1
     stop.set()

@@ -86,13 +86,12 @@ class _Waiter:
             for old_fd, old in list(self.conns.items()):
                 if old.exited:  # its socket closed, which ended its watch
                     del self.conns[old_fd]
-            if fd in self.conns:  # the fd of a socket that closed: watch the new one
-                try:
-                    self.epoll.unregister(fd)
-                except OSError:
-                    pass
-            self.epoll.register(fd, _READ)
             self.conns[fd] = conn
+            try:
+                self.epoll.register(fd, _READ)
+            except FileExistsError:  # watched already (a Ctrl-C cut the last watch short)
+                self.epoll.unregister(fd)
+                self.epoll.register(fd, _READ)
         io.call_soon(io.requeue, conn)
         return True
 
@@ -103,6 +102,7 @@ class _Waiter:
             handler = _signal.getsignal(_SIGINT)
             if callable(handler):
                 _signal.signal(_SIGINT, _hold_back)  # (a pending one runs its handler first)
+                _held_back.clear()  # (one left by a Ctrl-C that came twice at once was raised)
             else:
                 handler = None  # no Python handler: nothing raises here
         wake = self.wake
