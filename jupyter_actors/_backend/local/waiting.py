@@ -139,10 +139,12 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
     None: not a call this can wait for here (wait as usual)."""
     conn = getattr(owner, "conn", None)
     io = getattr(conn, "io", None)
-    if io is None or not io.callers_read or io.thread is threading.current_thread():
-        return None  # (on the I/O thread: a done-callback, and the thread holds the lock)
+    if io is None or not io.callers_read:
+        return None
     waiter = getattr(_local, "waiter", None)
     if waiter is None:
+        if io.thread is threading.current_thread():
+            return None  # a done-callback on the I/O thread (which holds the lock)
         waiter = _local.waiter = _Waiter()
     elif waiter.wake.busy:
         return None  # a callback run while this thread handles frames: no reading here
