@@ -173,3 +173,101 @@ def test_ctrl_c_storm_during_sync_calls_loses_no_result_and_no_output():
     assert interrupted > 0, "no interrupt landed in get(): the test proved nothing"
     lines = [line.split(") ", 1)[1] for line in proc.stdout.splitlines()]
     assert lines == [f"line {i}" for i in range(3000)] + ["line -1"]
+
+
+def test_ctrl_c_storm_with_the_io_thread_reading_every_reply():
+    """JUPYTER_ACTORS_CALLERS_READ=0: the path of systems where callers cannot read."""
+    env = dict(os.environ, JUPYTER_ACTORS_CALLERS_READ="0")
+    proc = subprocess.run([sys.executable, "-c", STORM], capture_output=True, text=True,
+                          timeout=GUARD * 4, env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line.split(") ", 1)[1] for line in proc.stdout.splitlines()]
+    assert lines == [f"line {i}" for i in range(3000)] + ["line -1"]
+
+
+def test_done_callbacks_run_on_the_io_thread_not_in_the_reading_caller(events):
+    """A callback of a ref's future runs where it did before callers read their replies (the
+    I/O thread, without its lock): one that blocks holds up neither the caller nor Ctrl-C."""
+    ray.init()
+    go = events("go")
+
+    @ray.remote
+    class Gate:
+        def wait_for(self, path):
+            from tests.helpers import FileEvent
+            assert FileEvent(path).wait(GUARD)
+            return "through"
+
+        def echo(self, x):
+            return x
+
+    gate = Gate.remote()
+    assert ray.get(gate.echo.remote(0), timeout=GUARD) == 0  # this thread watches its socket
+    ref = gate.wait_for.remote(go.path)
+    seen, release, finished = [], threading.Event(), threading.Event()
+
+    def callback(_future):
+        seen.append(threading.current_thread().name)
+        release.wait(GUARD)
+        finished.set()
+
+    ref.future().add_done_callback(callback)
+    go.set()
+    assert ray.get(ref, timeout=GUARD) == "through"
+    # The callback still blocks, and this thread's calls go on.
+    assert ray.get(gate.echo.remote(7), timeout=GUARD) == 7
+    release.set()
+    assert finished.wait(GUARD)
+    assert seen == ["jupyter_actors-io"]
+
+
+FORK = textwrap.dedent("""
+    import multiprocessing, os, sys
+    import jupyter_actors as ray
+    from tests.helpers import FileEvent
+
+    @ray.remote
+    class Gate:
+        def wait_for(self, path):
+            assert FileEvent(path).wait(30)
+            return "value"
+
+        def echo(self, x):
+            return x
+
+    def child(ref, queue):
+        try:
+            queue.put("waiting")
+            queue.put(("got", ray.get(ref, timeout=2)))
+        except BaseException as exc:
+            queue.put(("raised", type(exc).__name__))
+
+    ray.init()
+    gate = Gate.remote()
+    for i in range(3):  # the main thread watches its socket, ahead of the I/O thread
+        assert ray.get(gate.echo.remote(i), timeout=30) == i
+    path = sys.argv[1]
+    ref = gate.wait_for.remote(path)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(ref, queue))
+    process.start()
+    assert queue.get(timeout=30) == "waiting"  # the reply comes while the child waits
+    FileEvent(path).set()
+    print(queue.get(timeout=30))
+    process.join(30)
+    print(ray.get(ref, timeout=30), ray.get(gate.echo.remote(3), timeout=30))
+""")
+
+
+def test_a_forked_child_never_takes_the_parents_reply(tmp_path):
+    """A child forked from the driver shares its sockets and epolls: its get() must not
+    read them (it waits as before, for a reply that is not its own)."""
+    proc = subprocess.run([sys.executable, "-c", FORK, str(tmp_path / "go")],
+                          capture_output=True, text=True, timeout=GUARD * 4,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    child, parent = proc.stdout.splitlines()[-2:]
+    assert child == "('raised', 'GetTimeoutError')"
+    assert parent == "value 3"

@@ -25,6 +25,11 @@ _DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
 _DONE_LOCK = threading.Lock()
 _LOGGER = logging.getLogger("concurrent.futures")
 
+# A thread that handles frames for the I/O thread (local/waiting.py) sets ``post`` here:
+# the done-callbacks of the futures it completes then go through post(future), which runs
+# only the wake-ups of waiting threads itself and hands the rest to the I/O thread.
+handling = threading.local()
+
 # How a thread blocked in get() may wait by reading the worker's reply itself, set by a
 # backend that can (local/waiting.py): caller_waits(owner, future, timeout) is True once
 # the future is done, False when the timeout passed, None to wait as usual (result()).
@@ -172,7 +177,11 @@ class RefFuture(concurrent.futures.Future):
                         waiter.add_exception(self)
                 condition.notify_all()
         if self._done_callbacks:  # (none are added once done: see add_done_callback)
-            self._invoke_callbacks()
+            post = getattr(handling, "post", None)
+            if post is None:
+                self._invoke_callbacks()
+            else:
+                post(self)
         return True
 
 

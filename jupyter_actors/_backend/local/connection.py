@@ -45,6 +45,7 @@ class Connection:
         self.put_off = False             # see _queued
         self.last_send = 0.0
         self.waited = False              # a caller read a reply here since the last send
+        self.watchers: list = []         # epolls of callers that wait on this socket
 
     def send(self, message, parts=None) -> None:
         """Write a frame now if the socket takes it; queue the rest for the I/O thread.

@@ -37,8 +37,31 @@ from . import waiting
 
 _STOP = object()
 
+
+
+def _exclusive_flag() -> int:
+    """EPOLLEXCLUSIVE where the kernel takes it (Linux ≥ 4.5), else 0."""
+    flag = getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
+    if not flag:
+        return 0
+    try:
+        probe = select.epoll()
+    except OSError:
+        return 0
+    a, b = socket.socketpair()
+    try:
+        probe.register(a, select.EPOLLIN | flag)
+    except OSError:
+        return 0
+    finally:
+        probe.close()
+        a.close()
+        b.close()
+    return flag
+
+
 # Input on a socket wakes one waiter, the first to watch it (see waiting.py).
-EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
+EXCLUSIVE = _exclusive_flag()
 
 
 if EXCLUSIVE:
@@ -62,7 +85,9 @@ class IOLoop:
         self.on_exit = on_exit        # on_exit(conn): the worker process ended
         self.fail_call = fail_call    # fail_call(conn, call_id, error): a handler failed
         # Callers read their own replies where the kernel hands input to one watcher.
-        self.callers_read = bool(EXCLUSIVE)
+        # (JUPYTER_ACTORS_CALLERS_READ=0: the I/O thread reads every reply, as elsewhere)
+        self.callers_read = bool(EXCLUSIVE) and \
+            os.environ.get("JUPYTER_ACTORS_CALLERS_READ", "1") != "0"
         self.selector = (_ExclusiveEpollSelector() if self.callers_read
                          else selectors.DefaultSelector())
         self.lock = threading.Lock()  # held while frames are read and handled (see above)
@@ -76,6 +101,7 @@ class IOLoop:
         self._calls: collections.deque = collections.deque()
         self._later: list = []        # (when, conn): writes put off while calls keep coming
         self.queued: set = set()      # connections with frames queued (Connection.send)
+        self._unlocked: collections.deque = collections.deque()  # (call_soon_unlocked)
         self._logged: set = set()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-io", daemon=True)
         self.thread.start()
@@ -88,6 +114,15 @@ class IOLoop:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or we are closing
 
+    def call_soon_unlocked(self, fn, *args) -> None:
+        """``call_soon``, but run without the lock: a user's done-callback may block, or
+        wait for a reply that a caller has to read (``waiting``)."""
+        self._unlocked.append((fn, args))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
     def stop(self, timeout: float = 5) -> None:
         if futures.before_wait == self.write_later_now:
             futures.before_wait = None
@@ -97,7 +132,7 @@ class IOLoop:
         self._wake_r.close()
         self._wake_w.close()
 
-    # -- on the I/O thread ------------------------------------------------------------
+    # -- on the I/O thread, or a caller that holds the lock (waiting.py) ------------
     def register(self, conn) -> None:
         if conn.exited:
             return
@@ -130,8 +165,14 @@ class IOLoop:
             self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
     def closed(self, conn) -> None:
-        """The worker is gone: stop watching it and collect its exit status."""
+        """The worker is gone: stop watching it and collect its exit status (lock held)."""
         self.queued.discard(conn)
+        for epoll in conn.watchers:  # callers' watches (waiting.py)
+            try:
+                epoll.unregister(conn.sock)
+            except (OSError, ValueError):
+                pass  # that thread ended, or its watch did
+        conn.watchers.clear()
         for fileobj in (conn.sock, conn.pidfd):
             if fileobj is not None:
                 try:
@@ -173,6 +214,13 @@ class IOLoop:
                             self._read(data)
                         if mask & selectors.EVENT_WRITE and not data.exited and data.flush():
                             selector.modify(data.sock, selectors.EVENT_READ, data)
+            unlocked = self._unlocked
+            while unlocked:
+                fn, args = unlocked.popleft()
+                try:
+                    fn(*args)
+                except Exception as exc:  # see the module docstring
+                    self._log(f"running {getattr(fn, '__qualname__', fn)}", exc)
 
     def write_later_now(self) -> None:
         """Write what is queued (from a thread about to wait for a result)."""
@@ -189,11 +237,18 @@ class IOLoop:
             for conn in due:
                 self.watch_writable(conn)
 
-    def read_here(self, conn) -> None:
-        """Read and handle what ``conn`` has, in a caller's thread (``waiting``)."""
+    def read_here(self, conn, post) -> None:
+        """Read and handle what ``conn`` has, in a caller's thread (``waiting``); the
+        done-callbacks of the futures it completes go through ``post``."""
         with self.lock:
-            if not conn.exited:
+            if conn.exited:
+                return
+            handling = futures.handling
+            handling.post = post
+            try:
                 self._read_once(conn)
+            finally:
+                handling.post = None
 
     def _run_calls(self) -> bool:
         try:

@@ -21,18 +21,37 @@ raised once they are handled; while waiting, it ends the wait at once.
 """
 from __future__ import annotations
 
-import _signal
+import _signal  # signal.signal() costs ~9 µs (it converts handlers to enums): _signal's ~0.2
+import logging
 import os
 import select
+import signal
 import threading
 from time import monotonic
 
-from ..._api.futures import _DONE, _DONE_LOCK
+from ..._api import futures as _futures
+from ..._api.futures import _DONE, _DONE_LOCK, _Sleeper
 
 _local = threading.local()
 _READ = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
-_SIGINT = 2
+_SIGINT = int(signal.SIGINT)
 _held_back: list = []   # a SIGINT that came while the main thread was handling frames
+# Rounds of reading what is left after the reply before the I/O thread is asked to: input
+# that keeps coming (another thread's calls) is the I/O thread's, not this caller's.
+_LEFTOVER_ROUNDS = 4
+_LOGGER = logging.getLogger("concurrent.futures")
+
+
+def _forget_in_child() -> None:
+    """A forked child shares the parent's epoll and sockets but has no I/O thread: it
+    must never read the parent's replies (its get() waits as before)."""
+    global _local
+    _local = threading.local()
+    _futures.caller_waits = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _hold_back(signum, frame) -> None:
@@ -63,7 +82,7 @@ class _Wake:
 class _Waiter:
     """One thread's epoll (the sockets it waited on and its eventfd), closed with the thread."""
 
-    __slots__ = ("epoll", "wake", "conns", "main")
+    __slots__ = ("epoll", "wake", "conns", "main", "io")
 
     def __init__(self):
         self.epoll = select.epoll()
@@ -71,6 +90,7 @@ class _Waiter:
         self.epoll.register(self.wake.fd, select.EPOLLIN)
         self.conns: dict = {}     # fd -> Connection watched by this thread's epoll
         self.main = threading.current_thread() is threading.main_thread()
+        self.io = None            # the IOLoop of the frames being handled
 
     def __del__(self):
         epoll = getattr(self, "epoll", None)
@@ -92,8 +112,25 @@ class _Waiter:
             except FileExistsError:  # watched already (a Ctrl-C cut the last watch short)
                 self.epoll.unregister(fd)
                 self.epoll.register(fd, _READ)
+            # Its exit ends the watch (IOLoop.closed): closing the socket would not while
+            # a forked child holds a copy of it, and its end of file would wake us for ever.
+            conn.watchers.append(self.epoll)
         io.call_soon(io.requeue, conn)
         return True
+
+    def post(self, future) -> None:
+        """The done-callbacks of a future this thread completed while handling frames:
+        wake-ups of waiting threads run here, the rest on the I/O thread, as before
+        (a user's callback must not run holding the I/O lock, nor with Ctrl-C held)."""
+        callbacks = future._done_callbacks
+        rest = []
+        for callback in callbacks:
+            if type(callback) is _Wake or type(callback) is _Sleeper:
+                callback(future)
+            else:
+                rest.append(callback)
+        if rest:
+            self.io.call_soon_unlocked(_run_callbacks, future, rest)
 
     def handle(self, events) -> None:
         """Read what woke this thread and handle it, all of it, Ctrl-C or not."""
@@ -117,12 +154,15 @@ class _Waiter:
                         pass
                     continue
                 conn = conns.get(fd)
-                if conn is None:
+                if conn is None or conn.exited:
+                    conns.pop(fd, None)
+                    try:
+                        self.epoll.unregister(fd)
+                    except OSError:
+                        pass
                     continue
-                if conn.exited:
-                    del conns[fd]
-                    continue
-                conn.io.read_here(conn)
+                self.io = conn.io
+                conn.io.read_here(conn, self.post)
         finally:
             wake.busy = False
             if handler is not None:
@@ -197,6 +237,15 @@ def _hand_back(waiter) -> None:
     for conn in list(waiter.conns.values()):
         if not conn.exited:
             conn.io.call_soon(_read_rest, conn)
+
+
+def _run_callbacks(future, callbacks) -> None:
+    """(I/O thread) Done-callbacks of a future a caller completed, run where they used to."""
+    for callback in callbacks:
+        try:
+            callback(future)
+        except Exception:
+            _LOGGER.exception("exception calling callback for %r", future)
 
 
 def _read_rest(conn) -> None:
