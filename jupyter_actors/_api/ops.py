@@ -84,7 +84,9 @@ def _get_one(ref: ObjectRef, deadline, timeout, total: int):
     remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
     future = ref._future
     try:
-        if not future.done():
+        # Its state, not done(): done() of a ref on Ray asks Ray for a callback, which a
+        # blocking get does not need (it asks Ray itself).
+        if future._state not in _futures._DONE:
             if _futures.before_wait is not None:
                 _futures.before_wait()  # calls still queued go out first
             waits = _futures.caller_waits
