@@ -1,17 +1,26 @@
-"""What call tracing costs on pipelined actor calls (target: at most 5 %).
+"""What call tracing costs (target: at most 5 %), on the rows it could slow down.
 
-    python bench/trace_overhead.py            # 1000 calls x 30 repetitions per mode
-    python bench/trace_overhead.py --reps 30 --calls 2000
+    python bench/trace_overhead.py                 # 25 rounds, about a minute
+    python bench/trace_overhead.py --rounds 41 --rows pipe_threaded,pipe_async
 
-Modes, interleaved repetition by repetition (in rotating order) so that load
-from other processes hits all of them alike:
+Rows: 1:1 sync calls and pipelined calls (x ``--pipe`` submitted at once, then
+collected), on a threaded and on an async actor. Modes:
 
-    off        the tracer's three hooks replaced by no-ops (what tracing adds is gone)
+    off        the tracer's hooks replaced by no-ops: the driver records nothing
     on         the default: every call recorded
-    on+widget  a live Timeline widget listening (its owner thread redraws at 10 Hz)
+    on+widget  (--widget) a live Timeline listening, its owner thread redrawing at 10 Hz
 
-Also prints the cost of the three hooks alone, measured in a tight loop, next
-to the cost of one pipelined call.
+Turn about: every round runs every row once in every mode, back to back, in a
+rotating order, so that load from other processes hits the modes alike. A
+row's cost is the median over rounds of the change against "off" in the same
+round, in % and in ns per call, for the wall time and for the driver's CPU
+time (all its threads), which moves much less than wall time when other
+processes load the machine. The trace is kept full, as in a long session
+(``capacity`` finished calls remembered), so the "on" samples pay for the
+compaction of old calls too.
+
+Also prints what the hooks alone cost per call in a tight loop (with
+compaction of old calls), beside the driver's CPU time of one call.
 """
 from __future__ import annotations
 
@@ -30,16 +39,27 @@ from _workloads import _define  # noqa: E402  (the benchmark's own actor classes
 
 Threaded, Async, *_ = _define(ray)
 
+ROWS = ("sync_threaded", "sync_async", "pipe_threaded", "pipe_async")
 
-def pipelined(actor, n: int) -> tuple:
-    """(calls per second, driver CPU µs per call) for n calls submitted at once, then collected.
 
-    The driver's CPU time (all its threads) is what tracing adds to; unlike wall
-    time it hardly moves when other processes load the machine.
-    """
-    t0, c0 = time.perf_counter(), time.process_time()
-    ray.get([actor.f.remote(i) for i in range(n)])
-    return n / (time.perf_counter() - t0), (time.process_time() - c0) / n * 1e6
+def sync_calls(actor, n: int) -> None:
+    f = actor.f
+    for i in range(n):
+        ray.get(f.remote(i))
+
+
+def pipelined_calls(actor, n: int, batch: int) -> None:
+    f = actor.f
+    for _ in range(n // batch):
+        ray.get([f.remote(i) for i in range(batch)])
+
+
+def timed(run, *args) -> tuple:
+    """(wall ns, driver CPU ns) of ``run(*args)``."""
+    gc.collect()
+    t0, c0 = time.perf_counter_ns(), time.process_time_ns()
+    run(*args)
+    return time.perf_counter_ns() - t0, time.process_time_ns() - c0
 
 
 class Hooks:
@@ -56,88 +76,110 @@ class Hooks:
     def on(cls) -> None:
         for name in cls.names:
             _trace.tracer.__dict__.pop(name, None)
+        _trace.tracer._bind_hooks()  # record_submitted: the set's add while nobody listens
 
 
-def hook_cost_ns(loops: int = 200_000) -> float:
-    """ns for submitted + started + finished of one call, with nobody listening."""
+def hook_cost_ns(calls: int = 300_000) -> float:
+    """ns per call for what the driver's trace does on its own (submitted + finished, nobody
+    listening; the start is reported only to listeners), the compaction of older calls included."""
     from jupyter_actors._backend.local.records import CallRecord
     from jupyter_actors._backend.local.tasks import TaskPool
-    tracer = _trace.Tracer(capacity=1000)
-    record = CallRecord("call", "A.f", "f", TaskPool(None, 1), b"", (), 1, None)
-    t0 = time.perf_counter()
-    for _ in range(loops):
-        tracer.record_submitted(record)
-        tracer.record_started(record)
-        tracer.record_finished(record)
-    return (time.perf_counter() - t0) / loops * 1e9
+    owner = TaskPool(None, 1)
+    tracer = _trace.Tracer()
+    best = float("inf")
+    for _ in range(3):
+        records = [CallRecord("call", "A.f", "f", owner, b"", (), 1, None) for _ in range(calls)]
+        submitted, finished = tracer.record_submitted, tracer.record_finished
+        t0 = time.perf_counter_ns()
+        for record in records:
+            submitted(record)
+            finished(record)
+        best = min(best, (time.perf_counter_ns() - t0) / calls)
+        del records
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--no-widget", action="store_true", help="skip the on+widget mode")
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--sync", type=int, default=1500, help="1:1 calls per sample")
+    parser.add_argument("--pipe", type=int, default=1000, help="calls submitted at once")
+    parser.add_argument("--pipe-batches", type=int, default=6, help="pipelined batches per sample")
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--widget", action="store_true", help="also the on+widget mode")
+    parser.add_argument("--fill", type=int, default=None,
+                        help="calls made first to fill the trace (default: its capacity)")
     args = parser.parse_args()
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
 
-    timeline = None
-    modes = ["off", "on"]
-    if not args.no_widget:
-        try:
-            from jupyter_actors.widgets import Timeline  # noqa: F401
-            modes.append("on+widget")
-        except ImportError:
-            print("(ipywidgets/anywidget not installed: no on+widget mode)")
-
+    modes = ["off", "on"] + (["on+widget"] if args.widget else [])
     ray.init(ignore_reinit_error=True)
     actors = {"threaded": Threaded.remote(), "async": Async.remote()}
-    for actor in actors.values():
-        for _ in range(3):  # warm up: workers, imports, caches
-            pipelined(actor, args.calls)
 
-    samples = {(kind, mode): [] for kind in actors for mode in modes}
-    for rep in range(args.reps):
-        for kind, actor in actors.items():
-            # Rotate the order, so that no mode always runs first.
-            for mode in modes[rep % len(modes):] + modes[:rep % len(modes)]:
-                if mode == "off":
-                    Hooks.off()
-                else:
-                    Hooks.on()
+    def work(row):
+        actor = actors[row.split("_", 1)[1]]
+        if row.startswith("sync"):
+            return args.sync, (sync_calls, actor, args.sync)
+        n = args.pipe * args.pipe_batches
+        return n, (pipelined_calls, actor, n, args.pipe)
+
+    # Warm up (workers, imports, caches) and fill the trace as a long session would.
+    for row in rows:
+        _, job = work(row)
+        timed(*job)
+    fill = (_trace.tracer.capacity if args.fill is None else args.fill) \
+        - len(_trace.tracer.snapshot())
+    while fill > 0:
+        n = min(fill, 20_000)
+        pipelined_calls(actors["threaded"], n, min(n, 1000))
+        fill -= n
+
+    samples = {(row, mode): [] for row in rows for mode in modes}
+    timeline = None
+    for rnd in range(args.rounds):
+        for row in rows:
+            n, job = work(row)
+            turn = rnd % len(modes)  # rotate, so that no mode always runs first
+            for mode in modes[turn:] + modes[:turn]:
+                Hooks.off() if mode == "off" else Hooks.on()
                 if mode == "on+widget":
                     from jupyter_actors.widgets import Timeline
-                    timeline = Timeline(actor, history=False, max_bars=5000)
-                gc.collect()
-                samples[(kind, mode)].append(pipelined(actor, args.calls))
+                    timeline = Timeline(job[1], history=False, max_bars=5000)
+                wall, cpu = timed(*job)
+                samples[(row, mode)].append((wall / n, cpu / n))
                 if timeline is not None:
                     timeline.close()
                     timeline = None
-                _trace.tracer.clear()  # the same deque length for every sample
     Hooks.on()
 
-    print(f"pipelined x{args.calls}, {args.reps} interleaved repetitions "
-          f"(Python {sys.version.split()[0]}); overhead: median over repetitions of the "
-          f"change against 'off' in the same repetition")
-    per_call_us = []
-    for title, column, unit in (("wall", 0, "calls/s"), ("driver CPU", 1, "µs/call")):
-        print(f"{title:<10}" + "".join(f"{m + ' ' + unit:>20}" for m in modes)
-              + "".join(f"{'overhead ' + m:>22}" for m in modes[1:]))
-        for kind in actors:
-            values = {m: [x[column] for x in samples[(kind, m)]] for m in modes}
-            median = {m: statistics.median(values[m]) for m in modes}
-            if column == 0:
-                per_call_us.append(1e6 / median["off"])
-            fmt = ">20,.0f" if column == 0 else ">20.1f"
-            row = f"{kind:<10}" + "".join(f"{median[m]:{fmt}}" for m in modes)
-            for m in modes[1:]:
-                # Neighbouring samples share the machine's load, which drifts slowly.
-                pairs = zip(values["off"], values[m])
-                change = [(off / on if column == 0 else on / off) - 1 for off, on in pairs]
-                row += f"{statistics.median(change) * 100:>21.1f}%"
-            print(row)
+    load = os.getloadavg()
+    print(f"tracing on vs off, turn about: {args.rounds} rounds; per sample {args.sync} sync "
+          f"calls or {args.pipe_batches} x {args.pipe} pipelined; Python "
+          f"{sys.version.split()[0]}; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("cost = median over rounds of (mode - off) in the same round; "
+          "wall and driver CPU per call")
+    head = f"{'row':<15}{'off wall µs':>12}{'off CPU µs':>12}"
+    for m in modes[1:]:
+        head += f"{m + ' wall':>20}{m + ' CPU':>20}"
+    print(head)
+    for row in rows:
+        off = samples[(row, "off")]
+        line = (f"{row:<15}{statistics.median(s[0] for s in off) / 1e3:>12.2f}"
+                f"{statistics.median(s[1] for s in off) / 1e3:>12.2f}")
+        for m in modes[1:]:
+            pairs = list(zip(off, samples[(row, m)]))
+            for k in (0, 1):
+                pct = statistics.median(b[k] / a[k] - 1 for a, b in pairs) * 100
+                ns = statistics.median(b[k] - a[k] for a, b in pairs)
+                line += f"{pct:>+11.1f}% {ns:>+6.0f}ns"
+        print(line)
     ns = hook_cost_ns()
-    print(f"the three hooks alone: {ns:.0f} ns per call, "
-          f"{ns / 1e3 / min(per_call_us) * 100:.2f} % of the fastest pipelined call "
-          f"({min(per_call_us):.1f} µs)")
+    cpu_us = min(statistics.median(s[1] for s in samples[(row, "off")]) for row in rows) / 1e3
+    print(f"the hooks alone: {ns:.0f} ns per call, {ns / 1e3 / cpu_us * 100:.1f} % of the "
+          f"driver's CPU time of the cheapest call above ({cpu_us:.1f} µs)")
     ray.shutdown()
 
 

@@ -3,7 +3,7 @@
     caller thread        I/O thread                          readers
     ─────────────        ──────────                          ───────
     record_submitted ─┐  record_started ─┐                   tracing.timeline(): snapshot()
-                      ├─ record_finished ┴─▶ active ─▶ finished  widgets: a listener that only
+                      ├─ record_finished ┴─▶ in flight ─▶ rows  widgets: a listener that only
                       │                                          queues records for its own
                       └──── listeners("submit"|"start"|"finish", record) ─▶ owner thread
 
@@ -26,9 +26,12 @@ the widgets, ``%actors``, interrupts) rely on these fields only:
     max_concurrency, concurrency_groups (``{name: size}`` or None) and pid of
     an actor, or size of the task pool.
 
-Tracing is always on, so its cost per call is a dict insert, a dict pop and a
-deque append, and later turning the record into a compact tuple (see RECENT);
-listeners are called only while someone (a live widget) listens.
+Tracing is always on, so a call pays only for what a timeline needs later: a
+set add when it is submitted and, when it ends, its plain fields (read by a
+single C call) added to a flat list. The trace holds no record after its
+call ended, so records die with their refs, as they would without tracing;
+``snapshot`` rebuilds the rich form (``FinishedCall``) when someone reads.
+Listeners are called only while someone (a live widget) listens.
 """
 from __future__ import annotations
 
@@ -42,27 +45,39 @@ EPOCH = time.monotonic()
 
 
 class Tracer:
-    """Keeps in-flight and recent finished calls; tells listeners as calls are submitted, start, end."""
+    """Keeps in-flight and finished calls; tells listeners as calls are submitted, start, end.
+
+    Finished calls are kept as rows: the values of ``_ROW_FIELDS`` (plain numbers
+    and strings), laid end to end in one flat list per chunk of ``chunk`` calls,
+    oldest first; no object per call for the garbage collector to track. A chunk
+    is ``(rows, owners, errors)``: the flat rows, the owner of each call, and
+    ``{call_id: error}`` of its failed calls. Only the newest chunk (``_open``)
+    grows; a sealed chunk is never changed (a trim makes new lists), so readers
+    copy the chunk list, not the rows.
+    """
 
     def __init__(self, capacity: int = 200_000):
         self._set_capacity(capacity)
-        # The newest finished records, oldest first (see RECENT).
-        self.finished: collections.deque = collections.deque()
-        # call_id -> CallRecord submitted and not finished yet (queued or running).
-        self.active: dict = {}
+        self._in_flight: set = set()      # records submitted and not finished yet
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
-        self._lock = threading.Lock()
-        # Older finished calls, compact: tuples of _COMPACT_FIELDS and an owner key.
-        self._old: collections.deque = collections.deque()
-        self._owners: dict = {}           # id(owner) -> owner, of compact calls
-        self._owners_pruned_at = 64       # prune the owners when there are more than this
-        self._errors: dict = {}           # call_id -> error, of compact calls that failed
-        self._compacting = threading.Lock()
+        self._lock = threading.Lock()     # guards listeners and the chunk list
+        self._open: tuple = ([], [], {})
+        self._sealed: collections.deque = collections.deque()
+        self._sealed_count = 0
+        # call_id -> (row, owner, error): calls whose record changed after they ended
+        # (a cancelled call, when its worker reports how it ended; a Ray call whose
+        # worker's times came after Ray's reply). Readers take these over the rows.
+        self._later: dict = {}
+        self._later_limit = self._chunk   # prune _later when it grows past this
+        self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
-    def record_submitted(self, record) -> None:
-        self.active[record.call_id] = record
+    # record_submitted(record) is bound by _bind_hooks: the set's own add while
+    # nobody listens (one C call), _submitted_and_tell otherwise.
+
+    def _submitted_and_tell(self, record) -> None:
+        self._in_flight.add(record)
         for listener in self.listeners:
             listener("submit", record)
 
@@ -71,115 +86,170 @@ class Tracer:
             listener("start", record)
 
     def record_finished(self, record) -> None:
-        # A cancelled call finishes twice: when cancel() fails its refs, and again
-        # when its worker reports how it ended (with the worker's own times).
-        # The record is the same object, so it is kept once and simply updated.
-        if self.active.pop(record.call_id, None) is not None:
-            finished = self.finished
-            finished.append(record)
-            if len(finished) >= self._compact_at:
-                self._compact()
-        for listener in self.listeners:
-            listener("finish", record)
+        in_flight = self._in_flight
+        if record in in_flight:
+            rows, owners, errors = self._open
+            # The row first, then out of flight: a snapshot meanwhile finds it in one.
+            rows += _row_of(record)   # (a tuple made and freed at once: nothing for the GC)
+            owners.append(record.owner)
+            if record.error is not None:
+                errors[record.call_id] = record.error
+            in_flight.discard(record)
+            if len(owners) >= self._chunk:
+                self._seal(rows)
+        else:
+            # Finished once already: a cancelled call finishes when cancel() fails its
+            # refs, and again when its worker reports how it ended (with the worker's
+            # times); the newer fields win when read.
+            self._finished_again(record)
+        if self.listeners:
+            for listener in self.listeners:
+                listener("finish", record)
 
-    def _compact(self, wait: bool = False) -> None:
-        """Turn finished records older than the newest RECENT into compact tuples, and
+    def _finished_again(self, record) -> None:
+        if record.status in _ENDED:
+            self._later[record.call_id] = (_row_of(record), record.owner, record.error)
+
+    def _seal(self, rows=None) -> None:
+        """Close the open chunk (if ``rows`` is still its list, or always when None) and
         forget the oldest calls beyond ``capacity``."""
-        if not self._compacting.acquire(wait):
-            return  # another thread is at it
-        try:
-            finished, old, owners, errors = self.finished, self._old, self._owners, self._errors
-            keep = self._keep
-            while len(finished) > keep:
-                r = finished.popleft()
-                owner = r.owner
-                key = id(owner)  # (stable: the table keeps the owner alive)
-                owners[key] = owner
-                if r.error is not None:
-                    errors[r.call_id] = r.error
-                old.append(_compact_fields(r) + (key,))
-            # Room for the records that come before the next compaction.
-            while old and len(old) > self.capacity - self._compact_at:
-                errors.pop(old.popleft()[0], None)
-            if len(owners) > self._owners_pruned_at:
-                # Let go of owners no compact call names any more (rarely: a scan).
-                named = {t[-1] for t in old}
-                for key in [k for k in owners if k not in named]:
-                    del owners[key]
-                self._owners_pruned_at = max(64, 2 * len(owners))
-        finally:
-            self._compacting.release()
+        with self._lock:
+            if rows is not None and self._open[0] is not rows:
+                return  # another thread sealed it
+            chunk, self._open = self._open, ([], [], {})
+            if chunk[1]:
+                self._sealed.append(chunk)
+                self._sealed_count += len(chunk[1])
+            if len(self._later) > self._later_limit:
+                # Let go of calls no longer in the trace (or never in it).
+                known = set()
+                for rows, _, _ in sealed_and_open(self._sealed, self._open):
+                    known.update(rows[::_WIDTH])
+                self._later = {k: v for k, v in self._later.items() if k in known}
+                self._later_limit = max(self._chunk, 2 * len(self._later))
+            # Room for the calls of the next open chunk.
+            excess = self._sealed_count - max(self.capacity - self._chunk, 0)
+            sealed = self._sealed
+            while excess > 0 and sealed:
+                rows, owners, errors = sealed[0]
+                drop = min(excess, len(owners))
+                if self._later:
+                    for call_id in rows[:drop * _WIDTH:_WIDTH]:
+                        self._later.pop(call_id, None)
+                if drop == len(owners):
+                    sealed.popleft()
+                else:
+                    if errors:
+                        kept = set(rows[drop * _WIDTH::_WIDTH])
+                        errors = {k: e for k, e in errors.items() if k in kept}
+                    sealed[0] = (rows[drop * _WIDTH:], owners[drop:], errors)
+                self._sealed_count -= drop
+                excess -= drop
 
     # -- for readers -------------------------------------------------------------
+    @property
+    def active(self) -> dict:
+        """call_id -> record of every call submitted and not finished yet (a new dict)."""
+        return {r.call_id: r for r in self._in_flight.copy()}
+
     def add_listener(self, listener) -> None:
         """``listener(event, record)``, called from callers' threads and the I/O thread: keep it tiny."""
         with self._lock:
             self.listeners = self.listeners + (listener,)
+            self._bind_hooks()
 
     def remove_listener(self, listener) -> None:
         with self._lock:
             # ==, not "is": a bound method is a new object each time it is looked up.
             self.listeners = tuple(x for x in self.listeners if x != listener)
+            self._bind_hooks()
+
+    def _bind_hooks(self) -> None:
+        self.record_submitted = (self._submitted_and_tell if self.listeners
+                                 else self._in_flight.add)
 
     def snapshot(self) -> list:
         """Every call still known, finished ones first, oldest first.
 
-        ``dict.copy`` and ``deque.copy`` are single C calls, so this is safe
-        while other threads record.
+        Finished calls come back as ``FinishedCall``s, built here from their rows:
+        the rich form costs the reader, not the calls. Copies of lists, sets and
+        dicts are single C calls, so this is safe while other threads record.
         """
-        with self._compacting:  # the compact and the recent calls as one consistent pair
-            old = self._old.copy()
-            done = self.finished.copy()
-            owners = self._owners.copy()
-            errors = self._errors.copy()
-        active = self.active.copy()
-        # A record may sit in both for an instant (popped and appended by another thread).
-        seen = {r.call_id for r in done}
-        return ([FinishedCall(t, owners[t[-1]], errors.get(t[0])) for t in old] + list(done)
-                + sorted((r for r in active.values() if r.call_id not in seen),
-                         key=lambda r: r.submitted))
+        with self._lock:
+            # In flight first: a call ending meanwhile has its row in the copies below.
+            in_flight = self._in_flight.copy()
+            chunks = list(self._sealed)
+            rows, owners, errors = self._open
+            chunks.append((rows.copy(), owners.copy(), errors.copy()))
+            later = self._later.copy()
+        out = []
+        for flat, owners, errors in chunks:
+            rows = zip(*[iter(flat)] * _WIDTH)   # the flat list, a row at a time
+            if later:
+                out += [FinishedCall(*later[row[0]]) if row[0] in later else
+                        FinishedCall(row, owner, errors.get(row[0]) if errors else None)
+                        for row, owner in zip(rows, owners)]
+            else:
+                out += [FinishedCall(row, owner, errors.get(row[0]) if errors else None)
+                        for row, owner in zip(rows, owners)]
+        if in_flight:
+            # A call may sit in both for an instant (its row added, not yet out of flight).
+            ids = {r.call_id for r in in_flight}
+            seen = set()
+            for rows, _, _ in chunks:
+                seen.update(ids.intersection(rows[::_WIDTH]))
+            out += sorted((r for r in in_flight if r.call_id not in seen),
+                          key=lambda r: r.submitted)
+        return out
 
     def resize(self, capacity: int) -> None:
         """Remember at most ``capacity`` finished calls from now on."""
         self._set_capacity(capacity)
-        self._compact(wait=True)
+        self._seal()
 
     def _set_capacity(self, capacity: int) -> None:
-        self.capacity = capacity          # finished calls remembered, records and compact
-        self._keep = min(RECENT, capacity // 4)   # records kept as they are
-        self._compact_at = 2 * self._keep         # compact when this many records wait
+        self.capacity = capacity                      # finished calls remembered
+        self._chunk = max(1, min(CHUNK, capacity // 4))   # rows of one chunk
 
     def clear(self) -> None:
         """Forget finished calls (in-flight ones stay: they will finish)."""
-        with self._compacting:
-            self.finished.clear()
-            self._old.clear()
-            self._owners.clear()
-            self._errors.clear()
+        with self._lock:
+            self._open = ([], [], {})
+            self._sealed.clear()
+            self._sealed_count = 0
+            self._later.clear()
+            self._later_limit = self._chunk
 
 
-# The newest finished calls stay as their records (a cancelled call's record is updated
-# once more when its worker reports how it ended). Older ones are kept as tuples of plain
-# numbers and strings, which the garbage collector does not track: with a long trace of
-# records, every full collection walked them all (about 1 us a record), several times
-# over each record's life in the trace, which cost pipelined calls microseconds each.
-RECENT = 4096
+# Rows per chunk: the oldest calls are forgotten a chunk at a time.
+CHUNK = 4096
 
-_COMPACT_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
-                   "finished", "slot", "pid", "group")
+# A finished call's row: plain numbers and strings, in a flat list, so a long trace
+# costs garbage collections nothing. (Records kept in the trace were walked by every
+# full collection and kept alive past their refs; tuples per call made collections of
+# the youngest generation come more often: each cost pipelined calls 100s of ns.)
+_ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
+               "finished", "slot", "pid", "group")
 
-_compact_fields = operator.attrgetter(*_COMPACT_FIELDS)  # one C call: the tuple of them
+_row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
+_WIDTH = len(_ROW_FIELDS)
+_ENDED = frozenset(("finished", "failed", "cancelled"))
+
+
+def sealed_and_open(sealed, open_chunk):
+    yield from sealed
+    yield open_chunk
 
 
 class FinishedCall:
-    """An older finished call, as ``snapshot`` gives it: the fields readers use (see the
-    module docstring), rebuilt from its compact tuple."""
+    """A finished call, as ``snapshot`` gives it: the fields readers use (see the module
+    docstring), rebuilt from its row."""
 
-    __slots__ = _COMPACT_FIELDS + ("owner", "error", "context")
+    __slots__ = _ROW_FIELDS + ("owner", "error", "context")
 
     def __init__(self, values: tuple, owner, error):
         (self.call_id, self.kind, self.label, self.actor_id, self.status, self.submitted,
-         self.started, self.finished, self.slot, self.pid, self.group) = values[:-1]
+         self.started, self.finished, self.slot, self.pid, self.group) = values
         self.owner = owner
         self.error = error
         self.context = None

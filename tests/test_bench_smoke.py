@@ -83,3 +83,20 @@ def test_bench_before_compares_the_cold_start_as_a_multiple_of_its_floor():
     assert bench.before_cells("cold", 0.060, before, "ms", False, 0.050)[1].startswith("within")
     assert bench.before_cells("cold", 0.030, before, "ms", False, 0.050)[1].startswith("better")
     assert bench.before_cells("cold", 0.060, before[:1], "ms", False, 0.020)[1].startswith("WORSE")
+
+
+def test_trace_overhead_prints_the_cost_of_every_row_and_mode():
+    """`bench/trace_overhead.py`, tiny: a cost in % and ns per row for "on" and "on+widget"
+    against "off", and the hooks alone (no timing is checked)."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "trace_overhead.py"), "--rounds", "2",
+         "--sync", "20", "--pipe", "50", "--pipe-batches", "1", "--fill", "0", "--widget"],
+        capture_output=True, text=True, timeout=4 * GUARD, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    head = next(line for line in lines if line.startswith("row"))
+    assert "on wall" in head and "on+widget CPU" in head
+    for row in ("sync_threaded", "sync_async", "pipe_threaded", "pipe_async"):
+        (line,) = [line for line in lines if line.startswith(row + " ")]
+        assert line.count("%") == 4 and line.count("ns") == 4
+    assert "the hooks alone:" in proc.stdout

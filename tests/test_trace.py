@@ -175,7 +175,7 @@ def test_cancelled_running_async_call_is_marked_and_kept_once():
         ray.get(ref, timeout=GUARD)
     ray.get(actor.run_task.remote(1), timeout=GUARD)  # the worker's "cancelled" came before
     assert record.status == "cancelled"
-    assert [r.call_id for r in tracer.finished].count(record.call_id) == 1
+    assert [r.call_id for r in tracer.snapshot()].count(record.call_id) == 1
     (event,) = [e for e in ray.timeline(actor) if e["ph"] == "X"
                 and e["args"]["call_id"] == record.call_id]
     assert event["name"] == "Meeting.wait_forever (cancelled)" and event["cname"] == "grey"
