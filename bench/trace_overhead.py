@@ -6,7 +6,7 @@
 Rows: 1:1 sync calls and pipelined calls (x ``--pipe`` submitted at once, then
 collected), on a threaded and on an async actor. Modes:
 
-    off        the tracer's hooks replaced by no-ops: the driver records nothing
+    off        an empty tracer whose hooks do nothing: the driver records nothing
     on         the default: every call recorded
     on+widget  (--widget) a live Timeline listening, its owner thread redrawing at 10 Hz
 
@@ -63,20 +63,29 @@ def timed(run, *args) -> tuple:
 
 
 class Hooks:
-    """Switches the tracer's hooks off (instance attributes shadow the methods) and on."""
+    """Switches tracing off and on for the samples: "off" puts in an empty tracer whose
+    hooks do nothing (instance attributes shadow the methods), as if the session had
+    never traced a call; "on" puts back the real one, with everything it remembers."""
 
     names = ("record_submitted", "record_started", "record_finished")
+    _on: dict | None = None
+    _off: dict | None = None
 
     @classmethod
     def off(cls) -> None:
-        for name in cls.names:
-            setattr(_trace.tracer, name, lambda record: None)
+        tracer = _trace.tracer
+        if cls._on is None:
+            cls._on = tracer.__dict__
+            empty = _trace.Tracer()
+            for name in cls.names:
+                setattr(empty, name, lambda record: None)
+            cls._off = empty.__dict__
+        tracer.__dict__ = cls._off
 
     @classmethod
     def on(cls) -> None:
-        for name in cls.names:
-            _trace.tracer.__dict__.pop(name, None)
-        _trace.tracer._bind_hooks()  # record_submitted: the set's add while nobody listens
+        if cls._on is not None:
+            _trace.tracer.__dict__ = cls._on
 
 
 def hook_cost_ns(calls: int = 300_000) -> float:

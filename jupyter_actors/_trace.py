@@ -39,6 +39,9 @@ import collections
 import operator
 import threading
 import time
+import struct as _struct
+from array import array
+from itertools import repeat
 
 # A fixed origin for showing times to people (ms since the module was loaded).
 EPOCH = time.monotonic()
@@ -47,13 +50,13 @@ EPOCH = time.monotonic()
 class Tracer:
     """Keeps in-flight and finished calls; tells listeners as calls are submitted, start, end.
 
-    Finished calls are kept as rows: the values of ``_ROW_FIELDS`` (plain numbers
-    and strings), laid end to end in one flat list per chunk of ``chunk`` calls,
-    oldest first; no object per call for the garbage collector to track. A chunk
-    is ``(rows, owners, errors)``: the flat rows, the owner of each call, and
-    ``{call_id: error}`` of its failed calls. Only the newest chunk (``_open``)
-    grows; a sealed chunk is never changed (a trim makes new lists), so readers
-    copy the chunk list, not the rows.
+    A finished call's fields (``_ROW_FIELDS``: plain numbers and strings) go end
+    to end into one flat list, the open chunk's; ``owners`` gets the owner of
+    each call, ``errors`` the error of each failed one. Every ``chunk`` calls the
+    open chunk is sealed: it settles for one more round (a thread that took it
+    just before may still be adding its call) and is then packed into a
+    ``Chunk`` of columns: a full trace is a few objects per chunk, which cost
+    garbage collections nothing.
     """
 
     def __init__(self, capacity: int = 200_000):
@@ -61,10 +64,11 @@ class Tracer:
         self._in_flight: set = set()      # records submitted and not finished yet
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
-        self._lock = threading.Lock()     # guards listeners and the chunk list
-        self._open: tuple = ([], [], {})
-        self._sealed: collections.deque = collections.deque()
-        self._sealed_count = 0
+        self._lock = threading.Lock()     # guards listeners and the chunks
+        self._open: tuple = ([], [], {})  # (flat rows, owners, errors)
+        self._settling: tuple | None = None   # the chunk sealed last, not packed yet
+        self._packed: collections.deque = collections.deque()   # Chunks, oldest first
+        self._kept = 0                    # calls in _settling and _packed
         # call_id -> (row, owner, error): calls whose record changed after they ended
         # (a cancelled call, when its worker reports how it ended; a Ray call whose
         # worker's times came after Ray's reply). Readers take these over the rows.
@@ -111,40 +115,48 @@ class Tracer:
             self._later[record.call_id] = (_row_of(record), record.owner, record.error)
 
     def _seal(self, rows=None) -> None:
-        """Close the open chunk (if ``rows`` is still its list, or always when None) and
-        forget the oldest calls beyond ``capacity``."""
+        """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
+        the one sealed before, and forget the oldest calls beyond ``capacity``."""
         with self._lock:
             if rows is not None and self._open[0] is not rows:
                 return  # another thread sealed it
-            chunk, self._open = self._open, ([], [], {})
-            if chunk[1]:
-                self._sealed.append(chunk)
-                self._sealed_count += len(chunk[1])
-            if len(self._later) > self._later_limit:
-                # Let go of calls no longer in the trace (or never in it).
-                known = set()
-                for rows, _, _ in sealed_and_open(self._sealed, self._open):
-                    known.update(rows[::_WIDTH])
-                self._later = {k: v for k, v in self._later.items() if k in known}
-                self._later_limit = max(self._chunk, 2 * len(self._later))
-            # Room for the calls of the next open chunk.
-            excess = self._sealed_count - max(self.capacity - self._chunk, 0)
-            sealed = self._sealed
-            while excess > 0 and sealed:
-                rows, owners, errors = sealed[0]
-                drop = min(excess, len(owners))
-                if self._later:
-                    for call_id in rows[:drop * _WIDTH:_WIDTH]:
-                        self._later.pop(call_id, None)
-                if drop == len(owners):
-                    sealed.popleft()
-                else:
-                    if errors:
-                        kept = set(rows[drop * _WIDTH::_WIDTH])
-                        errors = {k: e for k, e in errors.items() if k in kept}
-                    sealed[0] = (rows[drop * _WIDTH:], owners[drop:], errors)
-                self._sealed_count -= drop
-                excess -= drop
+            sealed, self._open = self._open, ([], [], {})
+            if self._settling is not None:
+                self._packed.append(Chunk(*self._settling))
+            self._settling = sealed if sealed[1] else None
+            self._kept += len(sealed[1])
+            self._forget(max(self.capacity - self._chunk, 0))  # room for the open chunk
+
+    def _forget(self, keep: int) -> None:
+        """Forget the oldest calls until ``keep`` are left in the sealed chunks (lock held)."""
+        packed = self._packed
+        if self._kept > keep and self._settling is not None and \
+                self._kept - len(self._settling[1]) < keep:
+            # Only when the capacity is tiny: the settling chunk must lose calls too.
+            packed.append(Chunk(*self._settling))
+            self._settling = None
+        later = self._later
+        while self._kept > keep and packed:
+            chunk = packed[0]
+            drop = min(self._kept - keep, chunk.count)
+            if later:
+                for call_id in chunk.call_ids()[:drop]:
+                    later.pop(call_id, None)
+            if drop == chunk.count:
+                packed.popleft()
+            else:
+                packed[0] = chunk.without_first(drop)
+            self._kept -= drop
+        if len(later) > self._later_limit:
+            # Let go of calls no longer in the trace (or never in it).
+            known = set()
+            for chunk in packed:
+                known.update(chunk.call_ids())
+            for flat, _, _ in (self._settling, self._open):
+                if flat:
+                    known.update(flat[::_WIDTH])
+            self._later = {k: v for k, v in later.items() if k in known}
+            self._later_limit = max(self._chunk, 2 * len(self._later))
 
     # -- for readers -------------------------------------------------------------
     @property
@@ -178,26 +190,21 @@ class Tracer:
         with self._lock:
             # In flight first: a call ending meanwhile has its row in the copies below.
             in_flight = self._in_flight.copy()
-            chunks = list(self._sealed)
-            rows, owners, errors = self._open
-            chunks.append((rows.copy(), owners.copy(), errors.copy()))
+            chunks = list(self._packed)
+            unpacked = [self._settling] if self._settling is not None else []
+            flat, owners, errors = self._open
+            unpacked.append((flat.copy(), owners.copy(), errors.copy()))
             later = self._later.copy()
+        chunks += [Chunk(*raw) for raw in unpacked]
         out = []
-        for flat, owners, errors in chunks:
-            rows = zip(*[iter(flat)] * _WIDTH)   # the flat list, a row at a time
-            if later:
-                out += [FinishedCall(*later[row[0]]) if row[0] in later else
-                        FinishedCall(row, owner, errors.get(row[0]) if errors else None)
-                        for row, owner in zip(rows, owners)]
-            else:
-                out += [FinishedCall(row, owner, errors.get(row[0]) if errors else None)
-                        for row, owner in zip(rows, owners)]
+        for chunk in chunks:
+            out += chunk.calls(later)
         if in_flight:
             # A call may sit in both for an instant (its row added, not yet out of flight).
             ids = {r.call_id for r in in_flight}
             seen = set()
-            for rows, _, _ in chunks:
-                seen.update(ids.intersection(rows[::_WIDTH]))
+            for chunk in chunks:
+                seen.update(ids.intersection(chunk.call_ids()))
             out += sorted((r for r in in_flight if r.call_id not in seen),
                           key=lambda r: r.submitted)
         return out
@@ -208,37 +215,94 @@ class Tracer:
         self._seal()
 
     def _set_capacity(self, capacity: int) -> None:
-        self.capacity = capacity                      # finished calls remembered
-        self._chunk = max(1, min(CHUNK, capacity // 4))   # rows of one chunk
+        self.capacity = capacity                          # finished calls remembered
+        self._chunk = max(1, min(CHUNK, capacity // 4))   # calls per chunk
 
     def clear(self) -> None:
         """Forget finished calls (in-flight ones stay: they will finish)."""
         with self._lock:
             self._open = ([], [], {})
-            self._sealed.clear()
-            self._sealed_count = 0
+            self._settling = None
+            self._packed.clear()
+            self._kept = 0
             self._later.clear()
             self._later_limit = self._chunk
 
 
-# Rows per chunk: the oldest calls are forgotten a chunk at a time.
+# Calls per chunk: the oldest calls are forgotten a chunk at a time.
 CHUNK = 4096
 
-# A finished call's row: plain numbers and strings, in a flat list, so a long trace
-# costs garbage collections nothing. (Records kept in the trace were walked by every
-# full collection and kept alive past their refs; tuples per call made collections of
-# the youngest generation come more often: each cost pipelined calls 100s of ns.)
+# A finished call's row: plain numbers and strings. (Records kept in the trace were
+# walked by every full garbage collection and kept alive past their refs; a tuple per
+# call made collections of the youngest generation come more often, and a long list
+# of them was walked by every full one: each cost pipelined calls 100s of ns.)
 _ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
                "finished", "slot", "pid", "group")
+
+# The fields a Chunk packs into an array, by struct / array type code: those that are a
+# new object per call (the call id, the times).
+_PACKED = ("q", None, None, None, None, "d", "d", "d", None, None, None)
 
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
 _WIDTH = len(_ROW_FIELDS)
 _ENDED = frozenset(("finished", "failed", "cancelled"))
 
 
-def sealed_and_open(sealed, open_chunk):
-    yield from sealed
-    yield open_chunk
+class Chunk:
+    """Finished calls, oldest first, by field: ``columns`` (one per row field; numbers
+    that are new objects per call, the call id and the times, packed into arrays, the
+    rest tuples of shared strings and small ints), ``owners`` (one per call, or the only
+    one when ``shared``) and ``errors`` ({call_id: error} of the failed ones).
+
+    Packing frees each call's own number objects while they are still in the CPU's
+    caches; a chunk forgotten much later is a handful of objects, freed at once.
+    """
+
+    __slots__ = ("count", "columns", "owners", "shared", "errors")
+
+    def __init__(self, flat: list, owners: list, errors: dict):
+        count = self.count = min(len(owners), len(flat) // _WIDTH)
+        end = count * _WIDTH
+        columns = []
+        for k, code in enumerate(_PACKED):
+            column = flat[k:end:_WIDTH]
+            if code:
+                try:
+                    column = array(code, _struct.pack(f"{count}{code}", *column))
+                except _struct.error:  # a None (a call that never started)
+                    column = tuple(column)
+            else:
+                column = tuple(column)
+            columns.append(column)
+        self.columns = columns
+        owners = owners[:count] if len(owners) > count else owners
+        # Calls of one actor in a row are the common case: keep that owner once.
+        self.shared = bool(count) and owners.count(owners[0]) == count
+        self.owners = (owners[0],) if self.shared else tuple(owners)
+        self.errors = errors
+
+    def call_ids(self):
+        return self.columns[0]
+
+    def without_first(self, drop: int) -> "Chunk":
+        chunk = object.__new__(type(self))
+        chunk.count = self.count - drop
+        chunk.columns = [column[drop:] for column in self.columns]
+        chunk.shared = self.shared
+        chunk.owners = self.owners if self.shared else self.owners[drop:]
+        kept = set(chunk.call_ids()) if self.errors else ()
+        chunk.errors = {k: e for k, e in self.errors.items() if k in kept}
+        return chunk
+
+    def calls(self, later: dict) -> list:
+        """The chunk's calls as FinishedCalls (``later``: newer fields of some)."""
+        errors = self.errors
+        owners = repeat(self.owners[0]) if self.shared else self.owners
+        out = [FinishedCall(row, owner, errors.get(row[0]) if errors else None)
+               for row, owner in zip(zip(*self.columns), owners)]
+        if later:
+            out = [FinishedCall(*later[c.call_id]) if c.call_id in later else c for c in out]
+        return out
 
 
 class FinishedCall:
