@@ -50,13 +50,12 @@ EPOCH = time.monotonic()
 class Tracer:
     """Keeps in-flight and finished calls; tells listeners as calls are submitted, start, end.
 
-    A finished call's fields (``_ROW_FIELDS``: plain numbers and strings) go end
-    to end into one flat list, the open chunk's; ``owners`` gets the owner of
-    each call, ``errors`` the error of each failed one. Every ``chunk`` calls the
-    open chunk is sealed: it settles for one more round (a thread that took it
-    just before may still be adding its call) and is then packed into a
-    ``Chunk`` of columns: a full trace is a few objects per chunk, which cost
-    garbage collections nothing.
+    A finished call's row (the values of ``_ROW_FIELDS``) goes end to end into
+    one flat list, the open chunk. Every ``chunk`` calls the open chunk is
+    sealed: it settles for one more round (a thread that took it just before
+    may still be adding its call) and is then packed into a ``Chunk`` of
+    columns: a full trace is a few objects per chunk, which cost garbage
+    collections nothing.
     """
 
     def __init__(self, capacity: int = 200_000):
@@ -65,20 +64,22 @@ class Tracer:
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
         self._lock = threading.Lock()     # guards listeners and the chunks
-        self._open: tuple = ([], [], {})  # (flat rows, owners, errors)
-        self._settling: tuple | None = None   # the chunk sealed last, not packed yet
+        self._rows: list = []             # the open chunk: rows end to end
+        self._settling: list | None = None    # the chunk sealed last, not packed yet
         self._packed: collections.deque = collections.deque()   # Chunks, oldest first
         self._kept = 0                    # calls in _settling and _packed
-        # call_id -> (row, owner, error): calls whose record changed after they ended
-        # (a cancelled call, when its worker reports how it ended; a Ray call whose
-        # worker's times came after Ray's reply). Readers take these over the rows.
+        # call_id -> row: calls whose record changed after they ended (a cancelled
+        # call, when its worker reports how it ended; a Ray call whose worker's
+        # times came after Ray's reply). Readers take these over the rows.
         self._later: dict = {}
         self._later_limit = self._chunk   # prune _later when it grows past this
+        self._recent: collections.deque | None = None   # see keep_finished
         self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
-    # record_submitted(record) is bound by _bind_hooks: the set's own add while
-    # nobody listens (one C call), _submitted_and_tell otherwise.
+    # record_submitted(record) and record_finished(record) are bound by _bind_hooks:
+    # while nobody listens, the set's own add (one C call) and _finished; otherwise
+    # the same and a word to every listener.
 
     def _submitted_and_tell(self, record) -> None:
         self._in_flight.add(record)
@@ -89,51 +90,62 @@ class Tracer:
         for listener in self.listeners:
             listener("start", record)
 
-    def record_finished(self, record) -> None:
+    def _finished(self, record) -> None:
         in_flight = self._in_flight
         if record in in_flight:
-            rows, owners, errors = self._open
+            rows = self._rows
             # The row first, then out of flight: a snapshot meanwhile finds it in one.
             rows += _row_of(record)   # (a tuple made and freed at once: nothing for the GC)
-            owners.append(record.owner)
-            if record.error is not None:
-                errors[record.call_id] = record.error
             in_flight.discard(record)
-            if len(owners) >= self._chunk:
+            if len(rows) >= self._seal_at:
                 self._seal(rows)
-        else:
+        elif record.status in _ENDED:
             # Finished once already: a cancelled call finishes when cancel() fails its
             # refs, and again when its worker reports how it ended (with the worker's
             # times); the newer fields win when read.
-            self._finished_again(record)
-        if self.listeners:
-            for listener in self.listeners:
-                listener("finish", record)
+            self._later[record.call_id] = _row_of(record)
 
-    def _finished_again(self, record) -> None:
-        if record.status in _ENDED:
-            self._later[record.call_id] = (_row_of(record), record.owner, record.error)
+    def _finished_and_keep(self, record) -> None:
+        self._finished(record)
+        self._recent.append(record)
+
+    def _finished_and_tell(self, record) -> None:
+        if self._recent is not None:
+            self._finished_and_keep(record)
+        else:
+            self._finished(record)
+        for listener in self.listeners:
+            listener("finish", record)
+
+    def keep_finished(self, count: int) -> None:
+        """Keep the newest ``count`` finished records alive (0: none, the default).
+
+        For a backend whose workers may report a call's times after it ended, and
+        which finds the record by a weak reference then (Ray's)."""
+        with self._lock:
+            self._recent = collections.deque(maxlen=count) if count else None
+            self._bind_hooks()
 
     def _seal(self, rows=None) -> None:
         """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
         the one sealed before, and forget the oldest calls beyond ``capacity``."""
         with self._lock:
-            if rows is not None and self._open[0] is not rows:
+            if rows is not None and self._rows is not rows:
                 return  # another thread sealed it
-            sealed, self._open = self._open, ([], [], {})
+            sealed, self._rows = self._rows, []
             if self._settling is not None:
-                self._packed.append(Chunk(*self._settling))
-            self._settling = sealed if sealed[1] else None
-            self._kept += len(sealed[1])
+                self._packed.append(Chunk(self._settling))
+            self._settling = sealed or None
+            self._kept += len(sealed) // _WIDTH
             self._forget(max(self.capacity - self._chunk, 0))  # room for the open chunk
 
     def _forget(self, keep: int) -> None:
         """Forget the oldest calls until ``keep`` are left in the sealed chunks (lock held)."""
         packed = self._packed
         if self._kept > keep and self._settling is not None and \
-                self._kept - len(self._settling[1]) < keep:
+                self._kept - len(self._settling) // _WIDTH < keep:
             # Only when the capacity is tiny: the settling chunk must lose calls too.
-            packed.append(Chunk(*self._settling))
+            packed.append(Chunk(self._settling))
             self._settling = None
         later = self._later
         while self._kept > keep and packed:
@@ -152,9 +164,9 @@ class Tracer:
             known = set()
             for chunk in packed:
                 known.update(chunk.call_ids())
-            for flat, _, _ in (self._settling, self._open):
-                if flat:
-                    known.update(flat[::_WIDTH])
+            for rows in (self._settling, self._rows):
+                if rows:
+                    known.update(rows[::_WIDTH])
             self._later = {k: v for k, v in later.items() if k in known}
             self._later_limit = max(self._chunk, 2 * len(self._later))
 
@@ -177,8 +189,13 @@ class Tracer:
             self._bind_hooks()
 
     def _bind_hooks(self) -> None:
-        self.record_submitted = (self._submitted_and_tell if self.listeners
-                                 else self._in_flight.add)
+        if self.listeners:
+            self.record_submitted = self._submitted_and_tell
+            self.record_finished = self._finished_and_tell
+        else:
+            self.record_submitted = self._in_flight.add
+            self.record_finished = (self._finished if self._recent is None
+                                    else self._finished_and_keep)
 
     def snapshot(self) -> list:
         """Every call still known, finished ones first, oldest first.
@@ -192,10 +209,9 @@ class Tracer:
             in_flight = self._in_flight.copy()
             chunks = list(self._packed)
             unpacked = [self._settling] if self._settling is not None else []
-            flat, owners, errors = self._open
-            unpacked.append((flat.copy(), owners.copy(), errors.copy()))
+            unpacked.append(self._rows.copy())
             later = self._later.copy()
-        chunks += [Chunk(*raw) for raw in unpacked]
+        chunks += [Chunk(rows) for rows in unpacked]
         out = []
         for chunk in chunks:
             out += chunk.calls(later)
@@ -217,11 +233,12 @@ class Tracer:
     def _set_capacity(self, capacity: int) -> None:
         self.capacity = capacity                          # finished calls remembered
         self._chunk = max(1, min(CHUNK, capacity // 4))   # calls per chunk
+        self._seal_at = self._chunk * _WIDTH              # ... as items of the open list
 
     def clear(self) -> None:
         """Forget finished calls (in-flight ones stay: they will finish)."""
         with self._lock:
-            self._open = ([], [], {})
+            self._rows = []
             self._settling = None
             self._packed.clear()
             self._kept = 0
@@ -231,28 +248,32 @@ class Tracer:
 
 # Calls per chunk: the oldest calls are forgotten a chunk at a time.
 CHUNK = 4096
+# The newest finished calls a backend keeps findable by key, for its workers' late
+# reports (Ray's times may come after a call ended).
+RECENT = 4096
 
-# A finished call's row: plain numbers and strings. (Records kept in the trace were
-# walked by every full garbage collection and kept alive past their refs; a tuple per
-# call made collections of the youngest generation come more often, and a long list
-# of them was walked by every full one: each cost pipelined calls 100s of ns.)
+# A finished call's row. (Records kept in the trace were walked by every full garbage
+# collection and kept alive past their refs; a tuple per call made collections of the
+# youngest generation come more often, and a long list of them was walked by every
+# full one: each cost pipelined calls 100s of ns.)
 _ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
-               "finished", "slot", "pid", "group")
-
+               "finished", "slot", "pid", "group", "owner", "error")
+_WIDTH = len(_ROW_FIELDS)
+_OWNER, _ERROR = _ROW_FIELDS.index("owner"), _ROW_FIELDS.index("error")
 # The fields a Chunk packs into an array, by struct / array type code: those that are a
 # new object per call (the call id, the times).
 _PACKED = ("q", None, None, None, None, "d", "d", "d", None, None, None)
 
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
-_WIDTH = len(_ROW_FIELDS)
 _ENDED = frozenset(("finished", "failed", "cancelled"))
 
 
 class Chunk:
-    """Finished calls, oldest first, by field: ``columns`` (one per row field; numbers
-    that are new objects per call, the call id and the times, packed into arrays, the
-    rest tuples of shared strings and small ints), ``owners`` (one per call, or the only
-    one when ``shared``) and ``errors`` ({call_id: error} of the failed ones).
+    """Finished calls, oldest first, by field: ``columns`` (one per row field up to the
+    owner; numbers that are a new object per call, the call id and the times, packed
+    into arrays, the rest tuples of shared strings and small ints), ``owners`` (one per
+    call, or the only one when ``shared``) and ``errors`` ({call_id: error} of the
+    failed ones).
 
     Packing frees each call's own number objects while they are still in the CPU's
     caches; a chunk forgotten much later is a handful of objects, freed at once.
@@ -260,12 +281,12 @@ class Chunk:
 
     __slots__ = ("count", "columns", "owners", "shared", "errors")
 
-    def __init__(self, flat: list, owners: list, errors: dict):
-        count = self.count = min(len(owners), len(flat) // _WIDTH)
+    def __init__(self, rows: list):
+        count = self.count = len(rows) // _WIDTH
         end = count * _WIDTH
         columns = []
         for k, code in enumerate(_PACKED):
-            column = flat[k:end:_WIDTH]
+            column = rows[k:end:_WIDTH]
             if code:
                 try:
                     column = array(code, _struct.pack(f"{count}{code}", *column))
@@ -275,11 +296,13 @@ class Chunk:
                 column = tuple(column)
             columns.append(column)
         self.columns = columns
-        owners = owners[:count] if len(owners) > count else owners
+        owners = rows[_OWNER:end:_WIDTH]
         # Calls of one actor in a row are the common case: keep that owner once.
         self.shared = bool(count) and owners.count(owners[0]) == count
         self.owners = (owners[0],) if self.shared else tuple(owners)
-        self.errors = errors
+        errors = rows[_ERROR:end:_WIDTH]
+        self.errors = {} if errors.count(None) == count else {
+            call_id: error for call_id, error in zip(columns[0], errors) if error is not None}
 
     def call_ids(self):
         return self.columns[0]
@@ -295,13 +318,12 @@ class Chunk:
         return chunk
 
     def calls(self, later: dict) -> list:
-        """The chunk's calls as FinishedCalls (``later``: newer fields of some)."""
-        errors = self.errors
+        """The chunk's calls as FinishedCalls (``later``: newer rows of some)."""
         owners = repeat(self.owners[0]) if self.shared else self.owners
-        out = [FinishedCall(row, owner, errors.get(row[0]) if errors else None)
-               for row, owner in zip(zip(*self.columns), owners)]
+        errors = map(self.errors.get, self.columns[0]) if self.errors else repeat(None)
+        out = list(map(FinishedCall, zip(*self.columns, owners, errors)))
         if later:
-            out = [FinishedCall(*later[c.call_id]) if c.call_id in later else c for c in out]
+            out = [FinishedCall(later[c.call_id]) if c.call_id in later else c for c in out]
         return out
 
 
@@ -309,13 +331,12 @@ class FinishedCall:
     """A finished call, as ``snapshot`` gives it: the fields readers use (see the module
     docstring), rebuilt from its row."""
 
-    __slots__ = _ROW_FIELDS + ("owner", "error", "context")
+    __slots__ = _ROW_FIELDS + ("context",)
 
-    def __init__(self, values: tuple, owner, error):
+    def __init__(self, row: tuple):
         (self.call_id, self.kind, self.label, self.actor_id, self.status, self.submitted,
-         self.started, self.finished, self.slot, self.pid, self.group) = values
-        self.owner = owner
-        self.error = error
+         self.started, self.finished, self.slot, self.pid, self.group, self.owner,
+         self.error) = row
         self.context = None
 
     def __repr__(self) -> str:
