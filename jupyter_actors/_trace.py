@@ -129,7 +129,12 @@ class Tracer:
     def _seal(self, rows=None) -> None:
         """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
         the one sealed before, and forget the oldest calls beyond ``capacity``."""
-        with self._lock:
+        # From a call's end never wait: the lock's holder may be this very thread (a
+        # finalizer that ends a call, run by a garbage collection inside the lock). The
+        # open chunk then grows a little, and a later end seals it.
+        if not self._lock.acquire(rows is None):
+            return
+        try:
             if rows is not None and self._rows is not rows:
                 return  # another thread sealed it
             sealed, self._rows = self._rows, []
@@ -138,6 +143,8 @@ class Tracer:
             self._settling = sealed or None
             self._kept += len(sealed) // _WIDTH
             self._forget(max(self.capacity - self._chunk, 0))  # room for the open chunk
+        finally:
+            self._lock.release()
 
     def _forget(self, keep: int) -> None:
         """Forget the oldest calls until ``keep`` are left in the sealed chunks (lock held)."""
