@@ -73,7 +73,6 @@ class Tracer:
         # times came after Ray's reply). Readers take these over the rows.
         self._later: dict = {}
         self._later_limit = self._chunk   # prune _later when it grows past this
-        self._recent: collections.deque | None = None   # see keep_finished
         self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
@@ -105,26 +104,10 @@ class Tracer:
             # times); the newer fields win when read.
             self._later[record.call_id] = _row_of(record)
 
-    def _finished_and_keep(self, record) -> None:
-        self._finished(record)
-        self._recent.append(record)
-
     def _finished_and_tell(self, record) -> None:
-        if self._recent is not None:
-            self._finished_and_keep(record)
-        else:
-            self._finished(record)
+        self._finished(record)
         for listener in self.listeners:
             listener("finish", record)
-
-    def keep_finished(self, count: int) -> None:
-        """Keep the newest ``count`` finished records alive (0: none, the default).
-
-        For a backend whose workers may report a call's times after it ended, and
-        which finds the record by a weak reference then (Ray's)."""
-        with self._lock:
-            self._recent = collections.deque(maxlen=count) if count else None
-            self._bind_hooks()
 
     def _seal(self, rows=None) -> None:
         """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
@@ -201,8 +184,7 @@ class Tracer:
             self.record_finished = self._finished_and_tell
         else:
             self.record_submitted = self._in_flight.add
-            self.record_finished = (self._finished if self._recent is None
-                                    else self._finished_and_keep)
+            self.record_finished = self._finished
 
     def snapshot(self) -> list:
         """Every call still known, finished ones first, oldest first.
