@@ -87,16 +87,23 @@ def test_threads_waiting_at_once_each_get_their_own_result_after_its_output():
         session.set_output_router(previous)
 
 
+
+@ray.remote
+class Gate:
+    """Holds a call until the test opens its file event; echoes others at once."""
+
+    def wait_for(self, path):
+        from tests.helpers import FileEvent
+        assert FileEvent(path).wait(GUARD)
+        return "through"
+
+    def echo(self, x):
+        return x
+
+
 def test_get_times_out_while_reading_and_the_ref_stays_usable(events):
     ray.init()
     go = events("go")
-
-    @ray.remote
-    class Gate:
-        def wait_for(self, path):
-            from tests.helpers import FileEvent
-            assert FileEvent(path).wait(GUARD)
-            return "through"
 
     gate = Gate.remote()
     ref = gate.wait_for.remote(go.path)
@@ -191,16 +198,6 @@ def test_done_callbacks_run_on_the_io_thread_not_in_the_reading_caller(events):
     I/O thread, without its lock): one that blocks holds up neither the caller nor Ctrl-C."""
     ray.init()
     go = events("go")
-
-    @ray.remote
-    class Gate:
-        def wait_for(self, path):
-            from tests.helpers import FileEvent
-            assert FileEvent(path).wait(GUARD)
-            return "through"
-
-        def echo(self, x):
-            return x
 
     gate = Gate.remote()
     assert ray.get(gate.echo.remote(0), timeout=GUARD) == 0  # this thread watches its socket

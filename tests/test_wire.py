@@ -65,6 +65,17 @@ def _frame_bytes(message) -> bytes:
     return b"".join(bytes(memoryview(p).cast("B")) for p in frames.encode(message))
 
 
+def read_messages(sock, count: int) -> list:
+    """The first ``count`` messages that arrive on ``sock`` (at least; frames may carry more)."""
+    decoder = frames.FrameDecoder()
+    out: list = []
+    while len(out) < count:
+        got = decoder.read(sock)
+        assert got is not None, "end of file before the messages arrived"
+        out.extend(got)
+    return out
+
+
 @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.__name__)
 def test_every_message_round_trips(kind):
     """encode → FrameDecoder gives back the same named message, payloads included."""
@@ -190,12 +201,7 @@ def test_worker_channel_sends_a_run_of_results_as_one_frame_in_order():
                            messages.CallOk(6, (serialize("f"),), 6.0, 7.0, 1)])
         channel.uncork()
         right.settimeout(GUARD)
-        decoder = frames.FrameDecoder()
-        out = []
-        while len(out) < 5:
-            got = decoder.read(right)
-            assert got is not None
-            out.extend(got)
+        out = read_messages(right, 5)
     finally:
         left.close()
         right.close()
@@ -235,12 +241,7 @@ def test_a_result_sent_while_another_thread_writes_is_not_waited_for_and_follows
             target=channel.send, args=(messages.OutputLines(3, "stdout", "x\n"),), daemon=True)
         output.start()
         right.settimeout(GUARD)
-        decoder = frames.FrameDecoder()
-        out = []
-        while len(out) < 3:
-            got = decoder.read(right)
-            assert got is not None
-            out.extend(got)
+        out = read_messages(right, 3)
         writer.join(GUARD)
         output.join(GUARD)
         assert not writer.is_alive() and not output.is_alive() and not channel.writing
