@@ -6,6 +6,7 @@ and ``RAY_ADDRESS``), as a notebook moved from a laptop to a cluster would.
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 import pytest
@@ -118,6 +119,32 @@ def test_late_output_goes_to_the_cell_that_made_the_call(kernel, tmp_path):
     kernel.pump_for_output(first, "early after the gate")
     assert "early after the gate" not in second.stdout
     assert "early" in second.stdout   # the value printed by the second cell itself
+
+
+def test_a_tqdm_bar_in_an_actor_is_drawn_in_the_calling_cell(kernel):
+    """A tqdm bar in an actor method on Ray is one display in the calling cell, updated in
+    place; the method leaves it open at 7/10, so the call's end closes it there (drawn as
+    stopped short); tqdm writes nothing of its own to the cell's stderr."""
+    from tests.test_progress_bars import bars
+    kernel.run("from tqdm.auto import tqdm\n"
+               "@ray.remote\n"
+               "class Counter:\n"
+               "    def count(self, n, total):\n"
+               "        self.bar = tqdm(total=total, desc='counting')   # kept open\n"
+               "        for _ in range(n):\n"
+               "            self.bar.update()\n"
+               "        return n\n"
+               "counter = Counter.remote()")
+    cell = kernel.run("ray.get(counter.count.remote(7, 10))")
+    # The states come by Ray's log stream: the last may follow the result.
+    kernel.pump_until(lambda: any("#d9534f" in page for messages in bars(cell).values()
+                                  for _, _, page in messages), GUARD, "the bar closed")
+    (display_id, messages), = bars(cell).items()
+    assert display_id and messages[0][0] == "display_data"
+    assert all(kind == "update_display_data" for kind, _, _ in messages[1:])
+    kind, text, page = messages[-1]
+    assert re.match(r"\(Counter pid=\d+\) counting:  70%\|.*\| 7/10 \[", text), text
+    assert "counting" not in cell.stdout + cell.stderr and "it/s" not in cell.stderr
 
 
 def test_percent_actors_lists_ray_actors(kernel):

@@ -35,8 +35,9 @@ _bars = None                # the worker's Bars, once installed
 class Bars:
     """The bars a worker's calls have open, and the hook that makes tqdm send them."""
 
-    def __init__(self, channel):
+    def __init__(self, channel, current=current_call.get):
         self.channel = channel
+        self.current = current          # the call running here (None: not in a call)
         self.open: dict = {}            # call id -> {bar id: bar}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -91,7 +92,7 @@ def _relay_class(base):
         _relays_to_driver = True
 
         def __init__(self, *args, **kwargs):
-            self._relay_call = current_call.get() if _bars is not None else None
+            self._relay_call = _bars.current() if _bars is not None else None
             self._relay_id = next(_bars._ids) if _bars is not None else 0
             self._relay_detached = False
             self._relay_quiet = False
@@ -122,8 +123,18 @@ def _relay_class(base):
 
 
 def _patch_std(module) -> None:
-    if not getattr(module.tqdm, "_relays_to_driver", False):
-        module.tqdm = _relay_class(module.tqdm)
+    original = module.tqdm
+    if getattr(original, "_relays_to_driver", False):
+        return
+    relaying = module.tqdm = _relay_class(original)
+    # tqdm loaded before the hook (Ray's workers import tqdm.auto at start): the classes
+    # already built on tqdm's own (tqdm.auto's, tqdm.asyncio's) now build on the relaying one.
+    for sub in original.__subclasses__():
+        if sub is not relaying:
+            sub.__bases__ = tuple(relaying if b is original else b for b in sub.__bases__)
+    package = sys.modules.get("tqdm")
+    if getattr(package, "tqdm", None) is original:
+        package.tqdm = relaying
 
 
 def _patch_notebook(module) -> None:

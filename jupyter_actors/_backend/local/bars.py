@@ -18,34 +18,42 @@ from .prompts import _prefix
 
 
 class BarViews:
-    """The bar views open on the driver, by worker connection, call and bar."""
+    """The bar views open on the driver, by worker and call, and bar (``runtime`` is either
+    backend's driver side: it has the output ``router``; ray/bars.py draws with it too)."""
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.views: dict = {}      # (conn, call_id) -> {bar_id: [view, last state]}
+        self.views: dict = {}      # (worker, call_id) -> {bar_id: [view, last state]}
 
     def table(self) -> dict:
         return {BarState: self.state}
 
     def state(self, conn, m: BarState) -> None:
-        key = (conn, m.call_id)
-        bars = self.views.get(key)
-        entry = bars.get(m.bar_id) if bars else None
-        if entry is None:
+        def where():
             record = conn.pending.get(m.call_id)
-            if record is None:
+            return None if record is None else (record.context, _prefix(conn, record))
+        self.show((conn, m.call_id), m.bar_id, m.state, m.closed, where)
+
+    def show(self, key, bar_id, state: dict, closed: bool, where) -> None:
+        """Draw one state of bar ``bar_id`` of the call ``key``; its first state opens a
+        view where ``where()`` says: (the call's context, prefix), None once it ended."""
+        bars = self.views.get(key)
+        entry = bars.get(bar_id) if bars else None
+        if entry is None:
+            place = where()
+            if place is None:
                 return  # the call has ended: its bars are closed
             try:
-                view = self.runtime.router.open_bar(record.context, _prefix(conn, record))
+                view = self.runtime.router.open_bar(*place)
             except Exception:
                 view = None
             if view is None:
                 return
-            entry = self.views.setdefault(key, {})[m.bar_id] = [view, m.state]
-        entry[1] = m.state
-        self._draw(entry, m.state, m.closed)
-        if m.closed:
-            self._forget(key, m.bar_id)
+            entry = self.views.setdefault(key, {})[bar_id] = [view, state]
+        entry[1] = state
+        self._draw(entry, state, closed)
+        if closed:
+            self._forget(key, bar_id)
 
     def call_ended(self, conn, call_id) -> None:
         for entry in (self.views.pop((conn, call_id), None) or {}).values():

@@ -8,7 +8,7 @@
     task.remote(route, call_id, ...)         ─▶ call's output with its route, note start and
                                                 finish, run it
     Ray's log stream ◀──────────────────────── "<RS>ja:ROUTE PROCESS SEQ<RS>line" (output.py)
-                     ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ every 50 ms)
+                     ◀──────────────────────── "<RS>jt:[pid, events]<RS>" (≤ 50 ms; bars too)
     Ray's reply      ◀──────────────────────── the result, carrying the recent lines
     logs.LogRouter: lines to the cell of the call that made them, events to the trace
 
@@ -34,6 +34,7 @@ from types import GeneratorType
 
 import ray
 
+from .bars import relay_bars
 from .output import (STDERR, STDOUT, TAG, CallOutput, TaggingStream, current_call, mark_error,
                      with_output)
 
@@ -121,14 +122,13 @@ class _Events:
                     return
 
 
-_events: _Events | None = None
-_stdout: TaggingStream | None = None
-_stderr: TaggingStream | None = None
+_events = _bars = None       # the trace's batches (_Events), tqdm's bars (bars.py)
+_stdout = _stderr = None     # the TaggingStreams, once installed
 
 
 def install(setup) -> None:
     """Once per worker process: tagged output, the trace events, the session's backend."""
-    global _installed, _events, _stdout, _stderr
+    global _installed, _events, _stdout, _stderr, _bars
     if _installed:
         return
     with _setup_lock:
@@ -137,6 +137,7 @@ def install(setup) -> None:
         _stdout = sys.stdout = TaggingStream(sys.stdout, STDOUT)
         _stderr = sys.stderr = TaggingStream(sys.stderr, STDERR)
         _events = _Events(_stdout.raw)
+        _bars = relay_bars(_events, now)
         if setup is not None:
             setup.install_in_worker()
         _installed = True
@@ -214,6 +215,8 @@ def _end(route, call_id, call: CallOutput, failed=False, reset=True) -> CallOutp
     if call.partial is not None:   # it printed
         _stdout.end_call(call)
         _stderr.end_call(call)
+    if _bars.open:   # the bars it left open close with it, before its end
+        _bars.finish_call(call)
     _events.ended(call_id, failed)
     if reset:
         current_call.reset(call.token)
@@ -268,7 +271,6 @@ class ActorHost:
 
     def call(self, meta, /, *args, **kwargs):
         return _run_threaded(self, *_unpack_call(meta), type(self).__name__, args, kwargs)
-
 
     def jupyter_actors_facts(self):
         """What a handle made elsewhere (get_actor) needs: the class, its key and kind."""

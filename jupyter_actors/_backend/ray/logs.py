@@ -2,7 +2,8 @@
 
     Ray's log monitor ─▶ driver's "ray_print_logs" thread ─▶ LogRouter.handle(batch)
         "<RS>ja:ROUTE PROCESS SEQ<RS>text" → the output router, with the context of call ROUTE
-        "<RS>jt:[pid, origin, events]"  → the call records: started / finished / slot / pid
+        "<RS>jt:[pid, origin, events]"  → the call records: started / finished / slot / pid;
+                                          tqdm bar states → drawn in the call's cell (bars.py)
         anything else                   → Ray's own printer, unchanged
     a result carrying its process's recent lines (output.py) ─▶ LogRouter.carried, in the
         thread that unpickles it (get(), or Ray's callback): the lines not written yet, now
@@ -21,6 +22,7 @@ import threading
 import time
 
 from . import output
+from .bars import BAR, RayBars
 from .host import EVENTS_MARK
 from .nested import NESTED_EVENTS, NestedCalls
 from .records import report_event
@@ -42,6 +44,7 @@ class LogRouter:
         # time.time() in a worker minus this is the driver's time.monotonic().
         self.offset = time.time() - time.monotonic()
         self.nested = NestedCalls(backend)
+        self.bars = RayBars(backend)
         self.ray_printer = next((h for n, h in self.dispatcher.handlers if n == _HANDLER), None)
         # worker process -> the numbers of its lines written so far
         self.written: collections.OrderedDict = collections.OrderedDict()
@@ -175,6 +178,9 @@ class LogRouter:
             item[2] = base + item[2] / 1e6
             if len(item) == 5 and item[1] in BOTH:
                 item[4] = base + item[4] / 1e6
+            if item[1] == BAR:
+                self.bars.item(item, pid)
+                continue
             if item[1] in NESTED_EVENTS:
                 self.nested.handle(item, pid)
                 continue
