@@ -331,8 +331,14 @@ def _run_threaded(host, route, call_id, method: str, carries: bool, name: str, a
     if host._cancelled:
         _skip_if_cancelled(host, call_id)
     call = _begin(route, call_id, host._slots.of_thread(), carries, name)
+    return _call_and_end(route, call_id, call, getattr(host._instance, method), args, kwargs)
+
+
+def _call_and_end(route, call_id, call, fn, args, kwargs):
+    """Run ``fn`` for a begun call: its value carries the call's output, an error is marked
+    with the call's end, and a generator's items are made inside the call."""
     try:
-        result = getattr(host._instance, method)(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except BaseException as exc:
         mark_error(exc, _end(route, call_id, call, True))
         raise
@@ -437,14 +443,7 @@ def task_function(fn, setup, single_return: bool = True):
     def task(route, call_id, /, *args, **kwargs):
         install(setup)
         call = _begin(route, call_id, 0, single_return and route == call_id, task.__name__)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            mark_error(exc, _end(route, call_id, call, True))
-            raise
-        if type(result) is GeneratorType:
-            return _items_of(result, call_id, call)
-        return with_output(result, _end(route, call_id, call))
+        return _call_and_end(route, call_id, call, fn, args, kwargs)
     task.__name__ = getattr(fn, "__name__", "task")
     task.__qualname__ = getattr(fn, "__qualname__", task.__name__)
     return task
