@@ -143,6 +143,25 @@ def test_killing_the_driver_ends_the_zygote_and_every_forked_worker(tmp_path):
         assert pid_gone(pid), f"process {pid} outlived its driver"
 
 
+def test_a_driver_that_exits_right_after_init_leaves_no_traceback_and_no_zygote():
+    """The zygote may still be starting when the driver exits: its "ready" meets a closed
+    socket, and it ends quietly instead of printing a BrokenPipeError traceback."""
+    script = textwrap.dedent("""
+        import os, psutil
+        import jupyter_actors as ray
+        ray.init()
+        print(*[p.pid for p in psutil.Process().children()], flush=True)
+    """)
+    for _ in range(3):   # the exit races the zygote's start: more than one try
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              cwd=ROOT, timeout=GUARD * 2)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        children = [int(pid) for pid in done.stdout.split()]
+        assert children, "init() started no zygote"
+        for pid in children:
+            assert pid_gone(pid), f"the zygote {pid} outlived its driver"
+
+
 def test_the_zygote_starts_without_site_and_workers_have_what_it_gave():
     """Where site did nothing beyond sys.path, the zygote skips it (python -S): workers
     import from the driver's sys.path and keep site's builtins and setuptools' shim."""

@@ -86,7 +86,7 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
     wake_w.setblocking(False)
     signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    send_frame(control, ("ready", failed))
+    _tell(control, ("ready", failed))
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ, "control")
     selector.register(wake_r, selectors.EVENT_READ, "child")
@@ -123,7 +123,7 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
             os.close(fds[0])
             for extra in fds[1:]:
                 os.close(extra)
-            send_frame(control, ("forked", pid))
+            _tell(control, ("forked", pid))
         _reap(control)
 
 
@@ -153,6 +153,15 @@ def _preload(names: list) -> list:
     return failed
 
 
+def _tell(control: socket.socket, message) -> None:
+    """Send the driver a message; a driver that is gone (it exited right after ``init``,
+    or was killed) ends the zygote quietly, as end-of-file on ``control`` would."""
+    try:
+        send_frame(control, message)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        os._exit(0)
+
+
 def _reap(control: socket.socket) -> None:
     while True:
         try:
@@ -161,7 +170,7 @@ def _reap(control: socket.socket) -> None:
             return
         if pid == 0:
             return
-        send_frame(control, ("exited", pid, os.waitstatus_to_exitcode(status)))
+        _tell(control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
 def _fork_worker(run_worker, fd, lifeline_fd, driver_pid, env, cwd, zygote_fds, selector) -> int:
