@@ -67,7 +67,7 @@ class Hooks:
     hooks do nothing (instance attributes shadow the methods), as if the session had
     never traced a call; "on" puts back the real one, with everything it remembers."""
 
-    names = ("record_submitted", "record_started", "record_finished")
+    names = ("record_submitted", "record_started", "record_finished", "record_run_finished")
     _on: dict | None = None
     _off: dict | None = None
 

@@ -27,8 +27,9 @@ the widgets, ``%actors``, interrupts) rely on these fields only:
     an actor, or size of the task pool.
 
 Tracing is always on, so a call pays only for what a timeline needs later: a
-set add when it is submitted and, when it ends, its plain fields (read by a
-single C call) added to a flat list. The trace holds no record after its
+set add when it is submitted and, when it ends, its plain fields added to a
+flat list (a run of results that ended together is recorded in one step, out
+of flight with two C calls for the whole run). The trace holds no record after its
 call ended, so records die with their refs, as they would without tracing;
 ``snapshot`` rebuilds the rich form (``FinishedCall``) when someone reads.
 Listeners are called only while someone (a live widget) listens.
@@ -76,9 +77,10 @@ class Tracer:
         self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
-    # record_submitted(record) and record_finished(record) are bound by _bind_hooks:
-    # while nobody listens, the set's own add (one C call) and _finished; otherwise
-    # the same and a word to every listener.
+    # record_submitted(record), record_finished(record) and record_run_finished(records)
+    # (the calls of one run of results, ended together, after their refs were set) are
+    # bound by _bind_hooks: while nobody listens, the set's own add (one C call),
+    # _finished and _run_finished; otherwise the same and a word to every listener.
 
     def _submitted_and_tell(self, record) -> None:
         self._in_flight.add(record)
@@ -94,7 +96,11 @@ class Tracer:
         if record in in_flight:
             rows = self._rows
             # The row first, then out of flight: a snapshot meanwhile finds it in one.
-            rows += _row_of(record)   # (a tuple made and freed at once: nothing for the GC)
+            # (Attributes read by the interpreter: the specialised slot reads cost a
+            # third of operator.attrgetter's generic ones; the tuple is freed at once.)
+            rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
+                     record.submitted, record.started, record.finished, record.slot,
+                     record.pid, record.group, record.owner, record.error)
             in_flight.discard(record)
             if len(rows) >= self._seal_at:
                 self._seal(rows)
@@ -108,6 +114,26 @@ class Tracer:
         self._finished(record)
         for listener in self.listeners:
             listener("finish", record)
+
+    def _run_finished(self, records: list) -> None:
+        """``record_finished`` for a run of calls that ended together, in one step."""
+        in_flight = self._in_flight
+        if not in_flight.issuperset(records):  # (some finished before: one by one)
+            for record in records:
+                self._finished(record)
+            return
+        rows = self._rows
+        for record in records:
+            rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
+                     record.submitted, record.started, record.finished, record.slot,
+                     record.pid, record.group, record.owner, record.error)
+        in_flight.difference_update(records)
+        if len(rows) >= self._seal_at:
+            self._seal(rows)
+
+    def _run_finished_and_tell(self, records: list) -> None:
+        for record in records:
+            self._finished_and_tell(record)
 
     def _seal(self, rows=None) -> None:
         """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
@@ -164,7 +190,9 @@ class Tracer:
     @property
     def active(self) -> dict:
         """call_id -> record of every call submitted and not finished yet (a new dict)."""
-        return {r.call_id: r for r in self._in_flight.copy()}
+        # A call of a run of results is finished (its status says so, its refs are set)
+        # a moment before the run is recorded: it is not active any more.
+        return {r.call_id: r for r in self._in_flight.copy() if r.status not in _ENDED}
 
     def add_listener(self, listener) -> None:
         """``listener(event, record)``, called from callers' threads and the I/O thread: keep it tiny."""
@@ -182,9 +210,11 @@ class Tracer:
         if self.listeners:
             self.record_submitted = self._submitted_and_tell
             self.record_finished = self._finished_and_tell
+            self.record_run_finished = self._run_finished_and_tell
         else:
             self.record_submitted = self._in_flight.add
             self.record_finished = self._finished
+            self.record_run_finished = self._run_finished
 
     def snapshot(self) -> list:
         """Every call still known, finished ones first, oldest first.
@@ -236,7 +266,7 @@ class Tracer:
 
 
 # Calls per chunk: the oldest calls are forgotten a chunk at a time.
-CHUNK = 4096
+CHUNK = 1024
 # The newest finished calls a backend keeps findable by key, for its workers' late
 # reports (Ray's times may come after a call ended).
 RECENT = 4096
@@ -248,50 +278,48 @@ RECENT = 4096
 _ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
                "finished", "slot", "pid", "group", "owner", "error")
 _WIDTH = len(_ROW_FIELDS)
-_OWNER, _ERROR = _ROW_FIELDS.index("owner"), _ROW_FIELDS.index("error")
-# The fields a Chunk packs into an array, by struct / array type code: those that are a
-# new object per call (the call id, the times).
-_PACKED = ("q", None, None, None, None, "d", "d", "d", None, None, None)
+# The fields a Chunk packs into an array, by array type code: those that are a new
+# object per call (the call id, the times).
+_PACKED = ("q", None, None, None, None, "d", "d", "d", None, None, None, None, None)
 
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
 _ENDED = frozenset(("finished", "failed", "cancelled"))
 
 
 class Chunk:
-    """Finished calls, oldest first, by field: ``columns`` (one per row field up to the
-    owner; numbers that are a new object per call, the call id and the times, packed
-    into arrays, the rest tuples of shared strings and small ints), ``owners`` (one per
-    call, or the only one when ``shared``) and ``errors`` ({call_id: error} of the
-    failed ones).
+    """Finished calls, oldest first, by field: one column per row field, in the order of
+    ``_ROW_FIELDS``. The numbers that are a new object per call (the call id, the times)
+    are packed into arrays; a field with one value for the whole chunk (most are: the
+    calls of one method of one actor) is kept once (its index is in ``same``); any other
+    is a tuple of shared objects.
 
     Packing frees each call's own number objects while they are still in the CPU's
-    caches; a chunk forgotten much later is a handful of objects, freed at once.
+    caches; a chunk forgotten much later is a handful of objects, freed at once, that a
+    garbage collection has no reason to walk.
     """
 
-    __slots__ = ("count", "columns", "owners", "shared", "errors")
+    __slots__ = ("count", "columns", "same")
 
     def __init__(self, rows: list):
         count = self.count = len(rows) // _WIDTH
         end = count * _WIDTH
         columns = []
+        same = []
         for k, code in enumerate(_PACKED):
             column = rows[k:end:_WIDTH]
             if code:
-                try:
+                try:  # (struct packs a list twice as fast as array() converts it)
                     column = array(code, _struct.pack(f"{count}{code}", *column))
-                except _struct.error:  # a None (a call that never started)
+                except _struct.error:  # a None (a call that never started), or too big
                     column = tuple(column)
+            elif count and column.count(column[0]) == count:  # (compares by identity first)
+                column = column[0]
+                same.append(k)
             else:
                 column = tuple(column)
             columns.append(column)
         self.columns = columns
-        owners = rows[_OWNER:end:_WIDTH]
-        # Calls of one actor in a row are the common case: keep that owner once.
-        self.shared = bool(count) and owners.count(owners[0]) == count
-        self.owners = (owners[0],) if self.shared else tuple(owners)
-        errors = rows[_ERROR:end:_WIDTH]
-        self.errors = {} if errors.count(None) == count else {
-            call_id: error for call_id, error in zip(columns[0], errors) if error is not None}
+        self.same = tuple(same)
 
     def call_ids(self):
         return self.columns[0]
@@ -299,18 +327,17 @@ class Chunk:
     def without_first(self, drop: int) -> "Chunk":
         chunk = object.__new__(type(self))
         chunk.count = self.count - drop
-        chunk.columns = [column[drop:] for column in self.columns]
-        chunk.shared = self.shared
-        chunk.owners = self.owners if self.shared else self.owners[drop:]
-        kept = set(chunk.call_ids()) if self.errors else ()
-        chunk.errors = {k: e for k, e in self.errors.items() if k in kept}
+        same = chunk.same = self.same
+        chunk.columns = [column if k in same else column[drop:]
+                         for k, column in enumerate(self.columns)]
         return chunk
 
     def calls(self, later: dict) -> list:
         """The chunk's calls as FinishedCalls (``later``: newer rows of some)."""
-        owners = repeat(self.owners[0]) if self.shared else self.owners
-        errors = map(self.errors.get, self.columns[0]) if self.errors else repeat(None)
-        out = list(map(FinishedCall, zip(*self.columns, owners, errors)))
+        same = self.same
+        columns = [repeat(column, self.count) if k in same else column
+                   for k, column in enumerate(self.columns)]
+        out = list(map(FinishedCall, zip(*columns)))
         if later:
             out = [FinishedCall(later[c.call_id]) if c.call_id in later else c for c in out]
         return out

@@ -148,6 +148,10 @@ class ResultHandlers:
         views = self.runtime.bars.views
         owner = conn.owner
         counts = getattr(owner, "counts", None)  # (an actor's per-status counts)
+        # The trace records the run's calls in one step after the loop, unless someone
+        # listens: then each call's end is told before its ref is set, as in ``ok``.
+        ended: list = []
+        finished = tracer.record_finished if tracer.listeners else ended.append
         for call_id, blob, t_start, t_end, slot in message.ends:
             record = pending.get(call_id)
             try:
@@ -175,7 +179,7 @@ class ResultHandlers:
                 ref = record.refs[0]
                 record.refs = ()
                 record.args_payload = record.deps = record.exported = None  # release_inputs
-                tracer.record_finished(record)
+                finished(record)
                 ref._serialized = blob  # (its Payload is made if ever needed)
                 future = ref._future
                 if not future.done():  # last: see _ok_many
@@ -183,6 +187,8 @@ class ResultHandlers:
             except Exception as exc:  # this call fails; the others in the run go on
                 self.runtime.io.handler_failed(
                     conn, new(CallOk, (call_id, (), t_start, t_end, slot)), exc)
+        if ended:
+            tracer.record_run_finished(ended)
 
     def _ok_many(self, record, payloads) -> None:
         """``ok`` for several values, or values holding refs or handles."""
