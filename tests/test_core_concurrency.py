@@ -176,6 +176,35 @@ def test_calls_sent_in_a_burst_keep_their_order_whatever_their_arguments():
     assert order == list(range(300)) and most == 1
 
 
+def test_a_worker_reads_all_its_socket_holds_at_one_wake_up():
+    """A worker's reading threads are woken once per arrival of input (edge-triggered),
+    so one read must take all the socket holds, even past the decoder's buffer: what it
+    left would wake nobody. Frames bigger than the buffer, all in the socket already,
+    come out of one read."""
+    import socket
+
+    from jupyter_actors._wire import frames, messages
+    from jupyter_actors._wire.payloads import serialize
+    from jupyter_actors._worker.reading import Reading
+
+    blobs = [serialize(np.full(frames.FrameDecoder._CHUNK + 1000 * i, i, dtype=np.uint8))
+             for i in range(3)]
+    data = b"".join(b"".join(bytes(memoryview(p).cast("B")) for p in frames.encode(
+        messages.CallOk(i, (blob,), 1.0, 2.0, 0))) for i, blob in enumerate(blobs))
+    left, right = socket.socketpair()
+    try:
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * len(data))
+        right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * len(data))
+        left.settimeout(GUARD)
+        left.sendall(data)  # all of it in the socket before the one read
+        reading = Reading(None, right, frames.FrameDecoder(), None)
+        batch = reading._read()
+    finally:
+        left.close()
+        right.close()
+    assert [m.call_id for m in batch] == [0, 1, 2]
+
+
 def test_a_burst_of_calls_nobody_waits_for_still_reaches_the_worker(tmp_path):
     """Calls queued in a burst are written when the caller waits for a result, or when
     the burst is over: here the caller never waits on a ref, and the last call of

@@ -258,6 +258,10 @@ class FrameDecoder:
         self._end += n
         return self._parse()
 
+    def filled(self) -> bool:
+        """Whether the last ``read`` filled all the room it had: more may wait unread."""
+        return self._end == len(self._buf)
+
     def feed(self, data) -> list:
         """Add bytes received elsewhere; the complete messages."""
         data = memoryview(data).cast("B")

@@ -308,18 +308,16 @@ class Poller:
     all waking every HOLD seconds while it is busy.
     """
 
-    def __init__(self, sock: socket.socket | None, flushes: bool):
+    def __init__(self, sock: socket.socket | None, flushes: bool, shared=None):
         self.flushes = flushes
         self.timeout = Channel.HOLD
         self.nudge = None   # set: a frame was held while this poller waited long
         if sock is None:
             nudge = self.nudge = threading.Event()
             self.wait = lambda timeout: nudge.wait(timeout) and False  # never "readable"
-        elif hasattr(select, "EPOLLEXCLUSIVE"):
-            # Linux: input wakes one of the threads waiting, not all of them.
-            epoll = select.epoll()
-            epoll.register(sock, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-            self.wait = lambda timeout: epoll.poll(timeout)
+        elif shared is not None:
+            # Linux: the readers' one epoll (readers_epoll): input wakes one thread.
+            self.wait = shared.poll
         elif hasattr(select, "poll"):
             poll = select.poll()
             poll.register(sock, select.POLLIN)
@@ -334,6 +332,33 @@ class Poller:
             return False
         nudge.clear()
         return True
+
+
+def readers_epoll(sock: socket.socket, *others: int):
+    """Linux: one epoll for all the threads that wait for input on ``sock``; None elsewhere.
+
+    The socket is in it edge-triggered, so input wakes one waiting thread and
+    is reported once: with an epoll per thread, a thread that was busy when
+    input came finds it in its own epoll as well, and two threads wake for one
+    frame and fight over it (and over the GIL). Whoever is woken must read
+    until the socket is empty (``Reading``). ``others`` (a doorbell) are
+    level-triggered.
+    """
+    if not hasattr(select, "EPOLLET"):
+        return None
+    try:
+        epoll = select.epoll()
+    except OSError:
+        return None  # no descriptor left: each thread polls on its own
+    try:
+        # Exclusive too: another epoll that also watches the socket (the reading
+        # pool's and the reading thread's) is not woken for the same input.
+        epoll.register(sock, select.EPOLLIN | select.EPOLLET | select.EPOLLEXCLUSIVE)
+    except OSError:  # a kernel without EPOLLEXCLUSIVE (before 4.5)
+        epoll.register(sock, select.EPOLLIN | select.EPOLLET)
+    for fd in others:
+        epoll.register(fd, select.EPOLLIN)
+    return epoll
 
 
 def _sendmsg_all(sock: socket.socket, parts: list) -> None:

@@ -17,7 +17,7 @@ import threading
 from .._wire import frames
 from .._wire.messages import (CallMethod, CancelCall, DefineFunction, ExitWhenDone,
                                ItemsConsumed, RefAnswer, Reply, RunTask, StreamItem)
-from .channel import Poller
+from .channel import Poller, readers_epoll
 
 
 def first_messages(sock: socket.socket, decoder: frames.FrameDecoder) -> list:
@@ -92,6 +92,7 @@ class Reading:
         self.lock = threading.Lock()
         self.loop_reads = False
         self.loop_pending: collections.deque = collections.deque()  # read by the loop, not handled yet
+        self.epoll = readers_epoll(sock)   # the reading threads wait on it (None: each polls)
 
     def read_once(self) -> None:
         """A thread reads: the lock is held until the batch is handed on, so batches
@@ -115,15 +116,23 @@ class Reading:
             dispatch(self.worker, pending, self.make_call)
 
     def _read(self) -> list:
+        """What the socket holds, all of it: input is edge-triggered (``readers_epoll``),
+        so what a full buffer left would wake nobody."""
+        decoder, sock = self.decoder, self.sock
+        batch = []
         try:
-            batch = self.decoder.read(self.sock, socket.MSG_DONTWAIT)
+            while True:
+                more = decoder.read(sock, socket.MSG_DONTWAIT)
+                if more is None:
+                    break
+                batch += more
+                if not decoder.filled():
+                    return batch
         except (BlockingIOError, InterruptedError):
-            return []
+            return batch
         except OSError:
-            batch = None
-        if batch is None:
-            driver_gone()
-        return batch
+            pass
+        driver_gone()
 
     def start_thread(self, flushes: bool = False) -> None:
         threading.Thread(target=self.thread_loop, args=(flushes,), daemon=True,
@@ -140,7 +149,7 @@ class Reading:
         if run_pending is not None:
             run_pending()  # calls that queued while the constructor ran
         channel = self.worker.channel
-        poller = Poller(self.sock, flushes)
+        poller = Poller(self.sock, flushes, self.epoll)
         client = self.worker.client
         while not self.loop_reads:
             if channel.wait_readable(poller):

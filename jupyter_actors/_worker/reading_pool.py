@@ -24,13 +24,11 @@ import select
 import threading
 import time
 
+from .channel import readers_epoll
 from .executors import _EXIT, BacklogCalls, SyncExecutor, _IdleSlot
 
 _READ = object()   # a parked thread's order: wait for input
 READERS = 2        # threads waiting for input while the actor is idle
-# Slots that wait through an epoll of their own (a file descriptor each); the others use
-# poll, which needs none: max_concurrency must not be bounded by the file limit.
-EPOLL_SLOTS = 64
 
 
 class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
@@ -54,10 +52,12 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
         self.bell_in, self.bell_out = os.pipe()
         os.set_blocking(self.bell_in, False)
         os.set_blocking(self.bell_out, False)
+        self.epoll = None    # (Linux) the one epoll the threads wait on, made in run()
 
     def run(self) -> None:
         """The instance exists: N threads (this one is slot 0) read and run calls."""
         slots = [_IdleSlot() for _ in range(self.max_concurrency)]
+        self.epoll = readers_epoll(self.worker.reading.sock, self.bell_in)
         with self.lock:
             self.started = True
             self.readers = min(READERS, len(slots))
@@ -68,7 +68,7 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
         self._serve(0, slots[0])
 
     def _serve(self, slot: int, me: _IdleSlot) -> None:
-        wait = _waiter(self.worker.reading.sock, self.bell_in, slot < EPOLL_SLOTS)
+        wait = _waiter(self.worker.reading.sock, self.bell_in, self.epoll)
         read_once = self.worker.reading.read_once
         bell_in = self.bell_in
         if slot >= READERS:
@@ -202,20 +202,12 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
             pass  # the pipe is full of rings: idle threads are on their way
 
 
-def _waiter(sock, bell: int, own_epoll: bool):
+def _waiter(sock, bell: int, epoll):
     """``wait() -> (socket readable, doorbell rung)`` for one idle thread."""
     fileno = sock.fileno()
-    epoll = None
-    if own_epoll and hasattr(select, "EPOLLEXCLUSIVE"):
-        try:
-            epoll = select.epoll()
-        except OSError:
-            pass  # no descriptor left: poll below needs none
     if epoll is not None:
-        # Linux: input (or a ring) wakes one of the idle threads, not all of them.
-        epoll.register(fileno, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        epoll.register(bell, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-
+        # Linux: the threads' one epoll (channel.readers_epoll): input wakes one of the
+        # idle threads, once; a ring wakes one (another, if more rings are left).
         def wait():
             events = epoll.poll()
             if not events:

@@ -237,16 +237,17 @@ class IOLoop:
             for conn in due:
                 self.watch_writable(conn)
 
-    def read_here(self, conn, post) -> None:
+    def read_here(self, conn, post) -> bool:
         """Read and handle what ``conn`` has, in a caller's thread (``waiting``); the
-        done-callbacks of the futures it completes go through ``post``."""
+        done-callbacks of the futures it completes go through ``post``. True when the
+        read filled the decoder's buffer: more may wait in the socket."""
         with self.lock:
             if conn.exited:
-                return
+                return False
             handling = futures.handling
             handling.post = post
             try:
-                self._read_once(conn)
+                return self._read_once(conn) and conn.decoder.filled()
             finally:
                 handling.post = None
 

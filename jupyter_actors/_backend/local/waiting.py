@@ -36,8 +36,8 @@ _local = threading.local()
 _READ = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
 _SIGINT = int(signal.SIGINT)
 _held_back: list = []   # a SIGINT that came while the main thread was handling frames
-# Rounds of reading what is left after the reply before the I/O thread is asked to: input
-# that keeps coming (another thread's calls) is the I/O thread's, not this caller's.
+# Rounds of reading what a full buffer left in the socket before the I/O thread is asked
+# to: input that keeps coming (another thread's calls) is the I/O thread's, not this caller's.
 _LEFTOVER_ROUNDS = 4
 _LOGGER = logging.getLogger("concurrent.futures")
 
@@ -82,7 +82,7 @@ class _Wake:
 class _Waiter:
     """One thread's epoll (the sockets it waited on and its eventfd), closed with the thread."""
 
-    __slots__ = ("epoll", "wake", "conns", "main", "io")
+    __slots__ = ("epoll", "wake", "conns", "main", "io", "more")
 
     def __init__(self):
         self.epoll = select.epoll()
@@ -91,6 +91,7 @@ class _Waiter:
         self.conns: dict = {}     # fd -> Connection watched by this thread's epoll
         self.main = threading.current_thread() is threading.main_thread()
         self.io = None            # the IOLoop of the frames being handled
+        self.more = False         # a read filled its buffer: the socket may hold more
 
     def __del__(self):
         epoll = getattr(self, "epoll", None)
@@ -162,7 +163,8 @@ class _Waiter:
                         pass
                     continue
                 self.io = conn.io
-                conn.io.read_here(conn, self.post)
+                if conn.io.read_here(conn, self.post):
+                    self.more = True
         finally:
             wake.busy = False
             if handler is not None:
@@ -210,14 +212,18 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
                     handle(events)
         done = True
         conn.waited = True  # its next call is not held back for a burst (Connection.send)
-        # What woke this thread and is left unread would wake nobody else (input that
-        # came while it was not waiting woke the I/O thread).
-        for _ in range(4):
-            events = poll(0)
-            if not events:
-                return True
-            handle(events)
-        _hand_back(waiter)
+        # Input that came while this thread was not waiting in poll() woke the I/O
+        # thread, and what woke this thread was read, unless a read filled its buffer:
+        # that rest would wake nobody else.
+        if waiter.more:
+            for _ in range(_LEFTOVER_ROUNDS):
+                waiter.more = False
+                events = poll(0)
+                if not events:
+                    return True
+                handle(events)
+            waiter.more = False
+            _hand_back(waiter)
         return True
     except BaseException:
         # Ctrl-C right after the wait took its events, before they were read: the I/O
