@@ -44,9 +44,9 @@ def measure(kind: str, calls: int) -> list:
             sent.setdefault(message[0], time.monotonic())
         plain_send(self, message, parts)
 
-    def send_call(self, call_id, *rest):  # most calls are sent this way
-        sent.setdefault(call_id, time.monotonic())
-        return plain_send_call(self, call_id, *rest)
+    def send_call(self, record):  # most calls are sent this way
+        sent.setdefault(record.call_id, time.monotonic())
+        return plain_send_call(self, record)
 
     def ok(self, conn, message):
         handled[message.call_id] = time.monotonic()

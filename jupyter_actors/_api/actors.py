@@ -227,23 +227,22 @@ class ActorHandle:
         self._actor_class = actor_class
         self._backend = backend
         self._groups = groups                # {name: size} of its concurrency groups, or None
-        # Unnamed actors live while a handle does (the backend counts them).
+        # What this handle's methods call through; it counts as the handle for the
+        # backend: unnamed actors live while it does (the handle or a method of it).
+        self._target = target = _CallTarget(actor, backend, groups)
         backend.add_handle(actor)
-        weakref.finalize(self, backend.drop_handle, actor)
+        weakref.finalize(target, backend.drop_handle, actor)
 
     def __getattr__(self, name: str) -> "ActorMethod":
         info = self._actor_class._methods.get(name)  # (dunder names are not in it)
         if info is not None:
-            # ActorMethod(self, info) without its __init__ (this runs for every call)
-            method = _new_object(ActorMethod)
-            method._handle = self
-            method._info = info
-            method._num_returns = info.num_returns
-            method._group = info.group
-            method._retry = info.retry
+            # Made once per handle and name, then found in the instance dict: ``h.f``
+            # runs on every call. The method holds the handle's target, not the
+            # handle, so the cache makes no reference cycle.
+            method = self.__dict__[name] = ActorMethod(self._target, info)
             return method
         if name == TERMINATE:
-            return ActorMethod(self, _terminate_info(self._actor_class._cls))
+            return ActorMethod(self._target, _terminate_info(self._actor_class._cls))
         if name.startswith("__") and name.endswith("__") and name != "__call__":
             raise AttributeError(name)
         info = self._actor_class._methods.get(name)
@@ -252,7 +251,7 @@ class ActorHandle:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AttributeError(f"The actor {self._actor_class._cls.__name__} has no method "
                                  f"{name!r}{hint}")
-        return ActorMethod(self, info)
+        return ActorMethod(self._target, info)
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._actor_class._methods))
@@ -307,17 +306,27 @@ def _rebuild_handle(actor_id: str, named_key, class_key: str, class_blob: bytes,
                        groups)
 
 
-_new_object = object.__new__
+class _CallTarget:
+    """What a handle's methods call: the backend's token for the actor, the backend and the
+    actor's groups. The handle and its methods share it; the backend's count of the handle
+    drops when the last of them is gone."""
+
+    __slots__ = ("actor", "backend", "groups", "__weakref__")
+
+    def __init__(self, actor, backend, groups):
+        self.actor = actor
+        self.backend = backend
+        self.groups = groups
 
 
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``."""
 
-    __slots__ = ("_handle", "_info", "_num_returns", "_group", "_retry")
+    __slots__ = ("_target", "_info", "_num_returns", "_group", "_retry")
 
-    def __init__(self, handle: ActorHandle, info: MethodInfo, num_returns=None, group=None,
+    def __init__(self, target: _CallTarget, info: MethodInfo, num_returns=None, group=None,
                  retry=None):
-        self._handle = handle
+        self._target = target
         self._info = info
         self._num_returns = info.num_returns if num_returns is None else num_returns
         self._group = info.group if group is None else group
@@ -325,11 +334,11 @@ class ActorMethod:
 
     def remote(self, *args, **kwargs):
         info = self._info
-        handle = self._handle
+        target = self._target
         group = self._group
-        if group is not None and (handle._groups is None or group not in handle._groups):
-            raise unknown_group(f"{info.signature.label}.remote()", group, handle._groups)
-        backend = handle._backend
+        if group is not None and (target.groups is None or group not in target.groups):
+            raise unknown_group(f"{info.signature.label}.remote()", group, target.groups)
+        backend = target.backend
         if backend.raw_arguments:
             payload, deps, exported = raw_arguments(info.signature, args, kwargs)
         else:
@@ -337,7 +346,7 @@ class ActorMethod:
         spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
                                    self._num_returns, session._router.capture(), exported, None,
                                    group, self._retry))
-        return backend.call_actor(handle._actor, spec)
+        return backend.call_actor(target.actor, spec)
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)
@@ -346,7 +355,7 @@ class ActorMethod:
             retries, exceptions = retry or (None, None)
             retry = (options.get("max_task_retries", retries),
                      options.get("retry_exceptions", exceptions))
-        return ActorMethod(self._handle, self._info, self._info.with_options(options),
+        return ActorMethod(self._target, self._info, self._info.with_options(options),
                            options.get("concurrency_group"), retry)
 
     def __call__(self, *args, **kwargs):

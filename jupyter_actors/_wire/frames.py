@@ -103,7 +103,8 @@ def call_fields(call_id: int, method: str, args: Payload, num_returns: int, grou
 
 
 def encode_calls(calls: list) -> bytes:
-    """One frame for a run of calls (``call_fields`` of each), in order."""
+    """One frame for a run of calls, each ``(call_id, method, args blob, num_returns,
+    group)`` (no ref arguments, no out-of-band buffers, plain fields), in order."""
     if len(calls) == 1:  # the frame of a lone call, as encode_call writes it
         call_id, method, blob, num_returns, group = calls[0]
         meta = _MARSHAL + marshal.dumps((("call", call_id, method, None, (), num_returns, group),

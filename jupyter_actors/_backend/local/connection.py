@@ -31,7 +31,7 @@ class Connection:
         self.decoder = frames.FrameDecoder()
         self.lock = threading.Lock()
         self.outbox: collections.deque = collections.deque()
-        self.calls: list = []            # calls queued after the outbox, not yet encoded
+        self.calls: list = []            # call records queued after the outbox, not yet encoded
         self.pending: dict = {}          # call_id -> CallRecord sent to this worker
         self.lent_refs: dict = {}        # ref_id -> times sent, not yet released (objects.Lent)
         self.lent_actors: dict = {}      # actor_id -> likewise
@@ -74,22 +74,29 @@ class Connection:
                 return
             self._write_now(parts)
 
-    def send_call(self, call_id: int, method: str, args, num_returns: int, group) -> None:
-        """``send`` of a call without ref arguments. Calls queued one after another
-        are kept as they are and written as one frame (``frames.encode_calls``): the
-        frame is made once, by whichever thread writes the run."""
-        fields = frames.call_fields(call_id, method, args, num_returns, group)
-        if fields is None:
-            self.send(None, frames.encode_call(call_id, method, args, num_returns, group))
+    def send_call(self, record) -> None:
+        """``send`` of a call record without ref arguments. Calls queued one after
+        another are kept as their records and written as one frame
+        (``frames.encode_calls``): the frame is made once, by whichever thread writes
+        the run, and queuing a call makes no object."""
+        args = record.args_payload
+        group = record.group
+        # (frames.call_fields' test, inlined: this runs on every call)
+        if args.buffers or type(args.blob) is not bytes or type(record.target) is not str \
+                or type(record.num_returns) is not int \
+                or (group is not None and type(group) is not str):
+            self.send(None, frames.encode_call(record.call_id, record.target, args,
+                                               record.num_returns, group))
             return
         with self.lock:
             if self.exited:
                 return
             if self._queues():
-                self.calls.append(fields)
+                self.calls.append(record)
                 self._queued(True)
                 return
-            self._write_now([frames.encode_calls([fields])])
+            self._write_now([frames.encode_calls([(record.call_id, record.target, args.blob,
+                                                   record.num_returns, group)])])
 
     def _queues(self) -> bool:
         """Whether the frame being sent joins the queue (lock held): frames are queued
@@ -135,8 +142,12 @@ class Connection:
         """The calls queued so far become one frame at the end of the outbox (lock held)."""
         calls = self.calls
         if calls:
-            self.outbox.append(frames.encode_calls(calls))
+            # (A record finished meanwhile, its arguments let go, is not sent.)
+            fields = [(r.call_id, r.target, r.args_payload.blob, r.num_returns, r.group)
+                      for r in calls if r.args_payload is not None]
             calls.clear()
+            if fields:
+                self.outbox.append(frames.encode_calls(fields))
 
     def burst_wait(self) -> float:
         """Seconds to put off writing the queue while calls keep coming (0: write now)."""

@@ -84,8 +84,7 @@ def send_record(conn, record: CallRecord) -> None:
     conn.pending[record.call_id] = record
     if record.kind == "call":
         if not deps:  # most calls: a frame made without building the message first
-            conn.send_call(record.call_id, record.target, record.args_payload,
-                           record.num_returns, record.group)
+            conn.send_call(record)
             return
         message = new(CallMethod, (record.call_id, record.target, record.args_payload,
                                    record.dep_payloads(), record.num_returns, record.group))
