@@ -12,7 +12,8 @@ from .._backend.base import ActorSpec, CallSpec, new_spec
 from .._wire.payloads import LazyDefinition, Payload, deserialize_definition
 from . import refs as _refs
 from . import session
-from .arguments import Signature, _signature, prepare_arguments, raw_arguments
+from .arguments import (Signature, _signature, blob_arguments, prepare_arguments,
+                        raw_arguments)
 from .generators import is_generator_function, wire_num_returns
 from .options import ACTOR, METHOD, check_actor_options, check_options
 
@@ -311,12 +312,15 @@ class _CallTarget:
     actor's groups. The handle and its methods share it; the backend's count of the handle
     drops when the last of them is gone."""
 
-    __slots__ = ("actor", "backend", "groups", "__weakref__")
+    __slots__ = ("actor", "backend", "groups", "prepare", "__weakref__")
 
     def __init__(self, actor, backend, groups):
         self.actor = actor
         self.backend = backend
         self.groups = groups
+        # How a call's arguments become what the backend takes (see Backend).
+        self.prepare = (raw_arguments if backend.raw_arguments else
+                        blob_arguments if backend.blob_arguments else prepare_arguments)
 
 
 class ActorMethod:
@@ -338,15 +342,11 @@ class ActorMethod:
         group = self._group
         if group is not None and (target.groups is None or group not in target.groups):
             raise unknown_group(f"{info.signature.label}.remote()", group, target.groups)
-        backend = target.backend
-        if backend.raw_arguments:
-            payload, deps, exported = raw_arguments(info.signature, args, kwargs)
-        else:
-            payload, deps, exported = prepare_arguments(info.signature, args, kwargs)
+        payload, deps, exported = target.prepare(info.signature, args, kwargs)
         spec = new_spec(CallSpec, (info.signature.label, info.name, payload, deps,
                                    self._num_returns, session._router.capture(), exported, None,
                                    group, self._retry))
-        return backend.call_actor(target.actor, spec)
+        return target.backend.call_actor(target.actor, spec)
 
     def options(self, **options) -> "ActorMethod":
         check_options(dict(options), METHOD)

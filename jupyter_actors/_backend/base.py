@@ -93,6 +93,9 @@ class Backend(abc.ABC):
     name: str = "?"
     # True: specs carry (args, kwargs) unpickled, with refs in place (see above).
     raw_arguments: bool = False
+    # True: an actor call's CallSpec.args may be the bytes of a payload without buffers
+    # (a call of positional scalars) instead of the Payload.
+    blob_arguments: bool = False
 
     # -- actors -----------------------------------------------------------------
     @abc.abstractmethod

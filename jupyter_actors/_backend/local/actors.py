@@ -87,7 +87,11 @@ class ActorState:
             conn = self.conn
             if not self.queue and conn is not None and not record.deps \
                     and self.terminating is None and record.target != TERMINATE:
-                send_record(conn, record)  # nothing ahead of it, nothing to wait for
+                # Nothing ahead of it, nothing to wait for.
+                if record.kind == "call" and not record.exported:
+                    conn.send_call(record)  # (send_record's path for most calls)
+                else:
+                    send_record(conn, record)
                 return
             self.queue.append(record)
             self._pump()

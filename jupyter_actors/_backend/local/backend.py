@@ -22,6 +22,7 @@ class LocalBackend(Backend):
     """Actors and tasks in worker processes on this machine."""
 
     name = "local"
+    blob_arguments = True   # (Connection.send_call takes both)
 
     def __init__(self, router, num_cpus=None, idle_workers=None, log_to_driver=True,
                  preload=()):

@@ -7,8 +7,10 @@ import socket
 import subprocess
 import threading
 import time
+from time import monotonic as _monotonic
 
 from ..._wire import frames
+from ..._wire.payloads import Payload
 
 # Frames to one worker closer together than this are written in batches (Connection.send).
 BURST = 50e-6
@@ -75,27 +77,42 @@ class Connection:
             self._write_now(parts)
 
     def send_call(self, record) -> None:
-        """``send`` of a call record without ref arguments. Calls queued one after
-        another are kept as their records and written as one frame
-        (``frames.encode_calls``): the frame is made once, by whichever thread writes
-        the run, and queuing a call makes no object."""
+        """Send a call record without ref arguments (its refs and handles lent already):
+        it becomes pending here, then as ``send``. Calls queued one after another are
+        kept as their records and written as one frame (``frames.encode_calls``): the
+        frame is made once, by whichever thread writes the run, and queuing a call
+        makes no object. (Runs on every call: ``_queues`` and ``_queued`` inlined.)"""
+        record.conn = self
+        record.pid = self.pid
+        self.pending[record.call_id] = record
         args = record.args_payload
         group = record.group
-        # (frames.call_fields' test, inlined: this runs on every call)
-        if args.buffers or type(args.blob) is not bytes or type(record.target) is not str \
-                or type(record.num_returns) is not int \
+        # (frames.call_fields' test, inlined)
+        if type(args) is not bytes:  # a Payload (most calls bring the bytes of one)
+            if args.buffers or type(args.blob) is not bytes:
+                self.send(None, frames.encode_call(record.call_id, record.target, args,
+                                                   record.num_returns, group))
+                return
+            args = record.args_payload = args.blob
+        if type(record.target) is not str or type(record.num_returns) is not int \
                 or (group is not None and type(group) is not str):
-            self.send(None, frames.encode_call(record.call_id, record.target, args,
+            self.send(None, frames.encode_call(record.call_id, record.target, Payload(args),
                                                record.num_returns, group))
             return
         with self.lock:
             if self.exited:
                 return
-            if self._queues():
-                self.calls.append(record)
-                self._queued(True)
+            now = _monotonic()
+            burst = now - self.last_send < BURST and not self.waited
+            self.waited = False
+            self.last_send = now
+            calls = self.calls
+            if burst or calls or self.outbox:
+                calls.append(record)
+                if not self.writing or len(calls) + len(self.outbox) >= RUN:
+                    self._queued(True)
                 return
-            self._write_now([frames.encode_calls([(record.call_id, record.target, args.blob,
+            self._write_now([frames.encode_calls([(record.call_id, record.target, args,
                                                    record.num_returns, group)])])
 
     def _queues(self) -> bool:
@@ -143,7 +160,7 @@ class Connection:
         calls = self.calls
         if calls:
             # (A record finished meanwhile, its arguments let go, is not sent.)
-            fields = [(r.call_id, r.target, r.args_payload.blob, r.num_returns, r.group)
+            fields = [(r.call_id, r.target, r.args_payload, r.num_returns, r.group)
                       for r in calls if r.args_payload is not None]
             calls.clear()
             if fields:

@@ -10,6 +10,7 @@ import time
 from ... import _ids
 from ..._trace import tracer
 from ..._wire.messages import CallMethod, CreateActor, RunTask, new
+from ..._wire.payloads import Payload
 from ...exceptions import TaskCancelledError
 
 PENDING, RUNNING, FINISHED, FAILED, CANCELLED = "pending", "running", "finished", "failed", "cancelled"
@@ -33,7 +34,7 @@ class CallRecord:
         self.target = target              # method name or function id
         self.owner = owner                # ActorState or TaskPool
         self.actor_id = owner.actor_id    # None for tasks
-        self.args_payload = args_payload
+        self.args_payload = args_payload  # a Payload, or (calls) the bytes of one without buffers
         self.deps = deps                  # top-level ObjectRef arguments
         self.num_returns = num_returns
         self.context = context            # output router context of the submitter
@@ -71,8 +72,6 @@ class CallRecord:
 
 
 def send_record(conn, record: CallRecord) -> None:
-    record.conn = conn
-    record.pid = conn.pid
     deps = record.deps
     if record.exported or deps:
         lent = record.owner.runtime.lent
@@ -81,12 +80,16 @@ def send_record(conn, record: CallRecord) -> None:
         for dep in deps:
             if dep._inner:
                 lent.lend(conn, dep._inner)   # ... and in the values of ref arguments
+    if record.kind == "call" and not deps:
+        conn.send_call(record)  # most calls: pending there, the frame made with its run
+        return
+    record.conn = conn
+    record.pid = conn.pid
     conn.pending[record.call_id] = record
     if record.kind == "call":
-        if not deps:  # most calls: a frame made without building the message first
-            conn.send_call(record)
-            return
-        message = new(CallMethod, (record.call_id, record.target, record.args_payload,
+        args = record.args_payload
+        message = new(CallMethod, (record.call_id, record.target,
+                                   Payload(args) if type(args) is bytes else args,
                                    record.dep_payloads(), record.num_returns, record.group))
     elif record.kind == "task":
         message = RunTask(record.call_id, record.target, record.args_payload,
