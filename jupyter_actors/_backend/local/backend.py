@@ -75,7 +75,7 @@ class LocalBackend(Backend):
         if num_returns == 1 and not ref_ids:  # the common call: one ref, made here
             refs = ObjectRef(record.call_id, RefFuture())
             refs._owner = record
-            record.refs = [refs]
+            record.refs = refs  # (the ref itself: see records.take_refs)
         else:
             refs = _new_refs(record, ref_ids)
         actor.submit(record)

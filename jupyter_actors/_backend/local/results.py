@@ -11,6 +11,8 @@ import pickle
 import time
 
 from ..._api import refs as _refs
+from ..._api.futures import RefFuture
+from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from ..._wire import errors
 from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallFailed, CallOk,
@@ -18,7 +20,8 @@ from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallF
                                RefAnswer, new)
 from ..._wire.payloads import Payload, deserialize, serialize
 from ...exceptions import TaskCancelledError, TaskError
-from .records import CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record, release_inputs
+from .records import (CANCELLED, FINISHED, PENDING, RUNNING, _count, fail_record, release_inputs,
+                      take_refs)
 
 
 # Every pickled ref or handle names one of these (_rebuild_ref, _rebuild_handle).
@@ -119,7 +122,7 @@ class ResultHandlers:
         if record is None:
             return
         payloads, refs = message.payloads, record.refs
-        if len(payloads) == 1 and len(refs) == 1:
+        if len(payloads) == 1 and (type(refs) is ObjectRef or len(refs) == 1):
             payload = payloads[0]
             if _REBUILD not in payload.blob:  # most results: one value, no refs inside
                 try:
@@ -133,7 +136,7 @@ class ResultHandlers:
                 record.refs = ()
                 release_inputs(record)
                 tracer.record_finished(record)
-                ref = refs[0]
+                ref = refs if type(refs) is ObjectRef else refs[0]
                 ref._payload = payload  # (ref._inner stays None: the value holds no refs)
                 future = ref._future
                 if not future.done():  # last: see _ok_many
@@ -156,7 +159,8 @@ class ResultHandlers:
             record = pending.get(call_id)
             try:
                 if record is None or views or record.status == CANCELLED \
-                        or record.kind == "init" or len(record.refs) != 1 or _REBUILD in blob \
+                        or record.kind == "init" or _REBUILD in blob \
+                        or (type(record.refs) is not ObjectRef and len(record.refs) != 1) \
                         or (record.started is None and tracer.listeners):
                     self.ok(conn, new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)))
                     continue
@@ -176,13 +180,18 @@ class ResultHandlers:
                     _count(record)
                 elif counts is not None:
                     counts[FINISHED] += 1
-                ref = record.refs[0]
+                ref = record.refs
+                if type(ref) is not ObjectRef:
+                    ref = ref[0]
                 record.refs = ()
                 record.args_payload = record.deps = record.exported = None  # release_inputs
                 finished(record)
                 ref._serialized = blob  # (its Payload is made if ever needed)
                 future = ref._future
-                if not future.done():  # last: see _ok_many
+                # Last: see _ok_many. (set_result unless done already: one call.)
+                if type(future) is RefFuture:
+                    future._settle(value, None)
+                elif not future.done():
                     future.set_result(value)
             except Exception as exc:  # this call fails; the others in the run go on
                 self.runtime.io.handler_failed(
@@ -208,7 +217,7 @@ class ResultHandlers:
                 inners.append(_refs.stop_capture(previous) if capture else None)
         record.status = FINISHED
         _count(record)
-        refs, record.refs = record.refs, ()
+        refs = take_refs(record)
         release_inputs(record)
         tracer.record_finished(record)
         # Last: a caller blocked in get() wakes here, and should find this
@@ -281,8 +290,7 @@ class ResultHandlers:
         if record is not None:
             record.status = FINISHED
             record.finished = time.monotonic()
-            refs, record.refs = record.refs, ()
-            for ref in refs:
+            for ref in take_refs(record):
                 ref._future.set_result(None)
             release_inputs(record)
             tracer.record_finished(record)  # else it stays in tracer.active for ever
