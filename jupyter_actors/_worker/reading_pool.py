@@ -5,13 +5,15 @@ input wakes one of them) and the others wait each on its own lock. The thread
 that reads a call runs it while the other goes on reading: no thread wake-up
 stands between a call's frame and its run (a hand-over costs about a fifth of
 a short call's round trip; a sync call now costs the same wake-ups as with
-max_concurrency 1). More calls in the same read go straight to threads
-waiting on their locks; if none is left, a doorbell (a pipe the reading
-threads also wait on) wakes the other reader. When the last reader takes a
-call, a waiting thread reads in its place; when all N are busy, the thread of
-``reading.Reading`` (which never runs calls) reads for them, so a call that
-waits in ``get`` always has its answer read, and it goes back to waiting on
-its own lock after a read that finds a thread idle.
+max_concurrency 1). More calls in the same read go to threads waiting on
+their locks, one wake-up after another: each thread woken with a call wakes
+the next before it runs its own (which may block), so short calls that the
+threads awake run meanwhile wake no one; if no thread is left, a doorbell (a
+pipe the reading threads also wait on) wakes the other reader. When the last
+reader takes a call, a waiting thread reads in its place; when all N are
+busy, the thread of ``reading.Reading`` (which never runs calls) reads for
+them, so a call that waits in ``get`` always has its answer read, and it goes
+back to waiting on its own lock after a read that finds a thread idle.
 
 Calls start in the order they came (their start is stamped under the lock as
 they leave one FIFO backlog); each thread is one slot, 0 to N - 1.
@@ -129,7 +131,17 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
     def _park(self, me: _IdleSlot):
         me.wake.acquire()
         item = me.call
-        return None if item is _READ else item
+        if item is _READ:
+            return None
+        # Woken with a call: wake the next parked thread if calls are still waiting
+        # (before running this one, which may block), so each call that may start
+        # gets a thread, one wake-up after another. Short calls run meanwhile by the
+        # threads awake empty the backlog first: no wake-up for each parked thread.
+        with self.lock:
+            ring = self._hand_out()
+        if ring:
+            self._ring()
+        return item
 
     def run_pending(self) -> None:
         """After a read by the reading thread (``Reading.thread_loop``): hand out the
@@ -181,18 +193,19 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
         return call, time.monotonic()
 
     def _hand_out(self) -> bool:
-        """Give parked threads the calls they may start (lock held); whether calls that
-        may start are left for the threads waiting for input (ring the doorbell)."""
-        parked = self.parked
-        while self.busy < self.max_concurrency:
-            call = self._head()
-            if call is None or call is _EXIT:
-                return False
-            if not parked:
-                return True
-            me = parked.pop()
-            me.call = self._take()
-            me.wake.release()
+        """Give a parked thread the next call that may start (lock held; that thread
+        passes the next one on: see ``_park``); whether calls that may start are left
+        for the threads waiting for input (ring the doorbell)."""
+        if self.busy >= self.max_concurrency:
+            return False
+        call = self._head()
+        if call is None or call is _EXIT:
+            return False
+        if not self.parked:
+            return True
+        me = self.parked.pop()
+        me.call = self._take()
+        me.wake.release()
         return False
 
     def _ring(self) -> None:
