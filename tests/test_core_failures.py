@@ -340,6 +340,25 @@ def test_dropping_the_last_handle_ends_the_actor_after_its_queued_calls(events):
     assert pid_gone(pid)
 
 
+def test_a_handle_whose_methods_were_called_ends_its_actor_when_dropped_without_a_collection():
+    """A handle keeps the methods it made (``h.f`` runs on every call); they hold what the
+    handle calls through, not the handle, so no reference cycle keeps a dropped handle (and
+    its actor) alive until a garbage collection. A method taken from the handle keeps the
+    actor until it is dropped too."""
+    actor = Worker.remote()
+    pid = ray.get(actor.pid.remote(), timeout=GUARD)
+    method = actor.pid
+    assert actor.pid is method  # made once per handle and name
+    gc.disable()  # only reference counts may end it
+    try:
+        del actor
+        assert ray.get(method.remote(), timeout=GUARD) == pid
+        del method
+        assert pid_gone(pid)
+    finally:
+        gc.enable()
+
+
 DRIVER_SCRIPT = textwrap.dedent("""
     import os, sys, time
     import jupyter_actors as ray
