@@ -9,6 +9,8 @@ import sys
 import textwrap
 import threading
 
+import pytest
+
 import jupyter_actors as ray
 from jupyter_actors._api import session
 from jupyter_actors._output import OutputRouter
@@ -217,6 +219,46 @@ def test_done_callbacks_run_on_the_io_thread_not_in_the_reading_caller(events):
     release.set()
     assert finished.wait(GUARD)
     assert seen == ["jupyter_actors-io"]
+
+
+def test_a_caller_polling_for_its_reply_gets_it_its_output_and_its_actors_death(events,
+                                                                               monkeypatch):
+    """A caller that polls for its reply before sleeping (forced here: the machine counts as
+    idle and a poll lasts long) gets each result after its output; meanwhile the I/O thread
+    does not watch that socket, and it watches it again after: a ref nobody waits for
+    still completes, and an actor that dies while a caller polls fails its call at once."""
+    from jupyter_actors import _spin
+    monkeypatch.setattr(_spin._cores, "spare", lambda now: True)
+    monkeypatch.setattr(_spin.Spin, "TIME", 0.2)
+    ray.init()
+    router, previous = _Lines(), session.output_router()
+    session.set_output_router(router)
+    try:
+        solo = Solo.remote()
+        for i in range(200):
+            assert ray.get(solo.echo.remote(i), timeout=GUARD) == i
+            assert router.has(f"solo {i}")
+        gate, go = Gate.remote(), events("go")
+        assert ray.get(gate.echo.remote(0), timeout=GUARD) == 0
+        ref = gate.wait_for.remote(go.path)  # nobody waits on it: the I/O thread reads it
+        go.set()
+        assert ref.future().result(timeout=GUARD) == "through"
+
+        @ray.remote
+        class Doomed:
+            def die_soon(self):
+                threading.Timer(0.05, os._exit, (3,)).start()
+                return "later"
+
+            def wait(self):
+                threading.Event().wait(GUARD)
+
+        doomed = Doomed.remote()
+        assert ray.get(doomed.die_soon.remote(), timeout=GUARD) == "later"
+        with pytest.raises(ray.exceptions.ActorDiedError):
+            ray.get(doomed.wait.remote(), timeout=GUARD)
+    finally:
+        session.set_output_router(previous)
 
 
 FORK = textwrap.dedent("""

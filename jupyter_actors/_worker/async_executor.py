@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import selectors
 import threading
 import time
 import types
@@ -18,6 +19,7 @@ from pickle import dumps as pickle_dumps
 from pickle import loads as pickle_loads
 from time import monotonic
 
+from .._spin import Spin
 from .._wire.messages import CallCancelled, CallFailed, CallMethod, CallOk, new
 from .._wire.payloads import NONE_PAYLOAD, PROTOCOL, Payload
 from . import calls
@@ -27,6 +29,25 @@ from .eager_tasks import EagerStarter
 
 _COROUTINE = types.CoroutineType  # what an async def method returns
 _SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+
+
+class _PollFirst(selectors.DefaultSelector):
+    """The loop's selector: a wait for input polls a little before it sleeps (Spin)."""
+
+    def __init__(self):
+        super().__init__()
+        self.spin = Spin()
+        self.poll_now = super().select
+
+    def select(self, timeout=None):
+        if (timeout is None or timeout > Spin.TIME) and self.spin.due():
+            start = monotonic()
+            ready = self.spin.poll(self.poll_now)
+            if ready:
+                return ready
+            if timeout is not None:
+                timeout = max(timeout - (monotonic() - start), 0)
+        return super().select(timeout)
 
 
 class FifoGate:
@@ -85,7 +106,7 @@ class AsyncExecutor:
 
     def __init__(self, worker, max_concurrency: int, groups: dict | None = None):
         self.worker = worker
-        self.loop = asyncio.new_event_loop()
+        self.loop = asyncio.SelectorEventLoop(_PollFirst())
         asyncio.set_event_loop(self.loop)
         self.loop_thread = threading.get_ident()   # run() is called in this thread
         self.gate = FifoGate(max_concurrency)    # the default group's

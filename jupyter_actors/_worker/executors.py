@@ -192,6 +192,8 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
     (cancels, ref answers, the driver's end of file).
     """
 
+    runs_what_it_reads = True   # its reading threads poll for the next call (channel.Spin)
+
     def __init__(self, worker, on_exit):
         super().__init__(worker, 1, None)
         self.backlog: collections.deque = collections.deque()

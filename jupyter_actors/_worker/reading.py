@@ -17,6 +17,7 @@ import threading
 from .._wire import frames
 from .._wire.messages import (CallMethod, CancelCall, DefineFunction, ExitWhenDone,
                                ItemsConsumed, RefAnswer, Reply, RunTask, StreamItem)
+from .._spin import Spin
 from .channel import Poller, readers_epoll
 
 
@@ -151,8 +152,12 @@ class Reading:
         channel = self.worker.channel
         poller = Poller(self.sock, flushes, self.epoll)
         client = self.worker.client
+        # A thread that runs the calls it reads polls a little for the next one first.
+        spin = Spin() if getattr(self.worker.executor, "runs_what_it_reads", False) \
+            and self.epoll is not None else None
         while not self.loop_reads:
-            if channel.wait_readable(poller):
+            if (spin is not None and spin.due() and spin.poll(self.epoll.poll)) \
+                    or channel.wait_readable(poller):
                 self.read_once()
                 if run_pending is not None:
                     run_pending()

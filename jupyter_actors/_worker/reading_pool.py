@@ -26,6 +26,7 @@ import select
 import threading
 import time
 
+from .._spin import Spin
 from .channel import readers_epoll
 from .executors import _EXIT, BacklogCalls, SyncExecutor, _IdleSlot
 
@@ -221,8 +222,11 @@ def _waiter(sock, bell: int, epoll):
     if epoll is not None:
         # Linux: the threads' one epoll (channel.readers_epoll): input wakes one of the
         # idle threads, once; a ring wakes one (another, if more rings are left).
+        spin = Spin()   # (a thread that ran a call polls a little for the next)
+        poll = epoll.poll
+
         def wait():
-            events = epoll.poll()
+            events = (spin.due() and spin.poll(poll)) or poll()
             if not events:
                 return False, False
             if len(events) == 2:

@@ -102,6 +102,7 @@ class IOLoop:
         self._later: list = []        # (when, conn): writes put off while calls keep coming
         self.queued: set = set()      # connections with frames queued (Connection.send)
         self._unlocked: collections.deque = collections.deque()  # (call_soon_unlocked)
+        self.unwatched: dict = {}     # conn -> callers reading its socket with our watch off
         self._logged: set = set()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-io", daemon=True)
         self.thread.start()
@@ -149,6 +150,50 @@ class IOLoop:
             return  # not watched (yet, or any more)
         self.selector.modify(conn.sock, key.events, conn)
 
+    def unwatch(self, conn) -> bool:
+        """Stop this thread's watch of ``conn``'s input while a caller reads it itself
+        without sleeping in poll() (``waiting``): input would wake this thread instead.
+        False (nothing changed) when it waits to write there, or the worker is gone."""
+        with self.lock:
+            count = self.unwatched.get(conn, 0)
+            if not count:
+                if conn.exited:
+                    return False
+                try:
+                    key = self.selector.get_key(conn.sock)
+                except (KeyError, ValueError):
+                    return False
+                if key.events != selectors.EVENT_READ:
+                    return False
+                try:
+                    self.selector._selector.unregister(key.fd)
+                except OSError:
+                    return False
+            self.unwatched[conn] = count + 1
+            return True
+
+    def rewatch(self, conn) -> None:
+        """The caller that called ``unwatch`` is done: watch ``conn`` again (input that
+        came meanwhile and is still unread wakes this thread at once)."""
+        with self.lock:
+            count = self.unwatched.pop(conn, 0) - 1
+            if count > 0:
+                self.unwatched[conn] = count
+                return
+            if count < 0 or conn.exited:
+                return
+            try:
+                key = self.selector.get_key(conn.sock)
+            except (KeyError, ValueError):
+                return
+            events = self.selector._EVENT_READ
+            if key.events & selectors.EVENT_WRITE:
+                events |= self.selector._EVENT_WRITE
+            try:
+                self.selector._selector.register(key.fd, events)
+            except FileExistsError:
+                pass  # watched again meanwhile (requeue, watch_writable)
+
     def watch_writable(self, conn) -> None:
         if conn.exited:
             return
@@ -167,6 +212,7 @@ class IOLoop:
     def closed(self, conn) -> None:
         """The worker is gone: stop watching it and collect its exit status (lock held)."""
         self.queued.discard(conn)
+        self.unwatched.pop(conn, None)
         for epoll in conn.watchers:  # callers' watches (waiting.py)
             try:
                 epoll.unregister(conn.sock)
