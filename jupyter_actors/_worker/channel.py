@@ -353,7 +353,8 @@ def readers_epoll(sock: socket.socket, *others: int):
     try:
         # Exclusive too: another epoll that also watches the socket (the reading
         # pool's and the reading thread's) is not woken for the same input.
-        epoll.register(sock, select.EPOLLIN | select.EPOLLET | select.EPOLLEXCLUSIVE)
+        epoll.register(sock, select.EPOLLIN | select.EPOLLET |
+                       getattr(select, "EPOLLEXCLUSIVE", 0))
     except OSError:  # a kernel without EPOLLEXCLUSIVE (before 4.5)
         epoll.register(sock, select.EPOLLIN | select.EPOLLET)
     for fd in others:

@@ -224,6 +224,9 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
             while future._state not in _DONE:
                 left = deadline - monotonic()
                 if left <= 0:
+                    if waiter.more:  # what a full buffer left is the I/O thread's now
+                        waiter.more = False
+                        _hand_back(waiter)
                     return False
                 events = poll(left)
                 if events:
