@@ -361,7 +361,7 @@ def join_through_client(address: str, attempts: int = 3) -> None:
                 raise
 
 
-def test_ray_client_runs_actors_and_routes_their_output(ray_head):
+def test_ray_client_runs_actors_and_routes_their_output(ray_head, capsys):
     """init(address="ray://HOST:PORT") joins through Ray Client: actors and tasks run, an
     actor's lines reach the code that made the call, and the call is traced with its pid."""
     if ray_head.client_address is None:
@@ -373,7 +373,8 @@ def test_ray_client_runs_actors_and_routes_their_output(ray_head):
         join_through_client(ray_head.client_address)
         assert ray.backend_name() == "ray"
         greeter = Greeter.remote()
-        assert ray.get(greeter.greet.remote("client"), timeout=4 * GUARD) == "hello client"
+        greeted = greeter.greet.remote("client")
+        assert ray.get(greeted, timeout=4 * GUARD) == "hello client"
         assert ray.get(environment_variable.remote("JA_UNSET"), timeout=GUARD) is None
         with lines.cond:
             assert lines.cond.wait_for(lambda: lines.lines, GUARD)
@@ -387,9 +388,25 @@ def test_ray_client_runs_actors_and_routes_their_output(ray_head):
                 break
             time.sleep(0.01)
         assert records[-1].status == "finished" and records[-1].pid is not None
+        # A trace-event line the log monitor read half-written reaches the client as two
+        # prefixed lines: joined and routed to the call, not printed.
+        _feed_half_written_events_line(greeted._owner, capsys)
     finally:
         session.set_output_router(previous)
         ray.shutdown()
+
+
+def _feed_half_written_events_line(record, capsys) -> None:
+    from ray.util.client.logsclient import LogstreamClient
+    from jupyter_actors._backend.ray.host import EVENTS_MARK
+    from jupyter_actors._backend.ray.output import TAG
+    capsys.readouterr()
+    origin = int(time.time() * 1e6) - 1000
+    line = f'{EVENTS_MARK}[4243,{origin},[[{record.key},"sf",10,5,20]]]{TAG}'
+    for part in (line[:25], line[25:]):
+        LogstreamClient.stdstream(None, 0, f"(Greeter pid=4243) {part}\n")
+    assert (record.pid, record.slot) == (4243, 5)
+    assert capsys.readouterr() == ("", "")
 
 
 

@@ -39,15 +39,20 @@ def _routing(printer):
             return printer(self, level, msg)
         plain: list = []
         # (Not splitlines(): it splits at our record separator too.)
+        is_err = level == _STDERR
         for line in msg.split("\n"):
             if not line:
                 continue
             match = _PREFIX.match(line)
             rest = line[match.end():] if match else ""
-            if rest.startswith(LINE_MARK) or rest.startswith(EVENTS_MARK):
-                pid = match.group("pid")
-                router.handle({"lines": [rest], "pid": int(pid) if pid else None,
-                               "actor_name": match.group("name"), "is_err": level == _STDERR})
+            pid = match.group("pid") if match else None
+            pid = int(pid) if pid else None
+            # A trace-event line the log monitor read half-written comes as two lines:
+            # the second (no mark of its own) goes where the first went, to be joined.
+            if rest.startswith(LINE_MARK) or rest.startswith(EVENTS_MARK) \
+                    or (match and (pid, is_err) in router.cut):
+                router.handle({"lines": [rest], "pid": pid,
+                               "actor_name": match.group("name"), "is_err": is_err})
             else:
                 plain.append(line + "\n")
         if plain:
