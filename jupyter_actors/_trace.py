@@ -52,11 +52,11 @@ class Tracer:
     """Keeps in-flight and finished calls; tells listeners as calls are submitted, start, end.
 
     A finished call's row (the values of ``_ROW_FIELDS``) goes end to end into
-    one flat list, the open chunk. Every ``chunk`` calls the open chunk is
-    sealed: it settles for one more round (a thread that took it just before
-    may still be adding its call) and is then packed into a ``Chunk`` of
-    columns: a full trace is a few objects per chunk, which cost garbage
-    collections nothing.
+    one flat list, the open chunk. Every ``chunk`` calls the rows in it are
+    packed into a ``Chunk`` of columns and cut from its front, in place: a row
+    another thread adds meanwhile lands behind them and stays (a row is added
+    whole, by one C call). A full trace is a few objects per chunk, which cost
+    garbage collections nothing.
     """
 
     def __init__(self, capacity: int = 200_000):
@@ -65,10 +65,9 @@ class Tracer:
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
         self._lock = threading.Lock()     # guards listeners and the chunks
-        self._rows: list = []             # the open chunk: rows end to end
-        self._settling: list | None = None    # the chunk sealed last, not packed yet
+        self._rows: list = []             # the open chunk: rows end to end (never replaced)
         self._packed: collections.deque = collections.deque()   # Chunks, oldest first
-        self._kept = 0                    # calls in _settling and _packed
+        self._kept = 0                    # calls in _packed
         # call_id -> row: calls whose record changed after they ended (a cancelled
         # call, when its worker reports how it ended; a Ray call whose worker's
         # times came after Ray's reply). Readers take these over the rows.
@@ -103,7 +102,7 @@ class Tracer:
                      record.pid, record.group, record.owner, record.error)
             in_flight.discard(record)
             if len(rows) >= self._seal_at:
-                self._seal(rows)
+                self._seal()
         elif record.status in _ENDED:
             # Finished once already: a cancelled call finishes when cancel() fails its
             # refs, and again when its worker reports how it ended (with the worker's
@@ -129,28 +128,28 @@ class Tracer:
                      record.pid, record.group, record.owner, record.error)
         in_flight.difference_update(records)
         if len(rows) >= self._seal_at:
-            self._seal(rows)
+            self._seal()
 
     def _run_finished_and_tell(self, records: list) -> None:
         for record in records:
             self._finished_and_tell(record)
 
-    def _seal(self, rows=None) -> None:
-        """Seal the open chunk (if ``rows`` is still its list, or always when None), pack
-        the one sealed before, and forget the oldest calls beyond ``capacity``."""
+    def _seal(self, wait: bool = False) -> None:
+        """Pack the open chunk's rows and forget the oldest calls beyond ``capacity``."""
         # From a call's end never wait: the lock's holder may be this very thread (a
         # finalizer that ends a call, run by a garbage collection inside the lock). The
-        # open chunk then grows a little, and a later end seals it.
-        if not self._lock.acquire(rows is None):
+        # open chunk then grows a little, and a later end packs it.
+        if not self._lock.acquire(wait):
             return
         try:
-            if rows is not None and self._rows is not rows:
-                return  # another thread sealed it
-            sealed, self._rows = self._rows, []
-            if self._settling is not None:
-                self._packed.append(Chunk(self._settling))
-            self._settling = sealed or None
-            self._kept += len(sealed) // _WIDTH
+            rows = self._rows
+            end = len(rows)  # whole rows: each is added by one C call
+            if end < self._seal_at and not wait:
+                return  # another thread packed them
+            if end:
+                self._packed.append(Chunk(rows, end))
+                del rows[:end]
+                self._kept += end // _WIDTH
             self._forget(max(self.capacity - self._chunk, 0))  # room for the open chunk
         finally:
             self._lock.release()
@@ -158,11 +157,6 @@ class Tracer:
     def _forget(self, keep: int) -> None:
         """Forget the oldest calls until ``keep`` are left in the sealed chunks (lock held)."""
         packed = self._packed
-        if self._kept > keep and self._settling is not None and \
-                self._kept - len(self._settling) // _WIDTH < keep:
-            # Only when the capacity is tiny: the settling chunk must lose calls too.
-            packed.append(Chunk(self._settling))
-            self._settling = None
         later = self._later
         while self._kept > keep and packed:
             chunk = packed[0]
@@ -180,9 +174,7 @@ class Tracer:
             known = set()
             for chunk in packed:
                 known.update(chunk.call_ids())
-            for rows in (self._settling, self._rows):
-                if rows:
-                    known.update(rows[::_WIDTH])
+            known.update(self._rows[::_WIDTH])
             self._later = {k: v for k, v in later.items() if k in known}
             self._later_limit = max(self._chunk, 2 * len(self._later))
 
@@ -227,10 +219,9 @@ class Tracer:
             # In flight first: a call ending meanwhile has its row in the copies below.
             in_flight = self._in_flight.copy()
             chunks = list(self._packed)
-            unpacked = [self._settling] if self._settling is not None else []
-            unpacked.append(self._rows.copy())
+            rows = self._rows.copy()
             later = self._later.copy()
-        chunks += [Chunk(rows) for rows in unpacked]
+        chunks.append(Chunk(rows, len(rows)))
         out = []
         for chunk in chunks:
             out += chunk.calls(later)
@@ -247,7 +238,7 @@ class Tracer:
     def resize(self, capacity: int) -> None:
         """Remember at most ``capacity`` finished calls from now on."""
         self._set_capacity(capacity)
-        self._seal()
+        self._seal(wait=True)
 
     def _set_capacity(self, capacity: int) -> None:
         self.capacity = capacity                          # finished calls remembered
@@ -257,8 +248,7 @@ class Tracer:
     def clear(self) -> None:
         """Forget finished calls (in-flight ones stay: they will finish)."""
         with self._lock:
-            self._rows = []
-            self._settling = None
+            del self._rows[:]
             self._packed.clear()
             self._kept = 0
             self._later.clear()
@@ -279,8 +269,9 @@ _ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "s
                "finished", "slot", "pid", "group", "owner", "error")
 _WIDTH = len(_ROW_FIELDS)
 # The fields a Chunk packs into an array, by array type code: those that are a new
-# object per call (the call id, the times).
-_PACKED = ("q", None, None, None, None, "d", "d", "d", None, None, None, None, None)
+# object per call (the call id, the times; the slot of an async actor's call, which
+# is often past the small ints Python shares).
+_PACKED = ("q", None, None, None, None, "d", "d", "d", "q", None, None, None, None)
 
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
 _ENDED = frozenset(("finished", "failed", "cancelled"))
@@ -300,9 +291,9 @@ class Chunk:
 
     __slots__ = ("count", "columns", "same")
 
-    def __init__(self, rows: list):
-        count = self.count = len(rows) // _WIDTH
-        end = count * _WIDTH
+    def __init__(self, rows: list, end: int):
+        """The calls in ``rows[:end]``."""
+        count = self.count = end // _WIDTH
         columns = []
         same = []
         for k, code in enumerate(_PACKED):
