@@ -78,7 +78,7 @@ class Hooks:
             cls._on = tracer.__dict__
             empty = _trace.Tracer()
             for name in cls.names:
-                setattr(empty, name, lambda record: None)
+                setattr(empty, name, lambda *record: None)
             cls._off = empty.__dict__
         tracer.__dict__ = cls._off
 
@@ -91,7 +91,8 @@ class Hooks:
 def hook_cost_ns(calls: int = 300_000, run: int = 1) -> float:
     """ns per call for what the driver's trace does on its own (submitted + finished, nobody
     listening; the start is reported only to listeners), the packing of older calls included.
-    ``run``: calls whose results came back together (a CallsOk) end in one step."""
+    ``run``: calls whose results came back together (a CallsOk) end in one step, with
+    their (call_id, result, started, finished, slot) as the run's message has them."""
     from jupyter_actors._backend.local.records import CallRecord
     from jupyter_actors._backend.local.tasks import TaskPool
     owner = TaskPool(None, 1)
@@ -103,6 +104,8 @@ def hook_cost_ns(calls: int = 300_000, run: int = 1) -> float:
             record.started, record.finished = time.monotonic(), time.monotonic()
             record.slot, record.pid, record.status = 0, 1, "finished"
         runs = [records[i:i + run] for i in range(0, calls, run)] if run > 1 else None
+        ends = [[(r.call_id, b"", r.started, r.finished, r.slot) for r in ended]
+                for ended in runs] if runs else None
         submitted, finished = tracer.record_submitted, tracer.record_finished
         run_finished = tracer.record_run_finished
         t0 = time.perf_counter_ns()
@@ -111,12 +114,12 @@ def hook_cost_ns(calls: int = 300_000, run: int = 1) -> float:
                 submitted(record)
                 finished(record)
         else:
-            for ended in runs:
+            for ended, run_ends in zip(runs, ends):
                 for record in ended:
                     submitted(record)
-                run_finished(ended)
+                run_finished(ended, run_ends)
         best = min(best, (time.perf_counter_ns() - t0) / calls)
-        del records, runs
+        del records, runs, ends
     return best
 
 
@@ -198,11 +201,11 @@ def main() -> None:
                 line += f"{pct:>+11.1f}% {ns:>+6.0f}ns"
         print(line)
     cpu_us = min(statistics.median(s[1] for s in samples[(row, "off")]) for row in rows) / 1e3
-    one, runs = hook_cost_ns(run=1), hook_cost_ns(run=16)
-    print(f"the hooks alone: {one:.0f} ns per call ending on its own, {runs:.0f} ns per call "
-          f"ending in a run of 16 results; {one / 1e3 / cpu_us * 100:.1f} % and "
-          f"{runs / 1e3 / cpu_us * 100:.1f} % of the driver's CPU time of the cheapest call "
-          f"above ({cpu_us:.1f} µs)")
+    costs = [(run, hook_cost_ns(run=run)) for run in (1, 16, 256)]
+    print("the hooks alone: per call ending " + ", ".join(
+        f"{'on its own' if run == 1 else f'in a run of {run} results'} {ns:.0f} ns "
+        f"({ns / 1e3 / cpu_us * 100:.1f} %)" for run, ns in costs)
+        + f"; % of the driver's CPU time of the cheapest call above ({cpu_us:.1f} µs)")
     ray.shutdown()
 
 

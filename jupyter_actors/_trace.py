@@ -114,23 +114,47 @@ class Tracer:
         for listener in self.listeners:
             listener("finish", record)
 
-    def _run_finished(self, records: list) -> None:
-        """``record_finished`` for a run of calls that ended together, in one step."""
+    def _run_finished(self, records: list, ends=None) -> None:
+        """``record_finished`` for a run of calls that ended together, in one step.
+
+        ``ends``: the run's (call_id, result, started, finished, slot) in the order of
+        ``records``, when the run's message has them so. A long run of one method's calls
+        (the usual pipelined run) becomes a chunk at once, without a row per call."""
         in_flight = self._in_flight
         if not in_flight.issuperset(records):  # (some finished before: one by one)
             for record in records:
                 self._finished(record)
             return
         rows = self._rows
-        for record in records:
-            rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
-                     record.submitted, record.started, record.finished, record.slot,
-                     record.pid, record.group, record.owner, record.error)
+        if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
+            for record in records:
+                rows += (record.call_id, record.kind, record.label, record.actor_id,
+                         record.status, record.submitted, record.started, record.finished,
+                         record.slot, record.pid, record.group, record.owner, record.error)
         in_flight.difference_update(records)
         if len(rows) >= self._seal_at:
             self._seal()
 
-    def _run_finished_and_tell(self, records: list) -> None:
+    def _run_chunk(self, records: list, ends) -> bool:
+        """Keep a run of calls as one chunk of its own; False if they differ in more than
+        their ids, times and slots (or the lock is busy): then as rows."""
+        chunk = Chunk.of_run(records, ends)
+        if chunk is None or not self._lock.acquire(False):  # (never wait: see _seal)
+            return False
+        try:
+            rows = self._rows
+            end = len(rows)
+            if end:  # older calls first
+                self._packed.append(Chunk(rows, end))
+                del rows[:end]
+            self._packed.append(chunk)
+            self._kept += end // _WIDTH + chunk.count
+            self._forget(max(self.capacity - self._chunk, 0))
+        finally:
+            self._lock.release()
+        return True
+
+    def _run_finished_and_tell(self, records: list, ends=None) -> None:
         for record in records:
             self._finished_and_tell(record)
 
@@ -257,6 +281,8 @@ class Tracer:
 
 # Calls per chunk: the oldest calls are forgotten a chunk at a time.
 CHUNK = 1024
+# A run of results at least this long is kept as a chunk of its own.
+RUN_CHUNK = 64
 # The newest finished calls a backend keeps findable by key, for its workers' late
 # reports (Ray's times may come after a call ended).
 RECENT = 4096
@@ -273,6 +299,8 @@ _WIDTH = len(_ROW_FIELDS)
 # is often past the small ints Python shares).
 _PACKED = ("q", None, None, None, None, "d", "d", "d", "q", None, None, None, None)
 
+# The fields of a run's chunk kept once: all but the numbers.
+_RUN_SAME = tuple(k for k, code in enumerate(_PACKED) if code is None)
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
 _ENDED = frozenset(("finished", "failed", "cancelled"))
 
@@ -311,6 +339,42 @@ class Chunk:
             columns.append(column)
         self.columns = columns
         self.same = tuple(same)
+
+    @classmethod
+    def of_run(cls, records: list, ends) -> "Chunk | None":
+        """The chunk of a run of calls that each returned a value (``_run_finished``), or
+        None if they differ in more than their ids, times and slots."""
+        first = records[0]
+        kind, label, owner, group, pid = first.kind, first.label, first.owner, first.group, \
+            first.pid
+        for record in records:
+            if record.label is not label or record.owner is not owner or \
+                    record.group is not group or record.pid is not pid or record.kind is not kind:
+                return None
+        count = len(records)
+        if ends is not None:
+            call_ids, _, started, finished, slots = zip(*ends)
+        else:
+            call_ids = [r.call_id for r in records]
+            started = [r.started for r in records]
+            finished = [r.finished for r in records]
+            slots = [r.slot for r in records]
+        numbers = (call_ids, [r.submitted for r in records], started, finished, slots)
+        packed = []
+        try:
+            for column, code in zip(numbers, "qdddq"):
+                packed.append(array(code, _struct.pack(f"{count}{code}", *column)))
+        except _struct.error:  # (a slot of None: not from a run of results)
+            return None
+        chunk = object.__new__(cls)
+        chunk.count = count
+        # In a run of results every call finished without an error (a call that failed
+        # or was cancelled is out of flight already), and actor_id is its owner's.
+        call_ids, submitted, started, finished, slots = packed
+        chunk.columns = [call_ids, kind, label, first.actor_id, first.status, submitted,
+                         started, finished, slots, pid, group, owner, None]
+        chunk.same = _RUN_SAME
+        return chunk
 
     def call_ids(self):
         return self.columns[0]

@@ -315,3 +315,75 @@ def test_older_calls_kept_compact_read_the_same_and_the_trace_stays_bounded():
         assert "deliberate failure" in event["args"]["error"]
     finally:
         tracer.resize(capacity)
+
+
+def test_a_long_run_of_results_reads_as_one_finished_call_each():
+    """300 calls that end in one turn of an async actor's loop come back together, and the
+    trace keeps such a run in one step: each reads as a finished call of its own."""
+    actor = Meeting.remote()
+    refs = [actor.run_task.remote(300) for _ in range(300)]
+    assert ray.get(refs, timeout=GUARD) == [0] * 300
+    ids = {ref._id for ref in refs}
+    calls = [r for r in tracer.snapshot() if r.call_id in ids]
+    assert sorted(r.call_id for r in calls) == sorted(ids)
+    for r in calls:
+        assert (r.kind, r.label, r.status, r.error, r.group) == \
+            ("call", "Meeting.run_task", "finished", None, None)
+        assert r.actor_id == actor._actor_id and r.owner.class_name == "Meeting"
+        assert r.submitted <= r.started <= r.finished and r.pid == r.owner.pid
+        assert isinstance(r.slot, int) and 0 <= r.slot < 1000
+    assert not ids & set(tracer.active)
+    events = [e for e in ray.timeline(actor) if e["ph"] == "X" and e["cat"] == "call"]
+    assert {e["args"]["call_id"] for e in events} >= ids
+    # All 300 ran at once: the slots of an async actor's in-flight calls differ.
+    assert len({r.slot for r in calls}) == 300
+
+
+def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by_one():
+    """The tracer on its own, fed real call records as the I/O thread feeds it: a run kept
+    as one chunk, a run of two methods, a run with a call that ended before, and calls that
+    ended one by one read back alike, oldest first, and the oldest go first past capacity."""
+    from jupyter_actors._backend.local.records import CallRecord
+    from jupyter_actors._backend.local.tasks import TaskPool
+    from jupyter_actors._trace import Tracer
+
+    pool = TaskPool(None, 1)
+    trace = Tracer(capacity=1000)
+
+    def calls(n, label="square"):
+        records = [CallRecord("task", label, label, pool, b"", (), 1, None) for _ in range(n)]
+        for slot, record in enumerate(records):
+            trace.record_submitted(record)
+            record.started, record.finished = time.monotonic(), time.monotonic()
+            record.slot, record.pid, record.status = slot, 4242, "finished"
+        return records
+
+    def ends(records):
+        return [(r.call_id, b"", r.started, r.finished, r.slot) for r in records]
+
+    fields = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
+              "finished", "slot", "pid", "group", "owner", "error")
+
+    def rows(records):
+        return [tuple(getattr(r, f) for f in fields) for r in records]
+
+    alone = calls(3)
+    for record in alone:
+        trace.record_finished(record)
+    long_run = calls(200)
+    trace.record_run_finished(long_run, ends(long_run))
+    mixed = calls(100) + calls(100, "cube")
+    trace.record_run_finished(mixed, ends(mixed))
+    cancelled, *rest = calls(80)
+    cancelled.status, cancelled.error = "cancelled", ValueError("cancelled first")
+    trace.record_finished(cancelled)
+    cancelled.started = cancelled.finished  # what its worker reports later
+    trace.record_run_finished([cancelled] + rest, None)
+    everything = alone + long_run + mixed + [cancelled] + rest
+    assert rows(trace.snapshot()) == rows(everything)
+    assert trace.active == {} and not trace._in_flight
+
+    more = calls(900)
+    trace.record_run_finished(more, ends(more))
+    kept = trace.snapshot()
+    assert len(kept) <= 1000 and rows(kept) == rows((everything + more)[-len(kept):])

@@ -197,7 +197,9 @@ class ResultHandlers:
                 self.runtime.io.handler_failed(
                     conn, new(CallOk, (call_id, (), t_start, t_end, slot)), exc)
         if ended:
-            tracer.record_run_finished(ended)
+            # (The run's ends line up with its calls when each took the path above.)
+            tracer.record_run_finished(
+                ended, message.ends if len(ended) == len(message.ends) else None)
 
     def _ok_many(self, record, payloads) -> None:
         """``ok`` for several values, or values holding refs or handles."""
