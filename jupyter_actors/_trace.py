@@ -37,12 +37,15 @@ Listeners are called only while someone (a live widget) listens.
 from __future__ import annotations
 
 import collections
+import logging
 import operator
 import threading
 import time
 import struct as _struct
 from array import array
 from itertools import repeat
+
+_LOGGER = logging.getLogger(__name__)
 
 # A fixed origin for showing times to people (ms since the module was loaded).
 EPOCH = time.monotonic()
@@ -81,14 +84,20 @@ class Tracer:
     # bound by _bind_hooks: while nobody listens, the set's own add (one C call),
     # _finished and _run_finished; otherwise the same and a word to every listener.
 
+    def _tell(self, event: str, record) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, record)
+            except Exception:  # a listener must never stop or fail the call it hears of
+                _LOGGER.exception("a trace listener failed on %r of %r", event, record)
+
     def _submitted_and_tell(self, record) -> None:
         self._in_flight.add(record)
-        for listener in self.listeners:
-            listener("submit", record)
+        self._tell("submit", record)
 
     def record_started(self, record) -> None:
-        for listener in self.listeners:
-            listener("start", record)
+        if self.listeners:
+            self._tell("start", record)
 
     def _finished(self, record) -> None:
         in_flight = self._in_flight
@@ -111,8 +120,7 @@ class Tracer:
 
     def _finished_and_tell(self, record) -> None:
         self._finished(record)
-        for listener in self.listeners:
-            listener("finish", record)
+        self._tell("finish", record)
 
     def _run_finished(self, records: list, ends=None) -> None:
         """``record_finished`` for a run of calls that ended together, in one step.
@@ -145,10 +153,9 @@ class Tracer:
             rows = self._rows
             end = len(rows)
             if end:  # older calls first
-                self._packed.append(Chunk(rows, end))
-                del rows[:end]
+                self._seal_rows(rows, end)
             self._packed.append(chunk)
-            self._kept += end // _WIDTH + chunk.count
+            self._kept += chunk.count
             self._forget(max(self.capacity - self._chunk, 0))
         finally:
             self._lock.release()
@@ -171,12 +178,19 @@ class Tracer:
             if end < self._seal_at and not wait:
                 return  # another thread packed them
             if end:
-                self._packed.append(Chunk(rows, end))
-                del rows[:end]
-                self._kept += end // _WIDTH
+                self._seal_rows(rows, end)
             self._forget(max(self.capacity - self._chunk, 0))  # room for the open chunk
         finally:
             self._lock.release()
+
+    def _seal_rows(self, rows: list, end: int) -> None:
+        """Pack ``rows[:end]`` into a chunk and cut them off (lock held)."""
+        try:
+            self._packed.append(Chunk(rows, end))
+            self._kept += end // _WIDTH
+        except Exception:  # never let the trace stop a call: lose these rows instead
+            _LOGGER.exception("the trace could not keep %d calls", end // _WIDTH)
+        del rows[:end]
 
     def _forget(self, keep: int) -> None:
         """Forget the oldest calls until ``keep`` are left in the sealed chunks (lock held)."""
@@ -294,6 +308,7 @@ RECENT = 4096
 _ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
                "finished", "slot", "pid", "group", "owner", "error")
 _WIDTH = len(_ROW_FIELDS)
+_ERROR = _ROW_FIELDS.index("error")
 # The fields a Chunk packs into an array, by array type code: those that are a new
 # object per call (the call id, the times; the slot of an async actor's call, which
 # is often past the small ints Python shares).
@@ -331,7 +346,16 @@ class Chunk:
                     column = array(code, _struct.pack(f"{count}{code}", *column))
                 except _struct.error:  # a None (a call that never started), or too big
                     column = tuple(column)
-            elif count and column.count(column[0]) == count:  # (compares by identity first)
+            elif k == _ERROR:
+                # Errors are the users' objects: compared by identity only (their __eq__
+                # may say unlike errors are equal, or raise).
+                if all(map(operator.is_, column, repeat(None))):
+                    column = None
+                    same.append(k)
+                else:
+                    column = tuple(column)
+            elif count and column.count(column[0]) == count:
+                # (Strings, small ints, None and the backends' owners: equal is the same.)
                 column = column[0]
                 same.append(k)
             else:

@@ -274,6 +274,75 @@ def test_threaded_pool_starts_calls_in_the_order_they_were_made():
     assert starts == sorted(starts)
 
 
+class StatusError(Exception):
+    """Equal when the status is: a user's __eq__ that ignores what the errors say."""
+
+    def __init__(self, status, url):
+        super().__init__(status, url)
+        self.status, self.url = status, url
+
+    def __str__(self):
+        return f"{self.status} for {self.url}"
+
+    def __eq__(self, other):
+        return isinstance(other, StatusError) and self.status == other.status
+
+    __hash__ = Exception.__hash__
+
+
+class TouchyError(Exception):
+    """A user's __eq__ that raises when compared with anything but its own kind."""
+
+    def __eq__(self, other):
+        return self.args[0] == other.args[0]
+
+    __hash__ = Exception.__hash__
+
+
+@ray.remote
+class Fetcher:
+    def fetch(self, url):
+        raise StatusError(500, url)
+
+    def touchy(self, n):
+        raise TouchyError(n)
+
+    def echo(self, i):
+        return i
+
+
+def test_failed_calls_keep_their_own_errors_whatever_their_eq_says():
+    """The trace never compares users' errors with ==: three errors that say they are equal
+    stay three errors, and one whose __eq__ raises neither breaks the trace nor stops the
+    calls after it (their rows are packed, many times over, with it)."""
+    capacity = tracer.capacity
+    fetcher = Fetcher.remote()
+    assert ray.get(fetcher.echo.remote(0), timeout=GUARD) == 0
+    tracer.clear()
+    tracer.resize(400)  # packed every 100 calls
+    try:
+        urls = ["http://a", "http://b", "http://c"]
+        for url in urls:
+            with pytest.raises(StatusError):
+                ray.get(fetcher.fetch.remote(url), timeout=GUARD)
+        fetches = [r for r in tracer.snapshot() if r.label == "Fetcher.fetch"]
+        assert [r.error.url for r in fetches] == urls
+        events = [e for e in ray.timeline(fetcher) if e["ph"] == "X" and e["cat"] == "call"]
+        assert [url for url in urls for e in events if url in e["args"]["error"]] == urls
+
+        with pytest.raises(TouchyError):
+            ray.get(fetcher.touchy.remote(1), timeout=GUARD)
+        for i in range(250):
+            assert ray.get(fetcher.echo.remote(i), timeout=GUARD) == i
+        calls = tracer.snapshot()
+        assert sum(r.label == "Fetcher.echo" for r in calls) == 250
+        (touchy,) = [r for r in calls if r.label == "Fetcher.touchy"]
+        assert touchy.status == "failed" and isinstance(touchy.error, TouchyError)
+        assert [r.error.url for r in calls if r.label == "Fetcher.fetch"] == urls
+    finally:
+        tracer.resize(capacity)
+
+
 def test_older_calls_kept_compact_read_the_same_and_the_trace_stays_bounded():
     """Past the newest calls the trace keeps tuples (untracked by the garbage collector):
     timelines read them as before, errors included, and capacity bounds the total."""
