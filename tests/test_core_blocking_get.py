@@ -310,3 +310,76 @@ def test_a_forked_child_never_takes_the_parents_reply(tmp_path):
     child, parent = proc.stdout.splitlines()[-2:]
     assert child == "('raised', 'GetTimeoutError')"
     assert parent == "value 3"
+
+
+CTRL_C_WHILE_REWATCHING = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import jupyter_actors as ray
+    from jupyter_actors import _spin
+    from jupyter_actors._api import session
+    from jupyter_actors._backend.local import waiting
+
+    _spin._cores.spare = lambda now: True   # the machine counts as idle: callers poll
+    _spin.Spin.due = lambda self: True
+
+    @ray.remote(max_concurrency=2)
+    class Gate:
+        def hold(self):
+            threading.Event().wait(30)
+
+        def echo(self, x):
+            return x
+
+    ray.init()
+    gate = Gate.remote()
+    for i in range(3):   # the main thread watches the actor's socket
+        assert ray.get(gate.echo.remote(i), timeout=30) == i
+    io = session.backend().runtime.io
+    main = threading.main_thread().ident
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_io_lock():   # on the I/O thread, which holds its lock while it runs this
+        holding.set()
+        release.wait(30)
+
+    def press_ctrl_c(record):
+        deadline = time.monotonic() + 30
+        # The caller polls (the watch is off) and has read the call's start: it waits
+        # in poll() now, and takes the I/O lock next when its get times out.
+        while not (io.unwatched and record.started is not None):
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        io.call_soon(hold_io_lock)
+        assert holding.wait(30)
+        # The caller's get times out and gives the watch back: it waits for the lock.
+        while sys._current_frames()[main].f_code.co_name != "rewatch":
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+        while sys._current_frames()[main].f_code.co_name == "rewatch" \\
+                and not waiting._held_back:   # the Ctrl-C has reached the main thread
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        release.set()
+
+    held = gate.hold.remote()
+    threading.Thread(target=press_ctrl_c, args=(held._owner,), daemon=True).start()
+    try:
+        ray.get(held, timeout=3)
+        print("no Ctrl-C")
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt")
+    ref = gate.echo.remote("read by the I/O thread")   # nobody waits in get() for it
+    print(ref.future().result(timeout=10))
+""")
+
+
+def test_a_ctrl_c_while_a_caller_gives_back_the_watch_it_polled_with_is_raised_after():
+    """A caller that polled for its reply took the I/O thread's watch of that socket
+    off; a Ctrl-C that lands while it waits for the I/O lock to put the watch back is
+    raised once the watch is back: a ref nobody waits on in get() still completes."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_REWATCHING], capture_output=True,
+                          text=True, timeout=GUARD * 2, cwd=os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__))))
+    assert done.stdout.split("\n")[:2] == ["KeyboardInterrupt", "read by the I/O thread"], \
+        done.stdout + done.stderr

@@ -141,14 +141,7 @@ class _Waiter:
 
     def handle(self, events) -> None:
         """Read what woke this thread and handle it, all of it, Ctrl-C or not."""
-        handler = None
-        if self.main:
-            handler = _signal.getsignal(_SIGINT)
-            if callable(handler):
-                _signal.signal(_SIGINT, _hold_back)  # (a pending one runs its handler first)
-                _held_back.clear()  # (one left by a Ctrl-C that came twice at once was raised)
-            else:
-                handler = None  # no Python handler: nothing raises here
+        handler = _hold_sigint() if self.main else None
         wake = self.wake
         wake.busy = True
         try:
@@ -174,11 +167,7 @@ class _Waiter:
         finally:
             wake.busy = False
             if handler is not None:
-                _signal.signal(_SIGINT, handler)
-                if _held_back:
-                    frame = _held_back.pop()
-                    _held_back.clear()
-                    handler(_SIGINT, frame)
+                _let_sigint(handler)
 
 
 def wait_for_reply(owner, future, timeout) -> bool | None:
@@ -208,8 +197,16 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
         spin = waiter.spin
         # While this thread polls, the I/O thread's watch of the socket is off: input for
         # a thread that is not asleep in poll() would wake the I/O thread instead.
-        if (timeout is None or timeout > spin.TIME) and spin.due() and io.unwatch(conn):
-            unwatched = True
+        if (timeout is None or timeout > spin.TIME) and spin.due():
+            # Whole, Ctrl-C or not: one raised half-way (waiting for the I/O lock, or
+            # between the unwatch and ``unwatched``) would leave its input unread for good.
+            handler = _hold_sigint() if waiter.main else None
+            try:
+                unwatched = io.unwatch(conn)
+            finally:
+                if handler is not None:
+                    _let_sigint(handler)  # (a Ctrl-C held raises here: rewatched below)
+        if unwatched:
 
             def step(_timeout) -> bool:
                 events = poll(0)
@@ -252,13 +249,44 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
         _hand_back(waiter)
         raise
     finally:
-        if unwatched:
-            io.rewatch(conn)
         if not done:
             with _DONE_LOCK:
                 callbacks = future._done_callbacks
                 if future._state not in _DONE and callbacks and wake in callbacks:
                     callbacks.remove(wake)
+        if unwatched:  # last: a Ctrl-C held meanwhile is raised here
+            _rewatch(io, conn, waiter.main)
+
+
+def _hold_sigint():
+    """(Main thread) From now on a Ctrl-C is held back, not raised: the handler to give
+    back to ``_let_sigint``, or None when there is no Python handler (nothing raises)."""
+    handler = _signal.getsignal(_SIGINT)
+    if not callable(handler):
+        return None
+    _signal.signal(_SIGINT, _hold_back)  # (a pending one runs its handler first)
+    _held_back.clear()  # (one left by a Ctrl-C that came twice at once was raised)
+    return handler
+
+
+def _let_sigint(handler) -> None:
+    """Give Ctrl-C its handler back, and raise one that came meanwhile."""
+    _signal.signal(_SIGINT, handler)
+    if _held_back:
+        frame = _held_back.pop()
+        _held_back.clear()
+        handler(_SIGINT, frame)
+
+
+def _rewatch(io, conn, main: bool) -> None:
+    """``io.rewatch(conn)``, whole: a Ctrl-C raised half-way (while it waits for the I/O
+    lock) would leave the worker's input unread for good; it is raised after."""
+    handler = _hold_sigint() if main else None
+    try:
+        io.rewatch(conn)
+    finally:
+        if handler is not None:
+            _let_sigint(handler)
 
 
 def _hand_back(waiter) -> None:
