@@ -38,7 +38,6 @@ from . import waiting
 _STOP = object()
 
 
-
 def _exclusive_flag() -> int:
     """EPOLLEXCLUSIVE where the kernel takes it (Linux ≥ 4.5), else 0."""
     flag = getattr(select, "EPOLLEXCLUSIVE", 0) if hasattr(select, "epoll") else 0
@@ -110,19 +109,19 @@ class IOLoop:
     # -- from any thread -------------------------------------------------------------
     def call_soon(self, fn, *args) -> None:
         self._calls.append((fn, args))
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending, or we are closing
+        self._wake()
 
     def call_soon_unlocked(self, fn, *args) -> None:
         """``call_soon``, but run without the lock: a user's done-callback may block, or
         wait for a reply that a caller has to read (``waiting``)."""
         self._unlocked.append((fn, args))
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
         except (BlockingIOError, OSError):
-            pass
+            pass  # a wake-up is already pending, or we are closing
 
     def stop(self, timeout: float = 5) -> None:
         if futures.before_wait == self.write_later_now:
