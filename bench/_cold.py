@@ -5,9 +5,10 @@ actor has answered its first call (the library's import is done before the clock
 
 ``samples(lib, n)`` runs it n times, one process after the other. The floor's samples:
 ``floor_samples(n)``, each a fresh ``python -c "import cloudpickle"`` start to exit.
-``paired_samples(lib, n)`` takes both turn about (a floor start, then a cold start of
-``lib``, n rounds), so a load spike on this machine lands on both rows alike instead of
-on whichever ran during it; bench.py uses it when the floor column is asked for.
+``paired_samples(lib, n)`` takes both turn about (n rounds of a floor start and a cold
+start of ``lib``, each going first in every other round), so a load spike on this machine
+lands on both rows alike instead of on whichever ran during it; bench.py uses it when the
+floor column is asked for.
 """
 from __future__ import annotations
 
@@ -44,9 +45,13 @@ def floor_samples(n: int) -> list:
 def paired_samples(lib: str, n: int) -> tuple:
     """(cold starts of ``lib``, floor starts), n of each, taken turn about."""
     ours, floor = [], []
-    for _ in range(n):
-        floor.append(_one_floor())
-        ours.append(_one(lib))
+    for i in range(n):
+        if i % 2:
+            ours.append(_one(lib))
+            floor.append(_one_floor())
+        else:
+            floor.append(_one_floor())
+            ours.append(_one(lib))
     return ours, floor
 
 

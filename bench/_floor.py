@@ -5,6 +5,10 @@ unpickles each and sends it back pickled, one ``send`` per reply: the least
 an RPC between two Python processes must do. The task rows use
 ``concurrent.futures.ProcessPoolExecutor`` instead, and the sleep row plain
 ``asyncio`` in one process.
+
+``Sampler`` takes one sample of a call-rate row at a time: ``run`` (the floor's
+own column) repeats it, and bench.py's turn-about rows call it from our column
+between our samples, so the floor is measured by the same code either way.
 """
 from __future__ import annotations
 
@@ -149,8 +153,139 @@ def task_rate(pool, row: str, cfg) -> float:
     return n / (time.perf_counter() - t)
 
 
+class AsyncEcho:
+    """An echo process driven from asyncio streams, on an event loop of its own that
+    runs only while a sample is taken (so samples can be taken between other work)."""
+
+    def __init__(self):
+        self.echo = Echo()
+        self.loop = asyncio.new_event_loop()
+        self.reader, self.writer = self.loop.run_until_complete(
+            asyncio.open_unix_connection(sock=self.echo.sock))
+        self.waiters: dict = {}
+        self.reading = self.loop.create_task(self._read_replies())
+
+    async def _read_replies(self):
+        reader, waiters = self.reader, self.waiters
+        while True:
+            head = await reader.readexactly(8)
+            msg = pickle.loads(await reader.readexactly(_HEAD.unpack(head)[0]))
+            waiters.pop(msg[0]).set_result(msg)
+
+    async def _call(self, i):
+        fut = self.loop.create_future()
+        self.waiters[i] = fut
+        body = pickle.dumps((i, "f", (1,)), protocol=5)
+        self.writer.write(_HEAD.pack(len(body)) + body)
+        return await fut
+
+    async def _sample(self, row: str, n: int) -> float:
+        t = time.perf_counter()
+        if row == "await_one":
+            for i in range(n):
+                await self._call(i)
+        else:
+            await asyncio.gather(*[self._call(i) for i in range(n)])
+        return n / (time.perf_counter() - t)
+
+    def rate(self, row: str, n: int) -> float:
+        """One sample of ``await_one`` (n awaits one by one) or ``await_gather`` (a
+        gather of n): calls per second."""
+        return self.loop.run_until_complete(self._sample(row, n))
+
+    def close(self) -> None:
+        self.reading.cancel()
+        self.writer.close()
+        self.loop.run_until_complete(asyncio.gather(self.reading, return_exceptions=True))
+        self.loop.close()
+        self.echo.proc.wait(10)
+
+
+# The rows Sampler takes one sample of at a time; their floor is one of these.
+ECHO_ROWS = tuple(f"{mode}_{kind}" for kind in ("threaded", "mc16", "async", "group",
+                                                "group_async") for mode in ("sync", "pipe"))
+AWAIT_ROWS = ("await_one", "await_gather")
+TASK_ROWS = ("task_sync", "task_pipe")
+SAMPLED_ROWS = (*ECHO_ROWS, *AWAIT_ROWS, *TASK_ROWS, "sleep")
+
+
+class Sampler:
+    """The floor of the call-rate rows (SAMPLED_ROWS), one sample per ``sample(row)``.
+
+    The floor's column takes its samples of these rows with it, and bench.py's
+    turn-about rows take theirs with the same object inside our column, between
+    ours. Its processes (an echo server, a ProcessPoolExecutor) are started at
+    the first sample that needs them and kept until ``close()``; the first
+    sample of each row is a warm-up, as everywhere in the bench.
+    """
+
+    def __init__(self, cfg, pool=None):
+        self.cfg = cfg
+        self.pool = pool          # give one made before any thread started (task_pool)
+        self._echo = None
+        self._await = None
+
+    def echo(self) -> Echo:
+        if self._echo is None:
+            self._echo = Echo()
+            self._echo.send(0)
+            self._echo.recv()
+        return self._echo
+
+    def sample(self, row: str) -> float:
+        cfg = self.cfg
+        if row in ECHO_ROWS:
+            return (self._sync if row.startswith("sync_") else self._pipelined)()
+        if row in AWAIT_ROWS:
+            if self._await is None:
+                self._await = AsyncEcho()
+            return self._await.rate(row, cfg["sync_n" if row == "await_one" else "pipe_n"])
+        if row in TASK_ROWS:
+            if self.pool is None:
+                self.pool = task_pool()
+            return task_rate(self.pool, row, cfg)
+        if row == "sleep":
+            return asyncio.run(_sleeps())
+        raise ValueError(f"no floor sampler for row {row!r}")
+
+    def _sync(self) -> float:
+        echo, n = self.echo(), self.cfg["sync_n"]
+        t = time.perf_counter()
+        for i in range(n):
+            echo.send((i, "f", (1,)))
+            echo.recv()
+        return n / (time.perf_counter() - t)
+
+    def _pipelined(self) -> float:
+        echo, n = self.echo(), self.cfg["pipe_n"]
+        t = time.perf_counter()
+        # A second thread sends while this one reads, as a runtime's I/O would.
+        sender = threading.Thread(target=lambda: [echo.send((i, "f", (1,))) for i in range(n)])
+        sender.start()
+        for _ in range(n):
+            echo.recv()
+        sender.join()
+        return n / (time.perf_counter() - t)
+
+    def close(self) -> None:
+        if self._echo is not None:
+            self._echo.close()
+        if self._await is not None:
+            self._await.close()
+        if self.pool is not None:
+            self.pool.shutdown()
+        self._echo = self._await = self.pool = None
+
+
+async def _sleeps() -> float:
+    """The sleep row's floor: 1000 concurrent asyncio.sleep(0.05) in this process."""
+    t = time.perf_counter()
+    await asyncio.gather(*[asyncio.sleep(0.05) for _ in range(1000)])
+    return time.perf_counter() - t
+
+
 def run(rows, cfg) -> dict:
-    reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
+    reps = cfg["reps"]
     out: dict = {}
 
     if "cold" in rows:
@@ -187,120 +322,38 @@ def run(rows, cfg) -> dict:
         old.close()
         out["restart"] = samples
 
-    echo = Echo()
-    echo.send(0)
-    echo.recv()
-
-    def sync_calls():
-        samples = []
-        for _ in range(reps + 1):
-            t = time.perf_counter()
-            for i in range(sync_n):
-                echo.send((i, "f", (1,)))
-                echo.recv()
-            samples.append(sync_n / (time.perf_counter() - t))
-        return samples[1:]
-
-    def pipelined():
-        samples = []
-        for _ in range(reps + 1):
-            t = time.perf_counter()
-            # A second thread sends while this one reads, as a runtime's I/O would.
-            sender = threading.Thread(target=lambda: [echo.send((i, "f", (1,)))
-                                                      for i in range(pipe_n)])
-            sender.start()
-            for _ in range(pipe_n):
-                echo.recv()
-            sender.join()
-            samples.append(pipe_n / (time.perf_counter() - t))
-        return samples[1:]
-
-    for kind in ("threaded", "mc16", "async", "group", "group_async"):
-        if f"sync_{kind}" in rows:
-            out[f"sync_{kind}"] = sync_calls()
-        if f"pipe_{kind}" in rows:
-            out[f"pipe_{kind}"] = pipelined()
-
-    if "await_one" in rows or "await_gather" in rows:
-        out.update(_await_rows(rows, reps, sync_n, pipe_n))
-
-    if "array" in rows:
-        n = cfg["array_bytes"]
-        payload = b"R" + os.urandom(n - 1)
-        into = bytearray(n)
-        samples = []
-        for _ in range(reps + 1):
-            t = time.perf_counter()
-            # The server echoes only once it has read the whole frame.
-            echo.sock.sendall(_HEAD.pack(n))
-            echo.sock.sendall(payload)
-            echo._read_exact(8)
-            echo._read_exact(n, into)
-            samples.append(2 * n / (time.perf_counter() - t) / 1e9)
-        if bytes(into[:64]) != payload[:64]:
-            raise AssertionError("the echo came back different")
-        out["array"] = samples[1:]
-    echo.close()
-
-    if "task_sync" in rows or "task_pipe" in rows:
-        with task_pool() as pool:
-            for row in ("task_sync", "task_pipe"):
-                if row in rows:
-                    out[row] = [task_rate(pool, row, cfg) for _ in range(reps + 1)][1:]
-
-    if "sleep" in rows:
-        async def sleeps():
-            t = time.perf_counter()
-            await asyncio.gather(*[asyncio.sleep(0.05) for _ in range(1000)])
-            return time.perf_counter() - t
-        out["sleep"] = [asyncio.run(sleeps()) for _ in range(reps)]
+    sampler = Sampler(cfg)
+    try:
+        for row in (*ECHO_ROWS, *AWAIT_ROWS):
+            if row in rows:
+                out[row] = [sampler.sample(row) for _ in range(reps + 1)][1:]
+        if "array" in rows:
+            out["array"] = _array(sampler.echo(), cfg)
+        for row in (*TASK_ROWS, "sleep"):
+            if row in rows:
+                out[row] = [sampler.sample(row) for _ in range(reps + 1)][1:]
+    finally:
+        sampler.close()
 
     import _bars
     out.update(_bars.run_floor(rows, cfg))
     return out
 
 
-def _await_rows(rows, reps, sync_n, pipe_n) -> dict:
-    """An echo driven from asyncio: one await at a time, and a gather."""
-    out = {}
-    echo = Echo()
-    sock = echo.sock
-
-    async def main():
-        loop = asyncio.get_running_loop()
-        reader, writer = await asyncio.open_unix_connection(sock=sock)
-        waiters: dict = {}
-
-        async def read_replies():
-            while True:
-                head = await reader.readexactly(8)
-                msg = pickle.loads(await reader.readexactly(_HEAD.unpack(head)[0]))
-                waiters.pop(msg[0]).set_result(msg)
-
-        async def call(i):
-            fut = loop.create_future()
-            waiters[i] = fut
-            body = pickle.dumps((i, "f", (1,)), protocol=5)
-            writer.write(_HEAD.pack(len(body)) + body)
-            return await fut
-
-        read_task = asyncio.create_task(read_replies())
-        for row, n in (("await_one", sync_n), ("await_gather", pipe_n)):
-            if row not in rows:
-                continue
-            samples = []
-            for _ in range(reps + 1):
-                t = time.perf_counter()
-                if row == "await_one":
-                    for i in range(n):
-                        await call(i)
-                else:
-                    await asyncio.gather(*[call(i) for i in range(n)])
-                samples.append(n / (time.perf_counter() - t))
-            out[row] = samples[1:]
-        read_task.cancel()
-        writer.close()
-
-    asyncio.run(main())
-    echo.proc.wait(10)
-    return out
+def _array(echo: Echo, cfg) -> list:
+    """The array row: 100 MiB of raw bytes through the echo and back, in GB/s."""
+    n = cfg["array_bytes"]
+    payload = b"R" + os.urandom(n - 1)
+    into = bytearray(n)
+    samples = []
+    for _ in range(cfg["reps"] + 1):
+        t = time.perf_counter()
+        # The server echoes only once it has read the whole frame.
+        echo.sock.sendall(_HEAD.pack(n))
+        echo.sock.sendall(payload)
+        echo._read_exact(8)
+        echo._read_exact(n, into)
+        samples.append(2 * n / (time.perf_counter() - t) / 1e9)
+    if bytes(into[:64]) != payload[:64]:
+        raise AssertionError("the echo came back different")
+    return samples[1:]

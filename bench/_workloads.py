@@ -85,17 +85,37 @@ def _scale_rows(ray, Threaded, rows) -> dict:
     return out
 
 
+def turn_about(ours, floor, n: int) -> tuple:
+    """(n samples of ``ours()``, n of ``floor()``), taken turn about after a warm-up of
+    each: ours first in even rounds, the floor first in odd ones, so that neither
+    always runs right after the other (warm caches, a core just woken)."""
+    ours(), floor()
+    ours_samples, floor_samples = [], []
+    for i in range(n):
+        if i % 2:
+            floor_samples.append(floor())
+            ours_samples.append(ours())
+        else:
+            ours_samples.append(ours())
+            floor_samples.append(floor())
+    return ours_samples, floor_samples
+
+
 def run(ray, rows, cfg, init_kwargs=None):
-    """Measure ``rows`` (names from ``bench.ROWS``); returns {row: [samples]}."""
+    """Measure ``rows`` (names from ``bench.ROWS``); returns {row: [samples]}.
+
+    A row in ``cfg["paired"]`` also returns the floor's samples as "floor:ROW",
+    taken here turn about with ours (see bench.PAIRED)."""
     reps, sync_n, pipe_n = cfg["reps"], cfg["sync_n"], cfg["pipe_n"]
     out: dict = {}
-    # Rows whose floor is sampled here, turn about with ours (see bench.PAIRED).
     paired = [r for r in cfg.get("paired", ()) if r in rows]
     paired_reps = max(reps, cfg.get("min_paired", reps))
-    floor_pool = None
-    if any(r.startswith("task_") for r in paired):
+    floor = None
+    if any(r != "cold" for r in paired):
         import _floor
-        floor_pool = _floor.task_pool()  # before init(): forked from a process without threads
+        # The pool is made before init(): forked from a process without threads.
+        pool = _floor.task_pool() if any(r in _floor.TASK_ROWS for r in paired) else None
+        floor = _floor.Sampler(cfg, pool)
     t0 = time.perf_counter()
     info = ray.init(**(init_kwargs or {}))
     t1 = time.perf_counter()
@@ -146,46 +166,39 @@ def run(ray, rows, cfg, init_kwargs=None):
             ray.get(actors[kind].f.remote(1))
         return actors[kind]
 
-    def sync_calls(call, between=None, n_reps=reps):
-        samples = []
-        for _ in range(n_reps + 1):  # the first repetition warms up
+    def measure(row, sample):
+        """Our samples of ``row`` (``sample()`` takes one); the first, a warm-up, dropped.
+        A paired row takes the floor's beside them."""
+        if row in paired:
+            out[row], out[f"floor:{row}"] = turn_about(sample, lambda: floor.sample(row),
+                                                       paired_reps)
+        else:
+            out[row] = [sample() for _ in range(reps + 1)][1:]
+
+    def sync_calls(call):
+        def sample():
             t = time.perf_counter()
             for _ in range(sync_n):
                 ray.get(call(1))
-            samples.append(_rate(sync_n, time.perf_counter() - t))
-            if between is not None:
-                between()
-        return samples[1:]
+            return _rate(sync_n, time.perf_counter() - t)
+        return sample
 
-    def pipelined(call, between=None, n_reps=reps):
-        samples = []
-        for _ in range(n_reps + 1):
+    def pipelined(call):
+        def sample():
             t = time.perf_counter()
             ray.get([call(1) for _ in range(pipe_n)])
-            samples.append(_rate(pipe_n, time.perf_counter() - t))
-            if between is not None:
-                between()
-        return samples[1:]
+            return _rate(pipe_n, time.perf_counter() - t)
+        return sample
 
     for kind in ("threaded", "mc16", "async", "group", "group_async"):
         if f"sync_{kind}" in rows:
-            out[f"sync_{kind}"] = sync_calls(actor(kind).f.remote)
+            measure(f"sync_{kind}", sync_calls(actor(kind).f.remote))
         if f"pipe_{kind}" in rows:
-            out[f"pipe_{kind}"] = pipelined(actor(kind).f.remote)
+            measure(f"pipe_{kind}", pipelined(actor(kind).f.remote))
 
-    for row, measure in (("task_sync", sync_calls), ("task_pipe", pipelined)):
-        if row not in rows:
-            continue
-        if row in paired:  # a floor sample after each of ours, warm-up rounds dropped alike
-            floor = []
-            out[row] = measure(task.remote,
-                               lambda: floor.append(_floor.task_rate(floor_pool, row, cfg)),
-                               paired_reps)
-            out[f"floor:{row}"] = floor[1:]
-        else:
-            out[row] = measure(task.remote)
-    if floor_pool is not None:
-        floor_pool.shutdown()
+    for row, calls in (("task_sync", sync_calls), ("task_pipe", pipelined)):
+        if row in rows:
+            measure(row, calls(task.remote))
 
     if "await_one" in rows or "await_gather" in rows:
         h = actor("threaded")
@@ -203,16 +216,18 @@ def run(ray, rows, cfg, init_kwargs=None):
 
         for row, coro in (("await_one", one_by_one), ("await_gather", gathered)):
             if row in rows:
-                out[row] = [asyncio.run(coro()) for _ in range(reps + 1)][1:]
+                measure(row, lambda coro=coro: asyncio.run(coro()))
 
     if "sleep" in rows:
         h = actor("async")
-        samples = []
-        for _ in range(reps + 1):
+
+        def sleeps():
             t = time.perf_counter()
             ray.get([h.sleep.remote(0.05) for _ in range(1000)])
-            samples.append(time.perf_counter() - t)
-        out["sleep"] = samples[1:]
+            return time.perf_counter() - t
+        measure("sleep", sleeps)
+    if floor is not None:
+        floor.close()
 
     if "array" in rows:
         h = actor("threaded")

@@ -12,15 +12,19 @@ runtimes never share a process or compete for the CPU. Every row is repeated
 and its median reported (init: one sample per run; cold start: each sample a
 fresh process). See bench/README.md for what each row measures.
 
-Rows whose floor is not the echo (PAIRED: cold start, remote tasks) and whose
-target is a multiple of the floor: when both our column and the floor's are
-asked for, their floor samples are taken inside our column, turn about with
-ours (a floor sample after each of ours, the same count, the same code as the
-floor column runs), not minutes later in the floor's column: on a shared
-machine a load spike then slows both alike instead of whichever ran during it.
-The floor's figure is what it was; only when it is sampled changes.
-These rows take at least MIN_PAIRED samples of each (a sample is a fraction of
-a second), whatever --reps says: a median of three is at the mercy of one burst.
+The rows whose target is a multiple or a share of their floor (PAIRED: cold
+start, the call-rate rows, remote tasks, sleep) take their floor samples inside
+our column when both our column and the floor's are asked for: turn about with
+ours (ours, floor, floor, ours, ... after a warm-up of each; the same count; each
+floor sample taken by the same code the floor column runs, _floor.Sampler, in
+processes of its own that run no jupyter_actors code), not minutes later in the
+floor's column. On a shared machine whose speed drifts over minutes, a burst of
+load then slows both alike instead of whichever ran during it, and the ratio
+measures the library, not the moment. The floor's figure is what it was; only
+when it is sampled changes. These rows take at least MIN_PAIRED samples of each
+(a sample is a fraction of a second), whatever --reps says: a median of three is
+at the mercy of one burst. The column "ours vs floor" prints the ratio, and the
+issue's share-of-the-floor targets (FLOOR_TARGETS) beside it.
 
 ``--before FILE`` (a ``--json`` output, or ``bench/before.json``: our figures from
 the runs in README.md) adds our earlier figures to the table and says, per row,
@@ -125,9 +129,18 @@ FLOOR_NOTES = {
     "restart": "kill -9 + spawn python + echo",
 }
 
-# Rows whose floor samples are taken in our column, turn about with ours (see above).
-PAIRED = ("cold", "task_sync", "task_pipe")
-MIN_PAIRED = 5
+# Rows whose floor samples are taken in our column, turn about with ours (see above):
+# the cold start, and every row _floor.Sampler takes one sample of at a time.
+PAIRED = ("cold", "sync_threaded", "sync_mc16", "sync_async", "pipe_threaded", "pipe_mc16",
+          "pipe_async", "sync_group", "pipe_group", "pipe_group_async", "task_sync",
+          "task_pipe", "await_one", "await_gather", "sleep")
+MIN_PAIRED = 7
+
+# Our rate as a share of the floor's, at least (same run): the call-path targets.
+FLOOR_TARGETS = {row: 1 / 3 for row in ("sync_threaded", "sync_mc16", "sync_async",
+                                        "pipe_threaded", "pipe_mc16", "pipe_async",
+                                        "await_one", "await_gather")}
+FLOOR_TARGETS["task_pipe"] = 2
 
 LIBS = ("ours", "ray", "onray", "floor")
 LIB_TITLES = {"ours": "jupyter_actors", "ray": "Ray", "onray": "ours on Ray", "floor": "floor"}
@@ -243,7 +256,7 @@ def advantage(ours, ray, higher_is_better: bool):
     return ours / ray if higher_is_better else ray / ours
 
 
-def verdict(row: str, ours, ratio, floor=None):
+def verdict(row: str, ours, ratio, floor=None, times_floor=None):
     target = TARGETS.get(row)
     if target is None:
         return "", None
@@ -253,7 +266,10 @@ def verdict(row: str, ours, ratio, floor=None):
         ok = None if ratio is None else ratio >= bound
     elif kind == "floor":
         text = f"<={bound}x floor"
-        ok = None if ours is None or floor is None else ours <= bound * floor
+        if times_floor is not None:  # our time / the floor's, as the table prints it
+            ok = times_floor <= bound
+        else:
+            ok = None if ours is None or floor is None else ours <= bound * floor
     elif kind == "max":
         text = f"<={bound} " + ("MiB" if ROWS[row][1] == "MiB" else "s")
         ok = None if ours is None else ours <= bound
@@ -267,6 +283,42 @@ def _better(ratio: float, unit: str) -> str:
     if unit == "MiB":
         return "less" if ratio >= 1 else "more"
     return "faster" if ratio >= 1 else "slower"
+
+
+def floor_ratio(ours: dict, floor: dict, paired: bool):
+    """Our figure beside the floor's: our rate as a share of the floor's, or our time as
+    a multiple of it. For a row sampled turn about, the median of the rounds' ratios
+    (each round's two samples ran moments apart, under the same load), else the ratio
+    of the medians."""
+    if not ours or not floor:
+        return None
+    pairs = list(zip(ours["samples"], floor["samples"])) if paired else [
+        (ours["median"], floor["median"])]
+    if any(o <= 0 or f <= 0 for o, f in pairs):
+        return None
+    return statistics.median(o / f for o, f in pairs)
+
+
+def floor_ratios(results: dict, rows: list) -> dict:
+    """{row: floor_ratio} for the rows that have both our figure and the floor's."""
+    ours = (results.get("ours") or {}).get("rows") or {}
+    floor = (results.get("floor") or {}).get("rows") or {}
+    paired = (results.get("floor") or {}).get("paired", ())
+    ratios = {row: floor_ratio(ours.get(row), floor.get(row), row in paired) for row in rows}
+    return {row: r for row, r in ratios.items() if r is not None}
+
+
+def floor_cell(row: str, ratio, higher: bool) -> str:
+    """The "ours vs floor" cell, with the row's share-of-the-floor target, if any."""
+    if ratio is None:
+        return "-"
+    if not higher:
+        return f"{ratio:.2f}x floor"
+    text = f"{ratio:.2f} of floor"
+    bound = FLOOR_TARGETS.get(row)
+    if bound is not None:
+        text += f" (>={bound:.2f}: {'met' if ratio >= bound else 'NOT MET'})"
+    return text
 
 
 def onray_cells(row: str, onray, ray, unit: str, higher: bool, layer=None) -> list:
@@ -342,26 +394,30 @@ def render(results: dict, rows: list, info: dict, versions: dict, before=None) -
                      f"{load[0]:.2f} (1 min)")
     lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     onray = "onray" in results
-    header = ["row", "jupyter_actors", "Ray", "floor", "ours vs Ray", "target", ""]
+    header = ["row", "jupyter_actors", "Ray", "floor", "ours vs Ray", "ours vs floor",
+              "target", ""]
     if onray:
         header += ["ours on Ray", "on Ray vs Ray", "target", ""]
     if before:
         header += ["ours before (" + " / ".join(run[0] for run in before) + ")",
                    "now vs all before"]
     table = [header]
+    ratios = floor_ratios(results, rows)
     for row in rows:
         label, unit, higher = ROWS[row]
         med = {lib: (results.get(lib, {}).get("rows") or {}).get(row) for lib in LIBS}
         med = {lib: (m["median"] if m else None) for lib, m in med.items()}
         ratio = advantage(med["ours"], med["ray"], higher)
-        target, ok = verdict(row, med["ours"], ratio, med["floor"])
+        target, ok = verdict(row, med["ours"], ratio, med["floor"], ratios.get(row))
         floor = fmt(med["floor"], unit)
+        paired = row in results.get("floor", {}).get("paired", ())
         if row in FLOOR_NOTES and med["floor"] is not None:
-            turns = ", turn about with ours" if row in results.get("floor", {}).get(
-                "paired", ()) else ""
-            floor += f" ({FLOOR_NOTES[row]}{turns})"
+            floor += f" ({FLOOR_NOTES[row]}{', turn about with ours' if paired else ''})"
+        elif paired and med["floor"] is not None:
+            floor += " (turn about with ours)"
         table.append([label, fmt(med["ours"], unit), fmt(med["ray"], unit), floor,
                       "-" if ratio is None else f"{ratio:,.1f}x " + _better(ratio, unit),
+                      floor_cell(row, ratios.get(row), higher),
                       target, {True: "met", False: "NOT MET", None: ""}[ok]])
         if onray:
             layer = (results["onray"].get("rows") or {}).get("init_layer")
@@ -370,7 +426,7 @@ def render(results: dict, rows: list, info: dict, versions: dict, before=None) -
         if before:
             table[-1] += before_cells(row, med["ours"], before, unit, higher, med["floor"])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    left = {0, 5, 6, 9, 10} if onray else {0, 5, 6}
+    left = {0, 6, 7, 10, 11} if onray else {0, 6, 7}
     if before:
         left.add(len(header) - 1)
     for i, r in enumerate(table):
@@ -390,6 +446,8 @@ def render(results: dict, rows: list, info: dict, versions: dict, before=None) -
                  "for Ray and for the floor.")
     lines.append("Floor: a fresh Python process echoing pickled frames over a socketpair "
                  "(no runtime at all), except where noted in brackets.")
+    lines.append("'ours vs floor': our rate as a share of the floor's (time: as a multiple); "
+                 "for rows sampled turn about with ours, the median of the rounds' ratios.")
     return "\n".join(lines)
 
 
@@ -494,7 +552,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "versions": vers, "config": cfg, "rows": rows,
-                       "results": results}, f, indent=2)
+                       "results": results, "floor_ratios": floor_ratios(results, rows)},
+                      f, indent=2)
     return 0
 
 

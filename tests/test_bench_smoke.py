@@ -37,24 +37,89 @@ def test_bench_quick_prints_the_table(tmp_path):
     assert all(r["median"] > 0 for r in rows.values())
 
 
-def test_bench_takes_the_floor_of_cold_start_and_tasks_turn_about_with_ours(tmp_path):
-    """With both columns asked for, the cold-start and task floors are sampled inside our
-    column, one floor sample after each of ours, and shown in the floor's column."""
+def _bench_module():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import bench
+        import _workloads
+    finally:
+        sys.path.pop(0)
+    return bench, _workloads
+
+
+def test_bench_takes_the_floor_of_the_paired_rows_turn_about_with_ours(tmp_path):
+    """With both columns asked for, the floor of the cold start, the call-rate rows and the
+    tasks is sampled inside our column, turn about with ours, and shown in the floor's
+    column with our figure as a share of it; rows not paired keep the floor's own column."""
+    bench, _ = _bench_module()
     out_json = tmp_path / "out.json"
-    proc = run_bench("--reps", "2",
-                     "--only", "cold,task_pipe,sync_threaded", "--libs", "ours,floor",
-                     "--json", str(out_json))
+    paired = ["cold", "sync_threaded", "pipe_async", "task_pipe", "await_one", "await_gather",
+              "sleep"]
+    proc = run_bench("--reps", "2", "--only", ",".join([*paired, "array"]),
+                     "--libs", "ours,floor", "--json", str(out_json))
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
-    assert "turn about with ours" in lines["cold start: init + actor + 1st call"]
-    assert "turn about with ours" in lines["remote tasks, pipelined x1000"]
-    assert "turn about" not in lines["1:1 sync calls, threaded actor"]
+    for label in ("cold start: init + actor + 1st call", "1:1 sync calls, threaded actor",
+                  "pipelined x1000, async actor", "remote tasks, pipelined x1000",
+                  "await ref, one by one", "asyncio.gather of 1000 refs",
+                  "1000 x await sleep(0.05), 1 actor"):
+        assert "turn about with ours" in lines[label]
+    assert "of floor (>=0.33: " in lines["1:1 sync calls, threaded actor"]
+    assert "x floor" in lines["1000 x await sleep(0.05), 1 actor"]
+    assert "turn about" not in lines["100 MiB numpy round trip"]
     data = json.loads(out_json.read_text())
     floor, ours = data["results"]["floor"], data["results"]["ours"]
-    assert sorted(floor["paired"]) == ["cold", "task_pipe"]
-    # As many floor samples as ours; the paired rows take at least MIN_PAIRED of each.
-    for row, count in (("cold", 5), ("task_pipe", 5), ("sync_threaded", 2)):
-        assert len(floor["rows"][row]["samples"]) == len(ours["rows"][row]["samples"]) == count
-    assert set(ours["rows"]) == {"cold", "task_pipe", "sync_threaded"}
+    assert sorted(floor["paired"]) == sorted(paired)
+    # As many floor samples as ours, at least MIN_PAIRED of each; the floor's own column
+    # ran only the row that is not paired.
+    for row in paired:
+        count = len(ours["rows"][row]["samples"])
+        assert len(floor["rows"][row]["samples"]) == count == bench.MIN_PAIRED
+        assert floor["rows"][row]["median"] > 0
+        assert data["floor_ratios"][row] > 0
+    assert len(floor["rows"]["array"]["samples"]) == len(ours["rows"]["array"]["samples"]) == 2
+    assert set(ours["rows"]) == {*paired, "array"}
+
+
+def test_bench_floor_alone_samples_the_rate_rows_in_its_own_column(tmp_path):
+    """`--libs floor` alone still runs the echo, asyncio and task floors by itself."""
+    out_json = tmp_path / "out.json"
+    proc = run_bench("--reps", "2", "--only", "sync_mc16,pipe_threaded,await_one,sleep",
+                     "--libs", "floor", "--json", str(out_json))
+    assert "turn about with ours)" not in proc.stdout and "column skipped" not in proc.stdout
+    floor = json.loads(out_json.read_text())["results"]["floor"]
+    assert "paired" not in floor
+    assert set(floor["rows"]) == {"sync_mc16", "pipe_threaded", "await_one", "sleep"}
+    assert all(len(r["samples"]) == 2 and r["median"] > 0 for r in floor["rows"].values())
+
+
+def test_turn_about_alternates_which_goes_first():
+    """After a warm-up of each, ours and the floor take turns going first."""
+    _, workloads = _bench_module()
+    order = []
+
+    def sampler(name):
+        def sample():
+            order.append(name)
+            return len(order)
+        return sample
+
+    ours, floor = workloads.turn_about(sampler("ours"), sampler("floor"), 4)
+    assert order == ["ours", "floor",                        # the warm-ups, dropped
+                     "ours", "floor", "floor", "ours", "ours", "floor", "floor", "ours"]
+    assert ours == [3, 6, 7, 10] and floor == [4, 5, 8, 9]
+
+
+def test_the_ratio_to_the_floor_of_a_paired_row_is_the_median_of_its_rounds():
+    """Each round's two samples ran under the same load: their ratios are compared."""
+    bench, _ = _bench_module()
+    # The machine got 4x faster during the third round, between its two samples: the
+    # medians fall on either side of the change, the rounds' ratios do not.
+    ours = {"median": 1, "samples": [1, 1, 1, 4, 4]}
+    floor = {"median": 16, "samples": [4, 4, 16, 16, 16]}
+    assert bench.floor_ratio(ours, floor, paired=True) == 0.25
+    assert bench.floor_ratio(ours, floor, paired=False) == 1 / 16
+    assert bench.floor_cell("sync_threaded", 0.25, True) == "0.25 of floor (>=0.33: NOT MET)"
+    assert bench.floor_cell("sleep", 1.2, False) == "1.20x floor"
 
 
 def test_bench_before_compares_ours_with_earlier_runs(tmp_path):
@@ -73,11 +138,7 @@ def test_bench_before_compares_ours_with_earlier_runs(tmp_path):
 
 def test_bench_before_compares_the_cold_start_as_a_multiple_of_its_floor():
     """A cold start slower in ms but nearer its floor than before is not called worse."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import bench
-    finally:
-        sys.path.pop(0)
+    bench, _ = _bench_module()
     before = [("busy", {"cold": 0.050}, {"cold": 0.025}), ("quiet", {"cold": 0.040}, {})]
     # 60 ms at a 50 ms floor (1.2x) beats 2x; against the run without a floor, 60 > 40 ms.
     assert bench.before_cells("cold", 0.060, before, "ms", False, 0.050)[1].startswith("within")
