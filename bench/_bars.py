@@ -39,39 +39,51 @@ def _define(ray):
     return Progress
 
 
-def run(ray, rows, cfg) -> dict:
-    """{row: [seconds]} for the rows of this module in ``rows``; the runtime is running."""
+def _updates(cfg) -> int:
+    return UPDATES if cfg["sync_n"] >= 1000 else UPDATES // 10
+
+
+def run(ray, rows, cfg, measure=None) -> dict:
+    """{row: [seconds]} for the rows of this module in ``rows``; the runtime is running.
+
+    ``measure(row, sample)``, if given, takes a row's samples instead (``sample()``
+    takes one): bench's turn about with the floor."""
     if not any(r in rows for r in ROWS):
         return {}
-    n = UPDATES if cfg["sync_n"] >= 1000 else UPDATES // 10
+    n = _updates(cfg)
     scale = UPDATES / n
     actor = _define(ray).remote()
     out: dict = {}
+    if measure is None:
+        def measure(row, sample):
+            out[row] = [sample() for _ in range(cfg["reps"] + 1)][1:]
     if "bar_auto" in rows:
-        out["bar_auto"] = [ray.get(actor.auto.remote(n)) * scale
-                           for _ in range(cfg["reps"] + 1)][1:]
+        measure("bar_auto", lambda: ray.get(actor.auto.remote(n)) * scale)
     if "bar_ray" in rows:
         module = ray.__name__ + ".experimental.tqdm_ray"
-        out["bar_ray"] = [ray.get(actor.ray_api.remote(module, n)) * scale
-                          for _ in range(cfg["reps"] + 1)][1:]
+        measure("bar_ray", lambda: ray.get(actor.ray_api.remote(module, n)) * scale)
     return out
 
 
+def floor_sample(cfg) -> float:
+    """One sample of the floor: the same loop with plain tqdm in this process, drawing to
+    a null file."""
+    import os
+    from tqdm.std import tqdm
+    n = _updates(cfg)
+    with open(os.devnull, "w") as null:
+        t = time.perf_counter()
+        bar = tqdm(total=n, file=null)
+        for _ in range(n):
+            bar.update()
+        bar.close()
+        return (time.perf_counter() - t) * UPDATES / n
+
+
 def run_floor(rows, cfg) -> dict:
-    """The same loop with plain tqdm in this process, drawing to a null file."""
+    """The floor's samples of the rows of this module in ``rows`` (one loop serves both)."""
     wanted = [r for r in ROWS if r in rows]
     if not wanted:
         return {}
-    import os
-    from tqdm.std import tqdm
-    n = UPDATES if cfg["sync_n"] >= 1000 else UPDATES // 10
-    samples = []
-    with open(os.devnull, "w") as null:
-        for _ in range(cfg["reps"] + 1):
-            t = time.perf_counter()
-            bar = tqdm(total=n, file=null)
-            for _ in range(n):
-                bar.update()
-            bar.close()
-            samples.append((time.perf_counter() - t) * UPDATES / n)
-    return {row: samples[1:] for row in wanted}
+    samples = [floor_sample(cfg) for _ in range(cfg["reps"] + 1)][1:]
+    return {row: samples for row in wanted}

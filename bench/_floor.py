@@ -206,7 +206,8 @@ ECHO_ROWS = tuple(f"{mode}_{kind}" for kind in ("threaded", "mc16", "async", "gr
                                                 "group_async") for mode in ("sync", "pipe"))
 AWAIT_ROWS = ("await_one", "await_gather")
 TASK_ROWS = ("task_sync", "task_pipe")
-SAMPLED_ROWS = (*ECHO_ROWS, *AWAIT_ROWS, *TASK_ROWS, "sleep")
+BAR_ROWS = ("bar_auto", "bar_ray")     # _bars.ROWS: plain tqdm in this process
+SAMPLED_ROWS = (*ECHO_ROWS, *AWAIT_ROWS, *TASK_ROWS, "sleep", *BAR_ROWS)
 
 
 class Sampler:
@@ -246,6 +247,9 @@ class Sampler:
             return task_rate(self.pool, row, cfg)
         if row == "sleep":
             return asyncio.run(_sleeps())
+        if row in BAR_ROWS:
+            import _bars
+            return _bars.floor_sample(cfg)
         raise ValueError(f"no floor sampler for row {row!r}")
 
     def _sync(self) -> float:

@@ -226,8 +226,6 @@ def run(ray, rows, cfg, init_kwargs=None):
             ray.get([h.sleep.remote(0.05) for _ in range(1000)])
             return time.perf_counter() - t
         measure("sleep", sleeps)
-    if floor is not None:
-        floor.close()
 
     if "array" in rows:
         h = actor("threaded")
@@ -250,7 +248,9 @@ def run(ray, rows, cfg, init_kwargs=None):
     out.update(_composition.run(ray, rows, cfg))
     out.update(_generators.run(ray, rows, cfg))
     import _bars
-    out.update(_bars.run(ray, rows, cfg))
+    out.update(_bars.run(ray, rows, cfg, measure))
+    if floor is not None:
+        floor.close()
     import _restart
     out.update(_restart.run(ray, rows, cfg))
     ray.shutdown()

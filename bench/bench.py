@@ -13,7 +13,7 @@ and its median reported (init: one sample per run; cold start: each sample a
 fresh process). See bench/README.md for what each row measures.
 
 The rows whose target is a multiple or a share of their floor (PAIRED: cold
-start, the call-rate rows, remote tasks, sleep) take their floor samples inside
+start, the call-rate rows, remote tasks, sleep, progress bars) take their floor samples inside
 our column when both our column and the floor's are asked for: turn about with
 ours (ours, floor, floor, ours, ... after a warm-up of each; the same count; each
 floor sample taken by the same code the floor column runs, _floor.Sampler, in
@@ -133,7 +133,7 @@ FLOOR_NOTES = {
 # the cold start, and every row _floor.Sampler takes one sample of at a time.
 PAIRED = ("cold", "sync_threaded", "sync_mc16", "sync_async", "pipe_threaded", "pipe_mc16",
           "pipe_async", "sync_group", "pipe_group", "pipe_group_async", "task_sync",
-          "task_pipe", "await_one", "await_gather", "sleep")
+          "task_pipe", "await_one", "await_gather", "sleep", "bar_auto", "bar_ray")
 MIN_PAIRED = 7
 
 # Our rate as a share of the floor's, at least (same run): the call-path targets.

@@ -54,14 +54,15 @@ def test_bench_takes_the_floor_of_the_paired_rows_turn_about_with_ours(tmp_path)
     bench, _ = _bench_module()
     out_json = tmp_path / "out.json"
     paired = ["cold", "sync_threaded", "pipe_async", "task_pipe", "await_one", "await_gather",
-              "sleep"]
+              "sleep", "bar_ray"]
     proc = run_bench("--reps", "2", "--only", ",".join([*paired, "array"]),
                      "--libs", "ours,floor", "--json", str(out_json))
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     for label in ("cold start: init + actor + 1st call", "1:1 sync calls, threaded actor",
                   "pipelined x1000, async actor", "remote tasks, pipelined x1000",
                   "await ref, one by one", "asyncio.gather of 1000 refs",
-                  "1000 x await sleep(0.05), 1 actor"):
+                  "1000 x await sleep(0.05), 1 actor",
+                  "1,000,000 tqdm_ray update() in an actor"):
         assert "turn about with ours" in lines[label]
     assert "of floor (>=0.33: " in lines["1:1 sync calls, threaded actor"]
     assert "x floor" in lines["1000 x await sleep(0.05), 1 actor"]
