@@ -3,7 +3,8 @@ forks a worker for each request (as multiprocessing's forkserver does).
 
     driver (_backend/local/zygote.py)           zygote (this module, one thread)
     ─────────────────────────────────           ────────────────────────────────
-    Setup(sys_path, preload, replay) ─────▶    import them, freeze the heap, ("ready",);
+    Setup(sys_path, preload, replay,  ─────▶    import them, freeze the heap, ("ready",);
+      no_bytecode)
                                                  then, while no fork is asked for, import
                                                  what many workers share (LATER)
     Fork(env, cwd) + the worker's end of a ──▶  fork: the child closes the zygote's fds,
@@ -54,17 +55,18 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
     """The zygote's main loop (``_worker/__main__.py``'s ``main``); each child runs
     ``run_worker(fd, driver_pid, lifeline_fd)``.
 
-    ``die_with_parent(driver_pid)`` (the parent-death signal) is asked for before the
-    user's preloads, or else once the first worker is forked or the first pause
-    comes, off the way to the first answer; until then the driver's end of
-    ``control`` closing ends the zygote (its next read sees end-of-file).
+    ``die_with_parent(driver_pid)`` (the parent-death signal; its ``ctypes`` import
+    costs as much as a fork) is asked for before the user's preloads, or else at the
+    first pause in requests, when the first workers are forked and started; until
+    then the driver's end of ``control`` closing ends the zygote (its next read sees
+    end-of-file).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=control_fd)
     setup, _ = recv_frame(control)
     if setup is None:
         os._exit(0)
-    sys_path, preload, replay = setup
+    sys_path, preload, replay, no_bytecode = setup
     if sys.path and sys.path[0] == "":   # started with -c: the folder it started in, as -m
         sys.path[0] = os.getcwd()         # would put there (a worker may chdir)
     for path in reversed(sys_path):
@@ -77,7 +79,9 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
     guarded = bool(preload)
     if guarded:   # the user's modules may take long to import: not without the guard
         die_with_parent(driver_pid)
+        sys.dont_write_bytecode = no_bytecode   # the user's setting for the user's modules
         failed += _preload(preload)
+        sys.dont_write_bytecode = False
     # Forked children share the zygote's heap until they write to it: keep the
     # collector from touching (and so copying) every inherited object.
     gc.freeze()
@@ -92,13 +96,13 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
     selector.register(wake_r, selectors.EVENT_READ, "child")
     zygote_fds = (control, wake_r, wake_w)
     later = list(LATER)
-    turn = 0
     while True:
-        turn += 1
-        if turn == 2 and not guarded:   # the first request (a fork) or pause is behind us
-            die_with_parent(driver_pid)
         events = selector.select(IDLE_BEFORE_LATER if later else None)
         if not events:
+            if not guarded:   # the first pause: the first workers are started
+                guarded = True
+                die_with_parent(driver_pid)
+                continue
             _preload([later.pop(0)])
             if not later:
                 gc.freeze()
@@ -119,7 +123,7 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
                 continue
             env, cwd = request
             pid = _fork_worker(run_worker, fds[0], lifeline_fd, driver_pid, env, cwd,
-                               zygote_fds, selector)
+                               zygote_fds, selector, no_bytecode)
             os.close(fds[0])
             for extra in fds[1:]:
                 os.close(extra)
@@ -173,7 +177,8 @@ def _reap(control: socket.socket) -> None:
         _tell(control, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
-def _fork_worker(run_worker, fd, lifeline_fd, driver_pid, env, cwd, zygote_fds, selector) -> int:
+def _fork_worker(run_worker, fd, lifeline_fd, driver_pid, env, cwd, zygote_fds, selector,
+                 no_bytecode) -> int:
     if threading.active_count() != 1:  # never fork a process with threads
         return -1
     pid = os.fork()
@@ -186,6 +191,7 @@ def _fork_worker(run_worker, fd, lifeline_fd, driver_pid, env, cwd, zygote_fds, 
         for sock in zygote_fds:
             sock.close()
         os.setsid()  # its own session: a kernel's Ctrl-C is the driver's to handle
+        sys.dont_write_bytecode = no_bytecode
         os.environ.clear()
         os.environ.update(env)
         if cwd and os.path.isdir(cwd):

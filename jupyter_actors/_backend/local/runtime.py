@@ -42,19 +42,27 @@ class Runtime:
         self.router = router
         self.stopping = False
         self.session_dir = make_session_dir()
-        self.registry = Registry()
-        self.lent = Lent(self.registry)
-        self.task_pool = TaskPool(self, self.num_cpus)
-        self.results = ResultHandlers(self)
-        self.prompts = PromptSessions(self)
-        handlers = self.results.table()
-        handlers.update(self.prompts.table())
-        self.bars = BarViews(self)
-        handlers.update(self.bars.table())
-        self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
-        self.streams: dict = {}   # call_id -> streams.Feed of a generator call in flight
         idle = min(2, self.num_cpus) if idle_workers is None else idle_workers
-        self.spawner = Spawner(self.io, self.session_dir, idle, preload)
+        # The zygote starts first: its start is most of the way to the first actor's
+        # first answer, and the rest of this set-up (threads included) overlaps it.
+        self.spawner = Spawner(self.session_dir, idle, preload)
+        try:
+            self.registry = Registry()
+            self.lent = Lent(self.registry)
+            self.task_pool = TaskPool(self, self.num_cpus)
+            self.results = ResultHandlers(self)
+            self.prompts = PromptSessions(self)
+            handlers = self.results.table()
+            handlers.update(self.prompts.table())
+            self.bars = BarViews(self)
+            handlers.update(self.bars.table())
+            self.io = IOLoop(handlers, self.worker_exited, self.results.fail_call)
+        except BaseException:
+            self.spawner.join()   # no zygote left behind
+            remove_session_dir(self.session_dir)
+            raise
+        self.streams: dict = {}   # call_id -> streams.Feed of a generator call in flight
+        self.spawner.start(self.io)
 
     # -- a worker ended (I/O thread) ---------------------------------------------------
     def worker_exited(self, conn) -> None:

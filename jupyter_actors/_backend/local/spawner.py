@@ -62,8 +62,8 @@ def kill_process(conn: Connection) -> None:
 class Spawner:
     """Starts workers on its own thread and keeps ``idle_target`` of them idle."""
 
-    def __init__(self, io, session_dir: str, idle_target: int, preload: tuple = ()):
-        self.io = io
+    def __init__(self, session_dir: str, idle_target: int, preload: tuple = ()):
+        self.io = None                 # the I/O loop, given by start()
         self.session_dir = session_dir
         self.idle_target = idle_target
         self.preload = list(preload)
@@ -102,6 +102,10 @@ class Spawner:
                     child.close()
         self.thread = threading.Thread(target=self._loop, name="jupyter_actors-spawner",
                                        daemon=True)
+
+    def start(self, io) -> None:
+        """Hand started workers to ``io`` from now on; the idle pool fills."""
+        self.io = io
         self.thread.start()
         with self.lock:
             self._request()
@@ -150,7 +154,8 @@ class Spawner:
         with self._cv:
             self._requests.append(None)
             self._cv.notify()
-        self.thread.join(timeout)
+        if self.thread.ident is not None:   # started
+            self.thread.join(timeout)
         first, self.first = self.first, None
         if first is not None:   # never taken: its worker (if forked) sees end-of-file
             first[1].close()

@@ -27,7 +27,11 @@ from ..._wire.control import recv_frame, send_frame
 FORK_TIMEOUT = 30.0
 
 
-ZYGOTE_MAIN = "from jupyter_actors._worker.__main__ import main; main()"
+# Our own modules' bytecode is cached whatever PYTHONDONTWRITEBYTECODE says (as a pip
+# install caches it): compiling them again at every start would cost the zygote about
+# as much as importing them. The user's setting (Setup) holds for everything else.
+ZYGOTE_MAIN = ("import sys; sys.dont_write_bytecode = False; "
+               "from jupyter_actors._worker.__main__ import main; main()")
 
 
 def fork_available() -> bool:
@@ -154,7 +158,8 @@ class Zygote:
         self.children: dict = {}          # pid -> ForkedProcess not yet seen to exit
         self.lock = threading.Lock()
         self._forked: queue.SimpleQueue = queue.SimpleQueue()
-        send_frame(control, ([p for p in sys.path if p], list(preload), replay))
+        send_frame(control, ([p for p in sys.path if p], list(preload), replay,
+                             sys.dont_write_bytecode))
         self.reader = threading.Thread(target=self._read, name="jupyter_actors-zygote",
                                        daemon=True)
         self.reader.start()
