@@ -239,3 +239,37 @@ def test_a_bad_preload_fails_at_init(preload, error):
     with pytest.raises(error, match="preload"):
         ray.init(preload=preload)
     assert not ray.is_initialized()
+
+
+def test_the_zygote_caches_our_bytecode_and_keeps_the_users_setting(tmp_path):
+    """With PYTHONDONTWRITEBYTECODE set, the zygote still caches jupyter_actors' bytecode
+    (compiling it at every start would double the zygote's start), while the user's
+    modules, preloaded or imported by an actor, are written nowhere, as asked."""
+    import shutil
+    package = tmp_path / "pkg" / "jupyter_actors"
+    shutil.copytree(os.path.join(ROOT, "jupyter_actors"), package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    user = tmp_path / "user"
+    user.mkdir()
+    for name in ("preloaded_mod", "lazy_mod"):
+        (user / f"{name}.py").write_text("VALUE = 1\n")
+    script = textwrap.dedent("""
+        import jupyter_actors as ray
+        ray.init(preload=["preloaded_mod"])
+
+        @ray.remote
+        class A:
+            def value(self):
+                import lazy_mod
+                return lazy_mod.VALUE
+
+        print(ray.__file__, ray.get(A.remote().value.remote(), timeout=60))
+    """)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "pkg"), str(user)]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=str(tmp_path), env=env, timeout=GUARD * 2)
+    assert done.stdout.split() == [str(package / "__init__.py"), "1"], done.stderr
+    cached = {p.name.split(".")[0] for p in (package / "_worker" / "__pycache__").iterdir()}
+    assert {"__main__", "zygote", "channel"} <= cached
+    assert not (user / "__pycache__").exists()
