@@ -76,6 +76,14 @@ def ok_end(message):
     return None
 
 
+def encode_ok(end: tuple) -> bytes:
+    """The frame of the ``CallOk`` whose ``ok_end`` is ``end`` (as ``encode`` writes it)."""
+    call_id, blob, t_start, t_end, slot = end
+    meta = _MARSHAL + marshal.dumps((("ok", call_id, (None,), t_start, t_end, slot),
+                                     ((2, 0, blob, ()),)))
+    return struct.pack("<QIQ", 4 + 8 + len(meta), 1, len(meta)) + meta
+
+
 def encode_oks(ends: list) -> bytes:
     """The frame of ``CallsOk(tuple(ends))``: a run of ends (see ``ok_end``) in one frame."""
     meta = _MARSHAL + marshal.dumps((("oks", tuple(ends)), None))

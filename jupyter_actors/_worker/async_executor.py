@@ -23,12 +23,11 @@ from .._spin import Spin
 from .._wire.messages import CallCancelled, CallFailed, CallMethod, CallOk, new
 from .._wire.payloads import NONE_PAYLOAD, PROTOCOL, Payload
 from . import calls
-from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
+from .calls import _SCALARS, ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 from .eager_tasks import EagerStarter
 
 _COROUTINE = types.CoroutineType  # what an async def method returns
-_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 
 class _PollFirst(selectors.DefaultSelector):

@@ -10,6 +10,9 @@ from .._wire.payloads import NONE_PAYLOAD, DepArg, deserialize, serialize
 from .._wire.tracebacks import describe_frames
 from ..exceptions import RemoteTraceback
 
+# Return values that encode_returns pickles with the plain C pickler (see builtin_only).
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+
 # Frames of the worker's own machinery, left out of the tracebacks users see.
 _OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
 

@@ -112,13 +112,32 @@ class Channel:
     def started(self, call_id, t: float, slot: int) -> None:
         """A call started: say so with the next frame (or within HOLD), unless its result
         is that frame."""
-        start = _new(CallStarted, (call_id, t, slot))
         with self.lock:
             # Starts held already: the flusher is due within HOLD of the first of them.
             if self.starts or self._may_hold():
-                self.starts[call_id] = start
+                self.starts[call_id] = (t, slot)  # a CallStarted only if it is sent
                 return
-        self.send(start)
+        self.send(_new(CallStarted, (call_id, t, slot)))
+
+    def send_end(self, end: tuple, soon: bool = False) -> None:
+        """``send`` (``send_soon`` if ``soon``) of a plain ``CallOk``, given as its
+        ``frames.ok_end`` tuple: what most calls send, in one step under the lock."""
+        with self.lock:
+            starts = self.starts
+            if starts:
+                starts.pop(end[0], None)  # the end carries its start
+                if starts and not self.corked:
+                    self._hold_starts(None)  # the other calls' starts go first
+            if self.corked or self.writing or (soon and self._may_hold()):
+                # Held, or taken along by the thread writing now (or by uncork).
+                self.oks.append(end)
+                return
+            if self.held or self.oks:
+                self.oks.append(end)
+                parts = self._start_writing(())
+            else:
+                parts = self._start_writing([frames.encode_ok(end)])
+        self._write(parts)
 
     def send_ends(self, messages: list) -> None:
         """Send many calls' ends in one write (an async actor's calls that finished
@@ -220,8 +239,8 @@ class Channel:
                 return  # many ends go out together: theirs are dropped as they come
         if starts:
             self._close_oks()
-        for start in starts.values():
-            for p in frames.encode(start):
+        for call_id, (t, slot) in starts.items():
+            for p in frames.encode(_new(CallStarted, (call_id, t, slot))):
                 self.held += p
         starts.clear()
 

@@ -16,10 +16,14 @@ import queue
 import signal
 import threading
 import time
+from pickle import dumps as pickle_dumps
+from pickle import loads as pickle_loads
+from time import monotonic
 
 from .._wire.messages import (CallCancelled, CallFailed, CallOk, CallsReturned, CallStarted,
                                NotInterrupted, new)
-from .calls import ActorExit, Call, describe_error, encode_returns, load_arguments
+from .._wire.payloads import NONE_PAYLOAD, PROTOCOL
+from .calls import _SCALARS, ActorExit, Call, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
 _EXIT = object()
@@ -134,37 +138,51 @@ class SyncExecutor:
 
     def _run(self, call: Call, slot: int, more: bool = False, start=None) -> None:
         worker = self.worker
-        token = current_call.set(call.call_id)
+        call_id = call.call_id
+        token = current_call.set(call_id)
         if start is None:
-            start = time.monotonic()
+            start = monotonic()
         if self.interruptible:
             # A task's "start" is on its way before it runs: if the worker dies
             # in it, the driver knows which call died and which never started
             # (those are run elsewhere without using up a retry).
-            worker.channel.send(new(CallStarted, (call.call_id, start, slot)))
+            worker.channel.send(new(CallStarted, (call_id, start, slot)))
         else:
-            worker.channel.started(call.call_id, start, slot)
+            worker.channel.started(call_id, start, slot)
+        end = None
         try:
-            args, kwargs = load_arguments(call)
+            payload = call.args_payload
+            if call.deps or payload.buffers:
+                args, kwargs = load_arguments(call)
+            else:
+                args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
             result = self.resolve_target(call.target)(*args, **kwargs)
-            payloads = encode_returns(result, call.num_returns, call.label)
+            if call.num_returns == 1 and type(result) in _SCALARS:
+                # Most calls: one scalar, pickled as encode_returns would, sent as is.
+                end = (call_id, NONE_PAYLOAD.blob if result is None
+                       else pickle_dumps(result, PROTOCOL), start, monotonic(), slot)
+            else:
+                payloads = encode_returns(result, call.num_returns, call.label)
         except (ActorExit, SystemExit) as exc:
             if worker.actor_info is None:  # a remote function: its caller gets the SystemExit
-                message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(),
-                                     slot)
+                message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
             else:
-                worker.exit_actor(call.call_id, exc)
+                worker.exit_actor(call_id, exc)
         except BaseException as exc:  # reported to the caller, never kills the worker
-            message = CallFailed(call.call_id, describe_error(exc), start, time.monotonic(), slot)
+            message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
         else:
-            message = new(CallOk, (call.call_id, payloads, start, time.monotonic(), slot))
+            if end is None:
+                message = new(CallOk, (call_id, payloads, start, monotonic(), slot))
         finally:
             current_call.reset(token)
         # With calls waiting behind this one, its result may ride with theirs
         # (held HOLD seconds at most): one write and one driver wake-up for a run.
         if self.interruptible:
             more = bool(self.queued)  # the next task's "start" takes it along
-        worker.finish(message, soon=more)
+        if end is not None:
+            worker.finish_end(end, soon=more)
+        else:
+            worker.finish(message, soon=more)
 
 
 class BacklogCalls:

@@ -7,7 +7,8 @@ import select
 import sys
 import threading
 
-from .._wire.messages import ActorExiting
+from .._wire.messages import ActorExiting, CallOk, new
+from .._wire.payloads import Payload
 from .bars import Bars
 from .capture import CapturedStream
 from .prompts import Prompts
@@ -45,6 +46,16 @@ class Worker:
             self.channel.send_soon(message)
         else:
             self.channel.send(message)
+
+    def finish_end(self, end: tuple, soon: bool = False) -> None:
+        """``finish`` of a plain ``CallOk`` given as its ``frames.ok_end`` tuple (most calls):
+        sent as it is when nothing has to go before it."""
+        if self.stdout._partial or self.stderr._partial or self.prompts.open_calls \
+                or self.bars.open or self.client.dropped:
+            call_id, blob, t_start, t_end, slot = end
+            self.finish(new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)), soon)
+        else:
+            self.channel.send_end(end, soon)
 
     def nothing_before_ends(self) -> bool:
         """Whether calls' ends may go out as they are: no call has an unfinished output
