@@ -197,7 +197,7 @@ def test_a_worker_reads_all_its_socket_holds_at_one_wake_up():
         right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * len(data))
         left.settimeout(GUARD)
         left.sendall(data)  # all of it in the socket before the one read
-        reading = Reading(None, right, frames.FrameDecoder(), None)
+        reading = Reading(None, right, frames.FrameDecoder())
         batch = reading._read()
     finally:
         left.close()

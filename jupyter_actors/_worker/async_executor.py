@@ -23,7 +23,7 @@ from .._spin import Spin
 from .._wire.messages import CallCancelled, CallFailed, CallMethod, CallOk, new
 from .._wire.payloads import NONE_PAYLOAD, PROTOCOL, Payload
 from . import calls
-from .calls import _SCALARS, ActorExit, Call, describe_error, encode_returns, load_arguments
+from .calls import _SCALARS, ActorExit, describe_error, encode_returns, load_arguments
 from .capture import current_call
 from .eager_tasks import EagerStarter
 
@@ -289,8 +289,7 @@ class AsyncExecutor:
         self.started(call_id, start, slot)
         try:
             if deps or payload.buffers:
-                args, kwargs = load_arguments(
-                    Call(call_id, method, payload, deps, num_returns, None, group))
+                args, kwargs = load_arguments(payload, deps)
             else:
                 args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
             result = getattr(self.instance, method)(*args, **kwargs)

@@ -1,4 +1,9 @@
-"""One call as a worker runs it: its arguments in, its return values or error out."""
+"""One call as a worker runs it: its arguments in, its return values or error out.
+
+Executors run the driver's messages themselves: a ``CallMethod`` (an actor's
+call) or a ``RunTask`` (a remote function's), which have the same shape:
+``(call_id, method or function id, args, deps, num_returns, group or label)``.
+"""
 from __future__ import annotations
 
 import glob
@@ -17,23 +22,12 @@ _SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 _OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
 
 
-class Call:
-    __slots__ = ("call_id", "target", "args_payload", "deps", "num_returns", "label", "group")
-
-    def __init__(self, call_id, target, args_payload, deps, num_returns, label, group=None):
-        self.call_id = call_id
-        self.target = target            # method name, or function id for tasks
-        self.args_payload = args_payload
-        self.deps = deps
-        self.num_returns = num_returns
-        self.label = label
-        self.group = group              # an actor call's concurrency group (None: default)
-
-
-def load_arguments(call: Call):
-    args, kwargs = deserialize(call.args_payload)
-    if call.deps:
-        values = [deserialize(p) for p in call.deps]
+def load_arguments(payload, deps: tuple):
+    """``(args, kwargs)`` of a call: its ``args`` payload, with the values of its top-level
+    ref arguments (``deps``) put in place of their placeholders."""
+    args, kwargs = deserialize(payload)
+    if deps:
+        values = [deserialize(p) for p in deps]
         args = tuple(values[a.index] if isinstance(a, DepArg) else a for a in args)
         kwargs = {k: values[v.index] if isinstance(v, DepArg) else v
                   for k, v in kwargs.items()}

@@ -23,7 +23,7 @@ from time import monotonic
 from .._wire.messages import (CallCancelled, CallFailed, CallOk, CallsReturned, CallStarted,
                                NotInterrupted, new)
 from .._wire.payloads import NONE_PAYLOAD, PROTOCOL
-from .calls import _SCALARS, ActorExit, Call, describe_error, encode_returns, load_arguments
+from .calls import _SCALARS, ActorExit, describe_error, encode_returns, load_arguments
 from .capture import current_call
 
 _EXIT = object()
@@ -118,7 +118,7 @@ class SyncExecutor:
                 return
             self._execute(call, slot)
 
-    def _execute(self, call: Call, slot: int, more: bool = False, start=None) -> None:
+    def _execute(self, call, slot: int, more: bool = False, start=None) -> None:
         """Run one call unless it was cancelled while queued (``more``: others wait behind it;
         ``start``: when a thread was given to it, if not now)."""
         with self.lock:
@@ -136,9 +136,10 @@ class SyncExecutor:
                 if self.interrupt_target == call.call_id:
                     self.interrupt_target = None
 
-    def _run(self, call: Call, slot: int, more: bool = False, start=None) -> None:
+    def _run(self, call, slot: int, more: bool = False, start=None) -> None:
+        """Run a ``CallMethod`` or ``RunTask`` (the same shape, see ``calls``) and send its end."""
         worker = self.worker
-        call_id = call.call_id
+        call_id, target, payload, deps, num_returns, _ = call
         token = current_call.set(call_id)
         if start is None:
             start = monotonic()
@@ -151,18 +152,17 @@ class SyncExecutor:
             worker.channel.started(call_id, start, slot)
         end = None
         try:
-            payload = call.args_payload
-            if call.deps or payload.buffers:
-                args, kwargs = load_arguments(call)
+            if deps or payload.buffers:
+                args, kwargs = load_arguments(payload, deps)
             else:
                 args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
-            result = self.resolve_target(call.target)(*args, **kwargs)
-            if call.num_returns == 1 and type(result) in _SCALARS:
+            result = self.resolve_target(target)(*args, **kwargs)
+            if num_returns == 1 and type(result) in _SCALARS:
                 # Most calls: one scalar, pickled as encode_returns would, sent as is.
                 end = (call_id, NONE_PAYLOAD.blob if result is None
                        else pickle_dumps(result, PROTOCOL), start, monotonic(), slot)
             else:
-                payloads = encode_returns(result, call.num_returns, call.label)
+                payloads = encode_returns(result, num_returns, self._label(call))
         except (ActorExit, SystemExit) as exc:
             if worker.actor_info is None:  # a remote function: its caller gets the SystemExit
                 message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
@@ -183,6 +183,12 @@ class SyncExecutor:
             worker.finish_end(end, soon=more)
         else:
             worker.finish(message, soon=more)
+
+
+    def _label(self, call) -> str:
+        """``Class.method`` of an actor's call, the function's name of a task."""
+        info = self.worker.actor_info
+        return call.label if info is None else f"{info['class_name']}.{call.method}"
 
 
 class BacklogCalls:

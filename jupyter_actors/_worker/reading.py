@@ -34,7 +34,7 @@ def first_messages(sock: socket.socket, decoder: frames.FrameDecoder) -> list:
             return batch
 
 
-def dispatch(worker, pending: collections.deque, make_call) -> None:
+def dispatch(worker, pending: collections.deque) -> None:
     """Hand the messages of ``pending``, in order, to the executor and the look-ups.
 
     They are taken off the front one by one: an async actor starts a call in
@@ -49,7 +49,7 @@ def dispatch(worker, pending: collections.deque, make_call) -> None:
         kind = type(msg)
         if kind is CallMethod or kind is RunTask:
             pending.popleft()
-            calls.append(make_call(msg))
+            calls.append(msg)  # the executor runs the message itself
             continue
         if calls:
             executor.submit(calls)
@@ -84,12 +84,10 @@ class Reading:
     run calls, and its loop may be blocked by one).
     """
 
-    def __init__(self, worker, sock: socket.socket, decoder: frames.FrameDecoder,
-                 make_call):
+    def __init__(self, worker, sock: socket.socket, decoder: frames.FrameDecoder):
         self.worker = worker
         self.sock = sock
         self.decoder = decoder
-        self.make_call = make_call
         self.lock = threading.Lock()
         self.loop_reads = False
         self.loop_pending: collections.deque = collections.deque()  # read by the loop, not handled yet
@@ -103,7 +101,7 @@ class Reading:
                 return  # the loop reads now (a reading thread on its way out)
             batch = self._read()
             if batch:
-                dispatch(self.worker, collections.deque(batch), self.make_call)
+                dispatch(self.worker, collections.deque(batch))
 
     def loop_read_once(self) -> None:
         """An async actor's loop reads (the only reader now). It hands the batch on
@@ -114,7 +112,7 @@ class Reading:
         if batch:
             pending.extend(batch)
         if pending:
-            dispatch(self.worker, pending, self.make_call)
+            dispatch(self.worker, pending)
 
     def _read(self) -> list:
         """What the socket holds, all of it: input is edge-triggered (``readers_epoll``),

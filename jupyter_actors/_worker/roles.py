@@ -7,10 +7,9 @@ import os
 import signal
 import sys
 
-from .._wire.messages import (ActorInitFailed, ActorReady, BecomeTaskWorker, CallMethod,
-                               CreateActor, RunTask)
+from .._wire.messages import ActorInitFailed, ActorReady, BecomeTaskWorker, CreateActor
 from .._wire.payloads import deserialize_definition
-from .calls import Call, describe_error, load_arguments
+from .calls import describe_error, load_arguments
 from .capture import current_call
 from .executors import GroupedExecutor, InlineExecutor, SyncExecutor
 from .reading import Reading, dispatch
@@ -20,7 +19,6 @@ from .reading_pool import ReadingPoolExecutor
 def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     init_id, cls_payload, init_args, init_deps, options = first
     apply_environment(options)
-    name = options["class_name"]
     max_concurrency = options["max_concurrency"]
     groups = options.get("concurrency_groups")
     if options["is_async"]:
@@ -38,19 +36,12 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     worker.actor_info = options
     worker.actor_class_payload = cls_payload
 
-    def make_call(msg: CallMethod) -> Call:
-        call_id, method, args, deps, num_returns, group = msg
-        return Call(call_id, method, args, deps, num_returns, f"{name}.{method}", group)
-
-    if options["is_async"]:
-        make_call = _message_itself  # the async executor reads the message's fields
-
     # A thread reads while the constructor runs (it may get() a ref argument).
-    reading = start_reading(worker, sock, decoder, make_call, early, actor=True)
+    reading = start_reading(worker, sock, decoder, early, actor=True)
     token = current_call.set(init_id)
     try:
         cls = deserialize_definition(cls_payload)
-        args, kwargs = load_arguments(Call(init_id, None, init_args, init_deps, 1, name))
+        args, kwargs = load_arguments(init_args, init_deps)
         if options["is_async"] and inspect.iscoroutinefunction(getattr(cls, "__init__", None)):
             # async def __init__ (as Ray allows): run on the actor's loop, before any call.
             instance = cls.__new__(cls)
@@ -78,10 +69,6 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         exit_after_calls(worker)
 
 
-def _message_itself(msg: CallMethod) -> CallMethod:
-    return msg
-
-
 def run_tasks(worker, sock, decoder, first: BecomeTaskWorker, early: list) -> None:
     apply_environment(first.options)
     functions: dict = {}
@@ -99,19 +86,15 @@ def run_tasks(worker, sock, decoder, first: BecomeTaskWorker, early: list) -> No
     signal.signal(signal.SIGINT, executor.on_sigint)
     worker.executor = executor
 
-    def make_call(msg: RunTask) -> Call:
-        return Call(msg.call_id, msg.func_id, msg.args, msg.deps, msg.num_returns, msg.label)
-
-    start_reading(worker, sock, decoder, make_call, early, actor=False)
+    start_reading(worker, sock, decoder, early, actor=False)
     executor.run()
     exit_after_calls(worker)
 
 
-def start_reading(worker, sock, decoder, make_call, early: list,
-                  actor: bool) -> Reading:
+def start_reading(worker, sock, decoder, early: list, actor: bool) -> Reading:
     """Dispatch what came with the role, then read on in a thread (and flush in another)."""
-    dispatch(worker, collections.deque(early), make_call)
-    reading = Reading(worker, sock, decoder, make_call)
+    dispatch(worker, collections.deque(early))
+    reading = Reading(worker, sock, decoder)
     worker.reading = reading
     reading.start_thread(flushes=not actor)
     if actor:
