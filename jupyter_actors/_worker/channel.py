@@ -119,23 +119,34 @@ class Channel:
                 return
         self.send(_new(CallStarted, (call_id, t, slot)))
 
-    def send_end(self, end: tuple, soon: bool = False) -> None:
+    def send_end(self, end: tuple, soon: bool = False, next_start=None) -> None:
         """``send`` (``send_soon`` if ``soon``) of a plain ``CallOk``, given as its
-        ``frames.ok_end`` tuple: what most calls send, in one step under the lock."""
+        ``frames.ok_end`` tuple, then ``started(*next_start)`` if given: what most calls
+        send, in one step under the lock."""
         with self.lock:
             starts = self.starts
             if starts:
                 starts.pop(end[0], None)  # the end carries its start
                 if starts and not self.corked:
                     self._hold_starts(None)  # the other calls' starts go first
-            if self.corked or self.writing or (soon and self._may_hold()):
-                # Held, or taken along by the thread writing now (or by uncork).
-                self.oks.append(end)
-                return
-            if self.held or self.oks:
-                self.oks.append(end)
+            self.oks.append(end)
+            may_hold = None
+            if next_start is not None:
+                call_id, t, slot = next_start
+                if starts or (may_hold := self._may_hold()):
+                    starts[call_id] = (t, slot)   # as started() holds it
+                else:
+                    self._close_oks()   # it goes now, after the end
+                    for p in frames.encode(_new(CallStarted, next_start)):
+                        self.held += p
+            if self.corked or self.writing:
+                return  # taken along by the thread writing now (or by uncork)
+            if soon and (may_hold if may_hold is not None else self._may_hold()):
+                return  # held: it rides with the next frame, or goes within HOLD
+            if self.held or len(self.oks) > 1:
                 parts = self._start_writing(())
-            else:
+            else:  # a lone end: the frame of one CallOk
+                self.oks.clear()
                 parts = self._start_writing([frames.encode_ok(end)])
         self._write(parts)
 

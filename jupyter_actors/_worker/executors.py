@@ -137,20 +137,33 @@ class SyncExecutor:
                     self.interrupt_target = None
 
     def _run(self, call, slot: int, more: bool = False, start=None) -> None:
-        """Run a ``CallMethod`` or ``RunTask`` (the same shape, see ``calls``) and send its end."""
-        worker = self.worker
-        call_id, target, payload, deps, num_returns, _ = call
-        token = current_call.set(call_id)
+        """Announce, run and end a call (``more``: calls wait behind it)."""
         if start is None:
             start = monotonic()
+        channel = self.worker.channel
         if self.interruptible:
             # A task's "start" is on its way before it runs: if the worker dies
             # in it, the driver knows which call died and which never started
             # (those are run elsewhere without using up a retry).
-            worker.channel.send(new(CallStarted, (call_id, start, slot)))
+            channel.send(new(CallStarted, (call.call_id, start, slot)))
         else:
-            worker.channel.started(call_id, start, slot)
-        end = None
+            channel.started(call.call_id, start, slot)
+        outcome, *_values = self._call(call, slot, start)
+        # With calls waiting behind this one, its result may ride with theirs
+        # (held HOLD seconds at most): one write and one driver wake-up for a run.
+        if self.interruptible:
+            more = bool(self.queued)  # the next task's "start" takes it along
+        self._finish(outcome, more)
+
+    def _call(self, call, slot: int, start: float):
+        """Run a ``CallMethod`` or ``RunTask`` (the same shape, see ``calls``) whose start
+        is announced: ``(end, args, kwargs, result)``. The end is a ``frames.ok_end``
+        tuple (one scalar returned: most calls) or a message; the values are kept by the
+        caller until the end is sent, so that refs they held are released after it."""
+        worker = self.worker
+        call_id, target, payload, deps, num_returns, _ = call
+        token = current_call.set(call_id)
+        args = kwargs = result = None
         try:
             if deps or payload.buffers:
                 args, kwargs = load_arguments(payload, deps)
@@ -158,32 +171,33 @@ class SyncExecutor:
                 args, kwargs = pickle_loads(payload.blob)  # most calls: small, no refs
             result = self.resolve_target(target)(*args, **kwargs)
             if num_returns == 1 and type(result) in _SCALARS:
-                # Most calls: one scalar, pickled as encode_returns would, sent as is.
-                end = (call_id, NONE_PAYLOAD.blob if result is None
-                       else pickle_dumps(result, PROTOCOL), start, monotonic(), slot)
-            else:
-                payloads = encode_returns(result, num_returns, self._label(call))
+                # Pickled as encode_returns would, sent without a message around it.
+                return (call_id, NONE_PAYLOAD.blob if result is None
+                        else pickle_dumps(result, PROTOCOL), start, monotonic(), slot), \
+                    args, kwargs, result
+            payloads = encode_returns(result, num_returns, self._label(call))
         except (ActorExit, SystemExit) as exc:
             if worker.actor_info is None:  # a remote function: its caller gets the SystemExit
-                message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
-            else:
-                worker.exit_actor(call_id, exc)
+                return CallFailed(call_id, describe_error(exc), start, monotonic(), slot), \
+                    args, kwargs, result
+            worker.exit_actor(call_id, exc)
         except BaseException as exc:  # reported to the caller, never kills the worker
-            message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
-        else:
-            if end is None:
-                message = new(CallOk, (call_id, payloads, start, monotonic(), slot))
+            return CallFailed(call_id, describe_error(exc), start, monotonic(), slot), \
+                args, kwargs, result
         finally:
             current_call.reset(token)
-        # With calls waiting behind this one, its result may ride with theirs
-        # (held HOLD seconds at most): one write and one driver wake-up for a run.
-        if self.interruptible:
-            more = bool(self.queued)  # the next task's "start" takes it along
-        if end is not None:
-            worker.finish_end(end, soon=more)
-        else:
-            worker.finish(message, soon=more)
+        return new(CallOk, (call_id, payloads, start, monotonic(), slot)), args, kwargs, result
 
+    def _finish(self, outcome, soon: bool, next_start=None) -> None:
+        """Send a call's end (``_call``'s outcome), then ``next_start``: ``(call_id, t,
+        slot)`` of the call this thread runs next, if any."""
+        worker = self.worker
+        if type(outcome) is tuple:
+            worker.finish_end(outcome, soon, next_start)
+            return
+        worker.finish(outcome, soon)
+        if next_start is not None:
+            worker.channel.started(*next_start)
 
     def _label(self, call) -> str:
         """``Class.method`` of an actor's call, the function's name of a task."""
@@ -240,9 +254,9 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
             item = self._next()
         self._drain(item)
 
-    def _next(self):
-        """``(call, more calls behind it)`` for the next call, now running, or _EXIT, or
-        None when nothing is left to run (lock held by the thread that runs calls)."""
+    def _next(self, keep_busy: bool = False):
+        """The next call, now running, or _EXIT, or None when nothing is left to run (lock
+        held by the thread that runs calls; ``keep_busy``: it still has an end to send)."""
         backlog, queued = self.backlog, self.queued
         while backlog:
             call = backlog.popleft()
@@ -251,24 +265,50 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
             if call.call_id in queued:
                 queued.discard(call.call_id)
                 self.running.add(call.call_id)
-                return call, bool(backlog)
+                return call
             # else: cancelled while queued (cancel() has answered): skipped
-        self.busy = False
+        if not keep_busy:
+            self.busy = False
         return None
 
     def _drain(self, item) -> None:
+        """Run ``item`` and the calls queued behind it, in this thread.
+
+        The next call is taken before the end of the one before is sent: a run's
+        ends are then held to go out together (``Channel.send_end``), each with the
+        start of the call after it in the same step. The actor stays busy until the
+        last end is sent, so no other thread starts a call before it is out.
+        """
+        lock, running, channel = self.lock, self.running, self.worker.channel
+        start = None
         while item is not None:
             if item is _EXIT:
                 self.on_exit()
                 return
-            call, more = item
+            call = item
+            if start is None:
+                start = monotonic()
+                channel.started(call.call_id, start, 0)
             try:
-                self._run(call, 0, more)
+                outcome, *values = self._call(call, 0, start)  # values: kept until sent
             except KeyboardInterrupt:
-                pass  # raised after the call ended (it is not interruptible)
-            with self.lock:  # the end of this call and the start of the next: one lock
-                self.running.discard(call.call_id)
-                item = self._next()
+                outcome = None  # raised after the call ended (it is not interruptible)
+            with lock:
+                running.discard(call.call_id)
+                item = self._next(keep_busy=True)
+            if item is None or item is _EXIT:
+                start = None
+                if outcome is not None:
+                    self._finish(outcome, False)
+                if item is None:
+                    with lock:  # calls that came meanwhile, or the actor is idle
+                        item = self._next()
+            else:
+                start = monotonic()
+                if outcome is not None:
+                    self._finish(outcome, True, (item.call_id, start, 0))
+                else:
+                    channel.started(item.call_id, start, 0)
 
 
 class _IdleSlot:

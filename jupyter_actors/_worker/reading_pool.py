@@ -114,7 +114,8 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
             self.on_exit()
         call, start = item
         try:
-            self._run(call, slot, False, start)
+            # With calls waiting, its end may ride with theirs (held HOLD seconds at most).
+            self._run(call, slot, bool(self.backlog), start)
         except KeyboardInterrupt:
             pass  # raised after the call ended (it is not interruptible)
         with self.lock:  # the end of this call and the start of the next: one lock
