@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import collections
+import operator
 import queue
 import signal
 import threading
@@ -27,6 +28,7 @@ from .calls import _SCALARS, ActorExit, describe_error, encode_returns, load_arg
 from .capture import current_call
 
 _EXIT = object()
+_call_id = operator.attrgetter("call_id")
 
 
 class SyncExecutor:
@@ -211,7 +213,7 @@ class BacklogCalls:
     def submit(self, calls) -> None:
         # Called under the read lock, so calls queue in arrival order.
         with self.lock:
-            self.queued.update(call.call_id for call in calls)
+            self.queued.update(map(_call_id, calls))
             self.backlog.extend(calls)
 
     def stop(self) -> None:

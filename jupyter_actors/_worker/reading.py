@@ -34,6 +34,9 @@ def first_messages(sock: socket.socket, decoder: frames.FrameDecoder) -> list:
             return batch
 
 
+_CALLS = frozenset({CallMethod, RunTask})
+
+
 def dispatch(worker, pending: collections.deque) -> None:
     """Hand the messages of ``pending``, in order, to the executor and the look-ups.
 
@@ -101,7 +104,10 @@ class Reading:
                 return  # the loop reads now (a reading thread on its way out)
             batch = self._read()
             if batch:
-                dispatch(self.worker, collections.deque(batch))
+                if set(map(type, batch)) <= _CALLS:  # most batches: only calls
+                    self.worker.executor.submit(batch)
+                else:
+                    dispatch(self.worker, collections.deque(batch))
 
     def loop_read_once(self) -> None:
         """An async actor's loop reads (the only reader now). It hands the batch on

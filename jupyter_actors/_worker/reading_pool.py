@@ -109,17 +109,41 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
         return item
 
     def _run_calls(self, item, slot: int, me: _IdleSlot):
-        """Run the call, then those waiting; None when this thread should read."""
+        """Run the call, then those waiting; None when this thread should read.
+
+        As in ``InlineExecutor._drain``, the next call is taken before the end of the
+        one before is sent, and goes out with it in one step; the thread's place
+        among the busy ones is kept until its last end is out, so no other thread
+        starts a call in its place before that.
+        """
         if item is _EXIT:
             self.on_exit()
         call, start = item
-        try:
-            # With calls waiting, its end may ride with theirs (held HOLD seconds at most).
-            self._run(call, slot, bool(self.backlog), start)
-        except KeyboardInterrupt:
-            pass  # raised after the call ended (it is not interruptible)
-        with self.lock:  # the end of this call and the start of the next: one lock
-            self.running.discard(call.call_id)
+        lock, running = self.lock, self.running
+        self.worker.channel.started(call.call_id, start, slot)
+        while True:
+            try:
+                outcome, *values = self._call(call, slot, start)  # values: kept until sent
+            except KeyboardInterrupt:
+                outcome = None  # raised after the call ended (it is not interruptible)
+            with lock:
+                running.discard(call.call_id)
+                self.busy -= 1
+                item = self._take()
+                if item is None:
+                    self.busy += 1  # still this thread's until its end is out
+            if item is None or item is _EXIT:
+                if outcome is not None:
+                    self._finish(outcome, False)
+                if item is _EXIT:
+                    self.on_exit()
+                break
+            call, start = item
+            if outcome is not None:
+                self._finish(outcome, True, (call.call_id, start, slot))
+            else:
+                self.worker.channel.started(call.call_id, start, slot)
+        with lock:
             self.busy -= 1
             item = self._take()
             if item is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import os
 import signal
@@ -60,11 +61,11 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
         executor.run()
         exit_after_calls(worker)
     elif isinstance(executor, InlineExecutor):
-        executor.start(lambda method: getattr(instance, method))
+        executor.start(functools.partial(getattr, instance))
         # This thread now reads and runs calls too, until "exit" or the driver's EOF.
         reading.thread_loop()
     else:
-        executor.resolve_target = lambda method: getattr(instance, method)
+        executor.resolve_target = functools.partial(getattr, instance)
         executor.run()
         exit_after_calls(worker)
 
