@@ -317,6 +317,11 @@ _PACKED = ("q", None, None, None, None, "d", "d", "d", "q", None, None, None, No
 # The fields of a run's chunk kept once: all but the numbers.
 _RUN_SAME = tuple(k for k, code in enumerate(_PACKED) if code is None)
 _row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
+# A run's numbers, from its message's ends (call_id, result, started, finished, slot) or
+# from its records: call id, started, finished, slot.
+_RUN_END_GETTERS = tuple(map(operator.itemgetter, (0, 2, 3, 4)))
+_RUN_RECORD_GETTERS = tuple(map(operator.attrgetter, ("call_id", "started", "finished", "slot")))
+_submitted = operator.attrgetter("submitted")
 _ENDED = frozenset(("finished", "failed", "cancelled"))
 
 
@@ -376,14 +381,13 @@ class Chunk:
                     record.group is not group or record.pid is not pid or record.kind is not kind:
                 return None
         count = len(records)
-        if ends is not None:
-            call_ids, _, started, finished, slots = zip(*ends)
-        else:
-            call_ids = [r.call_id for r in records]
-            started = [r.started for r in records]
-            finished = [r.finished for r in records]
-            slots = [r.slot for r in records]
-        numbers = (call_ids, [r.submitted for r in records], started, finished, slots)
+        # Columns read by map(), never zip(*ends): that makes an iterator per call, a
+        # burst of objects that sets off the garbage collector's youngest generation
+        # early (each collection walks every call in flight).
+        getters = _RUN_END_GETTERS if ends is not None else _RUN_RECORD_GETTERS
+        source = ends if ends is not None else records
+        numbers = (map(getters[0], source), map(_submitted, records), map(getters[1], source),
+                   map(getters[2], source), map(getters[3], source))
         packed = []
         try:
             for column, code in zip(numbers, "qdddq"):
