@@ -1,11 +1,11 @@
 """Timing of every call, kept by the driver for timelines.
 
-    caller thread        I/O thread                          readers
-    ─────────────        ──────────                          ───────
-    record_submitted ─┐  record_started ─┐                   tracing.timeline(): snapshot()
-                      ├─ record_finished ┴─▶ in flight ─▶ rows  widgets: a listener that only
-                      │                                          queues records for its own
-                      └──── listeners("submit"|"start"|"finish", record) ─▶ owner thread
+    caller thread        I/O thread                            readers
+    ─────────────        ──────────                            ───────
+    record_submitted ─┐  record_started ─┐                     tracing.timeline(): snapshot()
+    (or a backend's   ├─ record_ended ───┴─▶ in flight ─▶ rows  widgets: a listener that only
+     own tables: a    │                                          queues records for its own
+     source)          └──── listeners("submit"|"start"|"finish", record) ─▶ owner thread
 
 Times are ``time.monotonic()`` values. The driver stamps ``submitted``; the
 workers stamp ``started`` and ``finished`` with their own ``time.monotonic()``,
@@ -26,13 +26,15 @@ the widgets, ``%actors``, interrupts) rely on these fields only:
     max_concurrency, concurrency_groups (``{name: size}`` or None) and pid of
     an actor, or size of the task pool.
 
-Tracing is always on, so a call pays only for what a timeline needs later: a
-set add when it is submitted and, when it ends, its plain fields added to a
-flat list (a run of results that ended together is recorded in one step, out
-of flight with two C calls for the whole run). The trace holds no record after its
-call ended, so records die with their refs, as they would without tracing;
-``snapshot`` rebuilds the rich form (``FinishedCall``) when someone reads.
-Listeners are called only while someone (a live widget) listens.
+Tracing is always on, so a call pays only for what a timeline needs later:
+nothing when it is submitted (the embedded runtime's actor calls are found in
+its own tables while in flight: a source; other calls are added to a set)
+and, when it ends, its plain fields added to a flat list (a run of results
+that ended together is recorded in one step, usually as packed columns
+without a row per call). The trace holds no record after its call ended, so
+records die with their refs, as they would without tracing; ``snapshot``
+rebuilds the rich form (``FinishedCall``) when someone reads. Listeners are
+called only while someone (a live widget) listens.
 """
 from __future__ import annotations
 
@@ -41,9 +43,8 @@ import logging
 import operator
 import threading
 import time
-import struct as _struct
-from array import array
-from itertools import repeat
+
+from ._trace_chunks import ROW_FIELDS, WIDTH, Chunk
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ EPOCH = time.monotonic()
 class Tracer:
     """Keeps in-flight and finished calls; tells listeners as calls are submitted, start, end.
 
-    A finished call's row (the values of ``_ROW_FIELDS``) goes end to end into
+    A finished call's row (the values of ``ROW_FIELDS``) goes end to end into
     one flat list, the open chunk. Every ``chunk`` calls the rows in it are
     packed into a ``Chunk`` of columns and cut from its front, in place: a row
     another thread adds meanwhile lands behind them and stays (a row is added
@@ -64,9 +65,17 @@ class Tracer:
 
     def __init__(self, capacity: int = 200_000):
         self._set_capacity(capacity)
-        self._in_flight: set = set()      # records submitted and not finished yet
+        # Records submitted (record_submitted) and not finished yet. A backend whose own
+        # tables hold its calls in flight names them with a source instead (add_source),
+        # and submits only while someone listens: a call then costs the trace nothing
+        # until it ends.
+        self._in_flight: set = set()
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
+        self._sources: tuple = ()         # callables: the calls in flight a backend holds
+        # id -> list: runs of calls taken out of a backend's tables and not yet recorded
+        # (ending_run), which readers count as in flight.
+        self._ending: dict = {}
         self._lock = threading.Lock()     # guards listeners and the chunks
         self._rows: list = []             # the open chunk: rows end to end (never replaced)
         self._packed: collections.deque = collections.deque()   # Chunks, oldest first
@@ -79,10 +88,13 @@ class Tracer:
         self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
-    # record_submitted(record), record_finished(record) and record_run_finished(records)
-    # (the calls of one run of results, ended together, after their refs were set) are
-    # bound by _bind_hooks: while nobody listens, the set's own add (one C call),
-    # _finished and _run_finished; otherwise the same and a word to every listener.
+    # Bound by _bind_hooks: while nobody listens, the plain methods (record_submitted is
+    # the set's own add, one C call); otherwise the same and a word to every listener.
+    #   record_submitted(record)   a call is submitted (into the in-flight set)
+    #   record_ended(record)       a call ended, for the first time
+    #   record_finished(record)    a call ended: the first time if it is in the set
+    #                              (submitted), else a later report of how it ended
+    #   record_run_finished(records, ends)  record_ended for a run of results (ending_run)
 
     def _tell(self, event: str, record) -> None:
         for listener in self.listeners:
@@ -99,19 +111,27 @@ class Tracer:
         if self.listeners:
             self._tell("start", record)
 
-    def _finished(self, record) -> None:
+    def _ended(self, record) -> None:
+        rows = self._rows
+        # The row first, then out of flight: a snapshot meanwhile finds it in one.
+        # (Attributes read by the interpreter: the specialised slot reads cost a
+        # third of operator.attrgetter's generic ones; the tuple is freed at once.)
+        rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
+                 record.submitted, record.started, record.finished, record.slot,
+                 record.pid, record.group, record.owner, record.error)
         in_flight = self._in_flight
-        if record in in_flight:
-            rows = self._rows
-            # The row first, then out of flight: a snapshot meanwhile finds it in one.
-            # (Attributes read by the interpreter: the specialised slot reads cost a
-            # third of operator.attrgetter's generic ones; the tuple is freed at once.)
-            rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
-                     record.submitted, record.started, record.finished, record.slot,
-                     record.pid, record.group, record.owner, record.error)
+        if in_flight:
             in_flight.discard(record)
-            if len(rows) >= self._seal_at:
-                self._seal()
+        if len(rows) >= self._seal_at:
+            self._seal()
+
+    def _ended_and_tell(self, record) -> None:
+        self._ended(record)
+        self._tell("finish", record)
+
+    def _finished(self, record) -> None:
+        if record in self._in_flight:
+            self._ended(record)
         elif record.status in _ENDED:
             # Finished once already: a cancelled call finishes when cancel() fails its
             # refs, and again when its worker reports how it ended (with the worker's
@@ -123,25 +143,27 @@ class Tracer:
         self._tell("finish", record)
 
     def _run_finished(self, records: list, ends=None) -> None:
-        """``record_finished`` for a run of calls that ended together, in one step.
+        """``record_ended`` for a run of calls that ended together, in one step: the
+        calls of one worker's message of results (so one owner, one pid, one kind), none
+        of which ended before. ``records``: the list ``ending_run`` gave, filled.
 
         ``ends``: the run's (call_id, result, started, finished, slot) in the order of
         ``records``, when the run's message has them so. A long run of one method's calls
         (the usual pipelined run) becomes a chunk at once, without a row per call."""
-        in_flight = self._in_flight
-        if not in_flight.issuperset(records):  # (some finished before: one by one)
-            for record in records:
-                self._finished(record)
-            return
-        rows = self._rows
-        if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
-            for record in records:
-                rows += (record.call_id, record.kind, record.label, record.actor_id,
-                         record.status, record.submitted, record.started, record.finished,
-                         record.slot, record.pid, record.group, record.owner, record.error)
-        in_flight.difference_update(records)
-        if len(rows) >= self._seal_at:
-            self._seal()
+        try:
+            rows = self._rows
+            if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
+                for record in records:
+                    rows += (record.call_id, record.kind, record.label, record.actor_id,
+                             record.status, record.submitted, record.started, record.finished,
+                             record.slot, record.pid, record.group, record.owner, record.error)
+            in_flight = self._in_flight
+            if in_flight:
+                in_flight.difference_update(records)
+            if len(rows) >= self._seal_at:
+                self._seal()
+        finally:
+            self._ending.pop(id(records), None)  # recorded: no longer in flight
 
     def _run_chunk(self, records: list, ends) -> bool:
         """Keep a run of calls as one chunk of its own; False if they differ in more than
@@ -162,8 +184,19 @@ class Tracer:
         return True
 
     def _run_finished_and_tell(self, records: list, ends=None) -> None:
-        for record in records:
-            self._finished_and_tell(record)
+        try:
+            for record in records:
+                self._ended_and_tell(record)
+        finally:
+            self._ending.pop(id(records), None)
+
+    def ending_run(self) -> list:
+        """A list for the calls of a run of results, which the backend fills as it takes
+        them out of its tables and then hands to ``record_run_finished``; until then
+        readers count its calls as in flight."""
+        run: list = []
+        self._ending[id(run)] = run
+        return run
 
     def _seal(self, wait: bool = False) -> None:
         """Pack the open chunk's rows and forget the oldest calls beyond ``capacity``."""
@@ -187,9 +220,9 @@ class Tracer:
         """Pack ``rows[:end]`` into a chunk and cut them off (lock held)."""
         try:
             self._packed.append(Chunk(rows, end))
-            self._kept += end // _WIDTH
+            self._kept += end // WIDTH
         except Exception:  # never let the trace stop a call: lose these rows instead
-            _LOGGER.exception("the trace could not keep %d calls", end // _WIDTH)
+            _LOGGER.exception("the trace could not keep %d calls", end // WIDTH)
         del rows[:end]
 
     def _forget(self, keep: int) -> None:
@@ -212,7 +245,7 @@ class Tracer:
             known = set()
             for chunk in packed:
                 known.update(chunk.call_ids())
-            known.update(self._rows[::_WIDTH])
+            known.update(self._rows[::WIDTH])
             self._later = {k: v for k, v in later.items() if k in known}
             self._later_limit = max(self._chunk, 2 * len(self._later))
 
@@ -222,7 +255,30 @@ class Tracer:
         """call_id -> record of every call submitted and not finished yet (a new dict)."""
         # A call of a run of results is finished (its status says so, its refs are set)
         # a moment before the run is recorded: it is not active any more.
-        return {r.call_id: r for r in self._in_flight.copy() if r.status not in _ENDED}
+        return {r.call_id: r for r in self._calls_in_flight() if r.status not in _ENDED}
+
+    def _calls_in_flight(self) -> list:
+        """The records not recorded as ended yet: the set's, the runs ending now and the
+        sources' (a record may come twice; safe while other threads record)."""
+        records = list(self._in_flight.copy())
+        for run in list(self._ending.values()):
+            records += run
+        for source in self._sources:
+            try:
+                records += source()
+            except Exception:  # a reader must not fail for one backend's tables
+                _LOGGER.exception("a trace source failed")
+        return records
+
+    def add_source(self, source) -> None:
+        """``source()``: a backend's call records in flight (queued or sent, not ended)
+        that it does not submit to the trace; called by readers, from any thread."""
+        with self._lock:
+            self._sources = self._sources + (source,)
+
+    def remove_source(self, source) -> None:
+        with self._lock:
+            self._sources = tuple(x for x in self._sources if x != source)
 
     def add_listener(self, listener) -> None:
         """``listener(event, record)``, called from callers' threads and the I/O thread: keep it tiny."""
@@ -239,10 +295,12 @@ class Tracer:
     def _bind_hooks(self) -> None:
         if self.listeners:
             self.record_submitted = self._submitted_and_tell
+            self.record_ended = self._ended_and_tell
             self.record_finished = self._finished_and_tell
             self.record_run_finished = self._run_finished_and_tell
         else:
             self.record_submitted = self._in_flight.add
+            self.record_ended = self._ended
             self.record_finished = self._finished
             self.record_run_finished = self._run_finished
 
@@ -253,9 +311,9 @@ class Tracer:
         the rich form costs the reader, not the calls. Copies of lists, sets and
         dicts are single C calls, so this is safe while other threads record.
         """
+        # In flight first: a call ending meanwhile has its row in the copies below.
+        in_flight = {r.call_id: r for r in self._calls_in_flight()}
         with self._lock:
-            # In flight first: a call ending meanwhile has its row in the copies below.
-            in_flight = self._in_flight.copy()
             chunks = list(self._packed)
             rows = self._rows.copy()
             later = self._later.copy()
@@ -265,11 +323,11 @@ class Tracer:
             out += chunk.calls(later)
         if in_flight:
             # A call may sit in both for an instant (its row added, not yet out of flight).
-            ids = {r.call_id for r in in_flight}
+            ids = in_flight.keys()
             seen = set()
             for chunk in chunks:
-                seen.update(ids.intersection(chunk.call_ids()))
-            out += sorted((r for r in in_flight if r.call_id not in seen),
+                seen.update(ids & set(chunk.call_ids()))
+            out += sorted((r for r in in_flight.values() if r.call_id not in seen),
                           key=lambda r: r.submitted)
         return out
 
@@ -281,7 +339,7 @@ class Tracer:
     def _set_capacity(self, capacity: int) -> None:
         self.capacity = capacity                          # finished calls remembered
         self._chunk = max(1, min(CHUNK, capacity // 4))   # calls per chunk
-        self._seal_at = self._chunk * _WIDTH              # ... as items of the open list
+        self._seal_at = self._chunk * WIDTH               # ... as items of the open list
 
     def clear(self) -> None:
         """Forget finished calls (in-flight ones stay: they will finish)."""
@@ -301,145 +359,8 @@ RUN_CHUNK = 64
 # reports (Ray's times may come after a call ended).
 RECENT = 4096
 
-# A finished call's row. (Records kept in the trace were walked by every full garbage
-# collection and kept alive past their refs; a tuple per call made collections of the
-# youngest generation come more often, and a long list of them was walked by every
-# full one: each cost pipelined calls 100s of ns.)
-_ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
-               "finished", "slot", "pid", "group", "owner", "error")
-_WIDTH = len(_ROW_FIELDS)
-_ERROR = _ROW_FIELDS.index("error")
-# The fields a Chunk packs into an array, by array type code: those that are a new
-# object per call (the call id, the times; the slot of an async actor's call, which
-# is often past the small ints Python shares).
-_PACKED = ("q", None, None, None, None, "d", "d", "d", "q", None, None, None, None)
-
-# The fields of a run's chunk kept once: all but the numbers.
-_RUN_SAME = tuple(k for k, code in enumerate(_PACKED) if code is None)
-_row_of = operator.attrgetter(*_ROW_FIELDS)  # one C call: the tuple of them
-# A run's numbers, from its message's ends (call_id, result, started, finished, slot) or
-# from its records: call id, started, finished, slot.
-_RUN_END_GETTERS = tuple(map(operator.itemgetter, (0, 2, 3, 4)))
-_RUN_RECORD_GETTERS = tuple(map(operator.attrgetter, ("call_id", "started", "finished", "slot")))
-_submitted = operator.attrgetter("submitted")
+_row_of = operator.attrgetter(*ROW_FIELDS)  # one C call: the tuple of them
 _ENDED = frozenset(("finished", "failed", "cancelled"))
-
-
-class Chunk:
-    """Finished calls, oldest first, by field: one column per row field, in the order of
-    ``_ROW_FIELDS``. The numbers that are a new object per call (the call id, the times)
-    are packed into arrays; a field with one value for the whole chunk (most are: the
-    calls of one method of one actor) is kept once (its index is in ``same``); any other
-    is a tuple of shared objects.
-
-    Packing frees each call's own number objects while they are still in the CPU's
-    caches; a chunk forgotten much later is a handful of objects, freed at once, that a
-    garbage collection has no reason to walk.
-    """
-
-    __slots__ = ("count", "columns", "same")
-
-    def __init__(self, rows: list, end: int):
-        """The calls in ``rows[:end]``."""
-        count = self.count = end // _WIDTH
-        columns = []
-        same = []
-        for k, code in enumerate(_PACKED):
-            column = rows[k:end:_WIDTH]
-            if code:
-                try:  # (struct packs a list twice as fast as array() converts it)
-                    column = array(code, _struct.pack(f"{count}{code}", *column))
-                except _struct.error:  # a None (a call that never started), or too big
-                    column = tuple(column)
-            elif k == _ERROR:
-                # Errors are the users' objects: compared by identity only (their __eq__
-                # may say unlike errors are equal, or raise).
-                if all(map(operator.is_, column, repeat(None))):
-                    column = None
-                    same.append(k)
-                else:
-                    column = tuple(column)
-            elif count and column.count(column[0]) == count:
-                # (Strings, small ints, None and the backends' owners: equal is the same.)
-                column = column[0]
-                same.append(k)
-            else:
-                column = tuple(column)
-            columns.append(column)
-        self.columns = columns
-        self.same = tuple(same)
-
-    @classmethod
-    def of_run(cls, records: list, ends) -> "Chunk | None":
-        """The chunk of a run of calls that each returned a value (``_run_finished``), or
-        None if they differ in more than their ids, times and slots."""
-        first = records[0]
-        kind, label, owner, group, pid = first.kind, first.label, first.owner, first.group, \
-            first.pid
-        for record in records:
-            if record.label is not label or record.owner is not owner or \
-                    record.group is not group or record.pid is not pid or record.kind is not kind:
-                return None
-        count = len(records)
-        # Columns read by map(), never zip(*ends): that makes an iterator per call, a
-        # burst of objects that sets off the garbage collector's youngest generation
-        # early (each collection walks every call in flight).
-        getters = _RUN_END_GETTERS if ends is not None else _RUN_RECORD_GETTERS
-        source = ends if ends is not None else records
-        numbers = (map(getters[0], source), map(_submitted, records), map(getters[1], source),
-                   map(getters[2], source), map(getters[3], source))
-        packed = []
-        try:
-            for column, code in zip(numbers, "qdddq"):
-                packed.append(array(code, _struct.pack(f"{count}{code}", *column)))
-        except _struct.error:  # (a slot of None: not from a run of results)
-            return None
-        chunk = object.__new__(cls)
-        chunk.count = count
-        # In a run of results every call finished without an error (a call that failed
-        # or was cancelled is out of flight already), and actor_id is its owner's.
-        call_ids, submitted, started, finished, slots = packed
-        chunk.columns = [call_ids, kind, label, first.actor_id, first.status, submitted,
-                         started, finished, slots, pid, group, owner, None]
-        chunk.same = _RUN_SAME
-        return chunk
-
-    def call_ids(self):
-        return self.columns[0]
-
-    def without_first(self, drop: int) -> "Chunk":
-        chunk = object.__new__(type(self))
-        chunk.count = self.count - drop
-        same = chunk.same = self.same
-        chunk.columns = [column if k in same else column[drop:]
-                         for k, column in enumerate(self.columns)]
-        return chunk
-
-    def calls(self, later: dict) -> list:
-        """The chunk's calls as FinishedCalls (``later``: newer rows of some)."""
-        same = self.same
-        columns = [repeat(column, self.count) if k in same else column
-                   for k, column in enumerate(self.columns)]
-        out = list(map(FinishedCall, zip(*columns)))
-        if later:
-            out = [FinishedCall(later[c.call_id]) if c.call_id in later else c for c in out]
-        return out
-
-
-class FinishedCall:
-    """A finished call, as ``snapshot`` gives it: the fields readers use (see the module
-    docstring), rebuilt from its row."""
-
-    __slots__ = _ROW_FIELDS + ("context",)
-
-    def __init__(self, row: tuple):
-        (self.call_id, self.kind, self.label, self.actor_id, self.status, self.submitted,
-         self.started, self.finished, self.slot, self.pid, self.group, self.owner,
-         self.error) = row
-        self.context = None
-
-    def __repr__(self) -> str:
-        return f"<FinishedCall {self.label} {self.status} call_id={self.call_id}>"
 
 
 tracer = Tracer()
