@@ -1,7 +1,6 @@
 """Actor classes, handles and methods: what ``@remote`` makes of a class."""
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import time
@@ -248,6 +247,7 @@ class ActorHandle:
             raise AttributeError(name)
         info = self._actor_class._methods.get(name)
         if info is None:
+            import difflib   # here: only a misspelt method needs it
             close = difflib.get_close_matches(name, list(self._actor_class._methods), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AttributeError(f"The actor {self._actor_class._cls.__name__} has no method "

@@ -261,3 +261,16 @@ def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
     waiter = loop.create_future()
     fut.add_done_callback(functools.partial(wakeups.done, waiter))
     return waiter
+
+
+def loop_running() -> bool:
+    """Whether an event loop runs in this thread. Where asyncio was never imported none
+    can: the driver's API leaves asyncio unimported (a sixth of its import) until used."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

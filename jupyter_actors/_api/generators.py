@@ -15,7 +15,6 @@ value of one ref, holding every item's ref once the call has finished.
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures
 import inspect
@@ -28,6 +27,7 @@ from .. import _ids
 from .._wire.messages import DYNAMIC, streaming_num_returns
 from .._wire.payloads import NONE_PAYLOAD
 from ..exceptions import GetTimeoutError, TaskError
+from .futures import loop_running
 from .refs import ObjectRef
 
 # The consumer went away: the producer must never wait for it again.
@@ -126,6 +126,7 @@ class Stream:
                 return ref
             fut = self._waiter()
             if fut is not None:
+                import asyncio   # a loop runs: in sys.modules already
                 await asyncio.wrap_future(fut)
 
     def _consumed(self, ref) -> None:
@@ -228,11 +229,7 @@ class ObjectRefGenerator:
         return ref
 
     def _next_in_worker(self):
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        if loop_running():
             raise RuntimeError(
                 f"next() on the generator of {self._label} would block this async actor's "
                 f"event loop. Use 'async for ref in gen' (or 'await gen.__anext__()') instead.")

@@ -5,7 +5,6 @@ completes it; the rest ask the session's backend.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import time
 from typing import Any
@@ -23,11 +22,7 @@ get_progress = None
 
 
 def _check_not_in_async_actor(what: str) -> None:
-    if _refs.IN_WORKER:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return
+    if _refs.IN_WORKER and _futures.loop_running():
         raise RuntimeError(
             f"{what}() would block this async actor's event loop, and with it every other "
             f"call of the actor. Use 'await ref' (or 'await asyncio.gather(*refs)') instead.")

@@ -76,6 +76,7 @@ def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,
         sys.path[:] = dict.fromkeys(sys.path)   # the driver's path came in PYTHONPATH too
         _replay_site(replay)
     failed = _preload(["jupyter_actors._worker.__main__", "cloudpickle"])
+    gc.enable()   # off while ours were imported (ZYGOTE_MAIN)
     guarded = bool(preload)
     if guarded:   # the user's modules may take long to import: not without the guard
         die_with_parent(driver_pid)

@@ -30,7 +30,9 @@ FORK_TIMEOUT = 30.0
 # Our own modules' bytecode is cached whatever PYTHONDONTWRITEBYTECODE says (as a pip
 # install caches it): compiling them again at every start would cost the zygote about
 # as much as importing them. The user's setting (Setup) holds for everything else.
-ZYGOTE_MAIN = ("import sys; sys.dont_write_bytecode = False; "
+# The cyclic collector is off while they are imported (serve() turns it on): imports
+# make little cyclic garbage, and its passes over each new object cost more than that.
+ZYGOTE_MAIN = ("import gc, sys; gc.disable(); sys.dont_write_bytecode = False; "
                "from jupyter_actors._worker.__main__ import main; main()")
 
 
