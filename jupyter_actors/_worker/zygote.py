@@ -46,8 +46,10 @@ LATER = ("asyncio", "concurrent.futures", "jupyter_actors._worker.async_executor
          "jupyter_actors._api.remote", "jupyter_actors._api.startup",
          "jupyter_actors.runtime_context", "jupyter_actors.tracing")
 # How long the zygote must have had no request before it imports the next of LATER:
-# a burst of forks (the first actor, the idle pool) goes first.
-IDLE_BEFORE_LATER = 0.02
+# a burst of forks (the first actor, the idle pool) goes first, and so does the start of
+# the workers just forked, which these imports would compete with for the CPU (on a
+# busy machine a worker's start to its first answer can take 100 ms and more).
+IDLE_BEFORE_LATER = 0.2
 
 
 def serve(control_fd: int, lifeline_fd: int, driver_pid: int, run_worker,

@@ -29,8 +29,9 @@ from .zygote import Zygote, fork_available
 ZYGOTE_ATTEMPTS = 3
 # Spare workers are forked once the last worker handed out has had this long to start
 # its actor: a fork and a worker's start compete with it for the CPU (at init, the
-# first actor's worker and the two spares would start together).
-SETTLE = 0.05
+# first actor's worker and the two spares would start together). On a busy machine that
+# start takes 100 ms and more; a caller that needs a worker meanwhile ends the wait.
+SETTLE = 0.2
 
 
 def worker_options() -> dict:
