@@ -316,6 +316,7 @@ class ClientBackend(Backend):
         info = self.worker.actor_info
         if info is not None:
             self._check_self_wait(refs, info)
+            self.worker.want_reader()  # its values come from the driver
             # An actor tells only of tasks it waits for (they may be queued behind
             # tasks that wait too); its own process needs no room in the pool.
             waiting = tuple(r._id for r in refs if not r._future.done()

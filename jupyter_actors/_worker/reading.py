@@ -85,6 +85,16 @@ class Reading:
     Held-back frames are sent on time by one thread: the reader of a task
     worker (it never runs calls), a timer thread in an actor (its readers
     run calls, and its loop may be blocked by one).
+
+    Of the two threads of an actor that runs what it reads (InlineExecutor),
+    one waits for input (it has the seat, ``_sit``) and the other is parked:
+    both waiting would wake both for each frame, or the parked one while the
+    other polls for it (``Spin``). The one that reads a call runs it, and
+    leaves the seat empty meanwhile; the parked thread takes the seat when a
+    call waits for the driver (``want_reader``), or when a call still runs
+    as the timer thread wakes (within ``Channel.HOLD`` of its start: its
+    "start" is held or nudges that thread), so a cancel or a ref's value is
+    read while a call runs; short calls cost no thread wake-up.
     """
 
     def __init__(self, worker, sock: socket.socket, decoder: frames.FrameDecoder):
@@ -95,6 +105,9 @@ class Reading:
         self.loop_reads = False
         self.loop_pending: collections.deque = collections.deque()  # read by the loop, not handled yet
         self.epoll = readers_epoll(sock)   # the reading threads wait on it (None: each polls)
+        self.seat_lock = threading.Lock()
+        self.seat_taken = False   # a thread waits for input, or reads (see the class's text)
+        self.parked = None        # the wake-up lock of the thread parked meanwhile
 
     def read_once(self) -> None:
         """A thread reads: the lock is held until the batch is handed on, so batches
@@ -156,26 +169,63 @@ class Reading:
         channel = self.worker.channel
         poller = Poller(self.sock, flushes, self.epoll)
         client = self.worker.client
+        seats = getattr(self.worker.executor, "runs_what_it_reads", False)
         # A thread that runs the calls it reads polls a little for the next one first.
-        spin = Spin() if getattr(self.worker.executor, "runs_what_it_reads", False) \
-            and self.epoll is not None else None
+        spin = Spin() if seats and self.epoll is not None else None
+        seated = False
         while not self.loop_reads:
+            if seats and not seated:
+                self._sit()
+                seated = True
             if (spin is not None and spin.due() and spin.poll(self.epoll.poll)) \
                     or channel.wait_readable(poller):
                 self.read_once()
+                if seats:
+                    with self.seat_lock:  # run_pending may run calls in this thread
+                        self.seat_taken = False
+                    seated = False
                 if run_pending is not None:
                     run_pending()
             elif flushes:
                 client.flush_releases()
+
+    def _sit(self) -> None:
+        """Take the seat, or park until ``want_reader`` gives it to this thread."""
+        with self.seat_lock:
+            if not self.seat_taken:
+                self.seat_taken = True
+                return
+            wake = self.parked = threading.Lock()
+            wake.acquire()
+        wake.acquire()
+
+    def want_reader(self) -> None:
+        """A call waits for the driver, or runs on: the parked thread (if any) reads now."""
+        with self.seat_lock:
+            wake = self.parked
+            if wake is None or self.seat_taken:
+                return
+            self.parked = None
+            self.seat_taken = True
+        wake.release()
 
     def flush_loop(self) -> None:
         """Only wake to send frames held back too long: a call that runs long (or
         blocks an async actor's loop) must not keep its "start" from the driver."""
         poller = Poller(None, flushes=True)
         client = self.worker.client
+        channel = self.worker.channel
+        executor = self.worker.executor
+        seats = getattr(executor, "runs_what_it_reads", False)
         while True:
-            self.worker.channel.wait_readable(poller)
+            if seats and executor.busy:
+                # A call runs: this wait ends within HOLD, and if the call still
+                # runs then, the parked thread reads for it.
+                poller.timeout = min(poller.timeout, channel.HOLD)
+            channel.wait_readable(poller)
             client.flush_releases()  # refs and handles dropped while nothing else was sent
+            if seats and executor.busy:
+                self.want_reader()
 
     def hand_to_loop(self, loop) -> None:
         """An async actor's loop reads from now on: one thread wake-up less per call.

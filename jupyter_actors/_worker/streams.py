@@ -50,6 +50,7 @@ class Producer:
 
     def __init__(self, worker):
         self.channel = worker.channel
+        self.worker = worker
         self.cond = threading.Condition()
         self.consumed: dict = {}   # call_id -> items taken (calls with backpressure)
         self.events: dict = {}     # call_id -> (loop, asyncio.Event) of an async producer
@@ -142,6 +143,7 @@ class Producer:
 
     def _wait(self, call_id, need: int) -> None:
         self.send_now(call_id)  # the consumer needs what is held back to go on
+        self.worker.want_reader()  # (the driver says when items are taken)
         with self.cond:
             while self.consumed[call_id] < need:
                 self.cond.wait(0.5)  # short waits: a cancel can interrupt a task between them

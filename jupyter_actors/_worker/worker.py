@@ -84,6 +84,12 @@ class Worker:
         self.channel.flush()
         os._exit(code)
 
+    def want_reader(self) -> None:
+        """A call is about to wait for the driver: someone must read its answer."""
+        reading = self.reading
+        if reading is not None:
+            reading.want_reader()
+
     def wait_reading(self, fut: concurrent.futures.Future) -> None:
         """Wait for an answer from the driver; read it ourselves if nobody else reads.
 
@@ -94,6 +100,7 @@ class Worker:
         reading = self.reading
         if reading is None or not reading.loop_reads or threading.current_thread() is not \
                 threading.main_thread():
+            self.want_reader()
             fut.result()
             return
         while not fut.done():
