@@ -201,6 +201,10 @@ class Reading:
 
     def want_reader(self) -> None:
         """A call waits for the driver, or runs on: the parked thread (if any) reads now."""
+        promote = getattr(self.worker.executor, "want_reader", None)
+        if promote is not None:
+            promote()  # a ReadingPoolExecutor's
+            return
         with self.seat_lock:
             wake = self.parked
             if wake is None or self.seat_taken:
@@ -216,7 +220,8 @@ class Reading:
         client = self.worker.client
         channel = self.worker.channel
         executor = self.worker.executor
-        seats = getattr(executor, "runs_what_it_reads", False)
+        # Threads that read only while no call runs (see the class's text, and reading_pool).
+        seats = getattr(executor, "runs_what_it_reads", False) or hasattr(executor, "want_reader")
         while True:
             if seats and executor.busy:
                 # A call runs: this wait ends within HOLD, and if the call still

@@ -1,18 +1,20 @@
 """A threaded actor with max_concurrency N > 1 and no groups: the thread that reads a call runs it.
 
-Of its N threads, two wait for input while the actor is idle (on Linux the
-input wakes one of them) and the others wait each on its own lock. The thread
-that reads a call runs it while the other goes on reading: no thread wake-up
-stands between a call's frame and its run (a hand-over costs about a fifth of
-a short call's round trip; a sync call now costs the same wake-ups as with
-max_concurrency 1). More calls in the same read go to threads waiting on
+Of its N threads, one waits for input while the actor is idle and the others
+wait each on its own lock. The thread that reads a call runs it: no thread
+wake-up stands between a call's frame and its run (a hand-over costs about a
+fifth of a short call's round trip; a sync call costs the same wake-ups as
+with max_concurrency 1). More calls in the same read go to threads waiting on
 their locks, one wake-up after another: each thread woken with a call wakes
 the next before it runs its own (which may block), so short calls that the
 threads awake run meanwhile wake no one; if no thread is left, a doorbell (a
-pipe the reading threads also wait on) wakes the other reader. When the last
-reader takes a call, a waiting thread reads in its place; when all N are
-busy, the thread of ``reading.Reading`` (which never runs calls) reads for
-them, so a call that waits in ``get`` always has its answer read, and it goes
+pipe the reading threads also wait on) wakes a reader. While the reader runs
+its call nobody waits for input (a second waiting thread would be woken for
+each frame while the first polls for it, ``Spin``): a parked thread reads in
+its place when a call waits for the driver (``want_reader``), or when calls
+still run as the timer thread wakes (within ``Channel.HOLD``), and the
+reader reads again when its call ends. When all N are busy, the thread of
+``reading.Reading`` (which never runs calls) reads for them, and it goes
 back to waiting on its own lock after a read that finds a thread idle.
 
 Calls start in the order they came (their start is stamped under the lock as
@@ -31,7 +33,7 @@ from .channel import readers_epoll
 from .executors import _EXIT, BacklogCalls, SyncExecutor, _IdleSlot
 
 _READ = object()   # a parked thread's order: wait for input
-READERS = 2        # threads waiting for input while the actor is idle
+READERS = 1        # threads waiting for input while the actor is idle
 
 
 class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
@@ -98,15 +100,20 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
             if item is not None and item is not _EXIT:
                 self.readers -= 1
             ring = self._hand_out()
-            if not self.readers and self.parked and self.busy < self.max_concurrency:
-                # This was the last reader: a parked thread reads in its place.
-                promoted = self.parked.pop()
-                promoted.call = _READ
-                self.readers += 1
-                promoted.wake.release()
         if ring:
             self._ring()
         return item
+
+    def want_reader(self) -> None:
+        """Calls run and no thread waits for input (see the module's text): a parked
+        thread reads now."""
+        with self.lock:
+            if self.readers or not self.parked or self.busy >= self.max_concurrency:
+                return
+            promoted = self.parked.pop()
+            promoted.call = _READ
+            self.readers += 1
+            promoted.wake.release()
 
     def _run_calls(self, item, slot: int, me: _IdleSlot):
         """Run the call, then those waiting; None when this thread should read.
