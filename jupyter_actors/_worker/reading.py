@@ -223,14 +223,21 @@ class Reading:
         # Threads that read only while no call runs (see the class's text, and reading_pool).
         seats = getattr(executor, "runs_what_it_reads", False) or hasattr(executor, "want_reader")
         while True:
-            if seats and executor.busy:
-                # A call runs: this wait ends within HOLD, and if the call still
-                # runs then, the parked thread reads for it.
+            if seats and self._reader_missing():
+                # A call runs and nobody reads: this wait ends within HOLD, and if the
+                # call still runs then, a parked thread reads for it.
                 poller.timeout = min(poller.timeout, channel.HOLD)
             channel.wait_readable(poller)
             client.flush_releases()  # refs and handles dropped while nothing else was sent
-            if seats and executor.busy:
+            if seats and self._reader_missing():
                 self.want_reader()
+
+    def _reader_missing(self) -> bool:
+        """Whether calls run while no thread waits for input and a parked one could."""
+        executor = self.worker.executor
+        if hasattr(executor, "want_reader"):  # a ReadingPoolExecutor
+            return bool(executor.busy and not executor.readers and executor.parked)
+        return bool(executor.busy and not self.seat_taken and self.parked is not None)
 
     def hand_to_loop(self, loop) -> None:
         """An async actor's loop reads from now on: one thread wake-up less per call.
