@@ -226,10 +226,10 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
 
     Handing a call from a reader thread to an executor thread costs a thread
     wake-up, about a fifth of a short call's round trip. Here two threads
-    both wait for input (``reading.Reading``);
-    the one that reads a call runs it, calls that arrive meanwhile queue
-    behind it in arrival order, and the other thread goes on reading
-    (cancels, ref answers, the driver's end of file).
+    take turns (``reading.Reading``): the one waiting for input reads a call
+    and runs it, calls that arrive meanwhile queue behind it in arrival
+    order, and the other thread, parked, reads while that call waits for the
+    driver or runs on (cancels, ref answers, the driver's end of file).
     """
 
     runs_what_it_reads = True   # its reading threads poll for the next call (channel.Spin)
