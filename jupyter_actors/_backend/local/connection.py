@@ -202,7 +202,10 @@ class Connection:
                     sent -= len(head)
                     self.outbox.popleft()
                 else:
-                    self.outbox[0] = head[sent:]
+                    # A view, not a slice: slicing bytes copies the rest, and a big
+                    # frame written a socket buffer at a time would be copied over
+                    # and over (quadratic in its size).
+                    self.outbox[0] = memoryview(head)[sent:]
                     break
         return True
 
