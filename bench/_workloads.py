@@ -85,19 +85,26 @@ def _scale_rows(ray, Threaded, rows) -> dict:
     return out
 
 
-def turn_about(ours, floor, n: int) -> tuple:
-    """(n samples of ``ours()``, n of ``floor()``), taken turn about after a warm-up of
-    each: ours first in even rounds, the floor first in odd ones, so that neither
-    always runs right after the other (warm caches, a core just woken)."""
+def turn_about(ours, floor, n: int, most: int = 0, seconds: float = 0.0) -> tuple:
+    """(samples of ``ours()``, as many of ``floor()``), taken turn about after a warm-up
+    of each: ours first in even rounds, the floor first in odd ones, so that neither
+    always runs right after the other (warm caches, a core just woken).
+
+    At least ``n`` rounds; rounds whose samples are brief go on, up to ``most``, until
+    they took ``seconds`` in all, ending on an odd count: a pipelined sample is a few
+    milliseconds, at the mercy of one time slice."""
     ours(), floor()
     ours_samples, floor_samples = [], []
-    for i in range(n):
+    start = time.perf_counter()
+    i = 0
+    while i < n or (i < most and (i % 2 == 0 or time.perf_counter() - start < seconds)):
         if i % 2:
             floor_samples.append(floor())
             ours_samples.append(ours())
         else:
             ours_samples.append(ours())
             floor_samples.append(floor())
+        i += 1
     return ours_samples, floor_samples
 
 
@@ -170,8 +177,9 @@ def run(ray, rows, cfg, init_kwargs=None):
         """Our samples of ``row`` (``sample()`` takes one); the first, a warm-up, dropped.
         A paired row takes the floor's beside them."""
         if row in paired:
-            out[row], out[f"floor:{row}"] = turn_about(sample, lambda: floor.sample(row),
-                                                       paired_reps)
+            out[row], out[f"floor:{row}"] = turn_about(
+                sample, lambda: floor.sample(row), paired_reps, cfg.get("max_paired", 0),
+                cfg.get("paired_seconds", 0.0))
         else:
             out[row] = [sample() for _ in range(reps + 1)][1:]
 
