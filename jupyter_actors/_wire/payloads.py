@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import io
 import linecache
-import mmap
 import os
 import pickle
 import threading
@@ -205,6 +204,7 @@ class ShmBuffer:
 
     def open(self) -> memoryview:
         """Map the file copy-on-write: zero copies, and writes stay private."""
+        import mmap   # here: most workers never map a buffer
         fd = os.open(self.path, os.O_RDONLY)
         try:
             mapped = mmap.mmap(fd, self.size, access=mmap.ACCESS_COPY)

@@ -6,7 +6,6 @@ call) or a ``RunTask`` (a remote function's), which have the same shape:
 """
 from __future__ import annotations
 
-import glob
 import os
 import traceback
 import types
@@ -19,7 +18,8 @@ from ..exceptions import RemoteTraceback
 _SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 # Frames of the worker's own machinery, left out of the tracebacks users see.
-_OWN_FILES = set(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
+_HERE = os.path.dirname(__file__)
+_OWN_FILES = {os.path.join(_HERE, name) for name in os.listdir(_HERE) if name.endswith(".py")}
 
 
 def load_arguments(payload, deps: tuple):

@@ -14,7 +14,6 @@ from .calls import describe_error, load_arguments
 from .capture import current_call
 from .executors import GroupedExecutor, InlineExecutor, SyncExecutor
 from .reading import Reading, dispatch
-from .reading_pool import ReadingPoolExecutor
 
 
 def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
@@ -31,6 +30,7 @@ def run_actor(worker, sock, decoder, first: CreateActor, early: list) -> None:
     elif max_concurrency == 1:
         executor = InlineExecutor(worker, on_exit=lambda: exit_after_calls(worker))
     else:
+        from .reading_pool import ReadingPoolExecutor   # N > 1 only: not on every start
         executor = ReadingPoolExecutor(worker, max_concurrency,
                                        on_exit=lambda: exit_after_calls(worker))
     worker.executor = executor

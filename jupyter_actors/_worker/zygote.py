@@ -41,6 +41,7 @@ from .._wire.control import recv_frame, send_frame
 # Imported after "ready", one at a time while no fork is asked for: what async actors,
 # generators and calls made inside workers need, shared by every worker forked later.
 LATER = ("asyncio", "concurrent.futures", "jupyter_actors._worker.async_executor",
+         "jupyter_actors._worker.reading_pool",
          "jupyter_actors._api.generators", "jupyter_actors._api.actors",
          "jupyter_actors._api.ops", "jupyter_actors._api.functions",
          "jupyter_actors._api.remote", "jupyter_actors._api.startup",
