@@ -5,11 +5,12 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
+import weakref
 
 import pytest
 
 import jupyter_actors as ray
-from tests.helpers import GUARD, value_when_set
+from tests.helpers import GUARD, FileEvent, value_when_set
 
 
 @ray.remote
@@ -274,3 +275,47 @@ def test_big_values_inside_objects_arrive_whole_when_written_in_pieces():
     data[:] = bytes(len(data))  # the calls already hold their copies
     for ref in refs:
         assert hashlib.sha256(ray.get(ref, timeout=GUARD).data).digest() == want
+
+
+class Held:
+    """A value whose life the worker follows with a weak reference."""
+
+
+@ray.remote
+class Holder:
+    def make(self, gate):
+        FileEvent(gate).wait(GUARD)
+        value = Held()
+        self.seen = weakref.ref(value)
+        return value
+
+    def take(self, value, gate):
+        FileEvent(gate).wait(GUARD)
+        self.seen = weakref.ref(value)
+
+    def block(self, gate):
+        return FileEvent(gate).wait(GUARD)
+
+    def alive(self):
+        return self.seen() is not None
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 2])
+def test_nothing_of_a_call_outlives_its_end(max_concurrency, events):
+    """While the next call runs, the worker holds neither the argument nor the return value
+    of the call before it (a big array or a ref would stay pinned): each call waits at a
+    gate until the next is queued behind it, so both run in one run of the same thread."""
+    actor = Holder.options(max_concurrency=max_concurrency).remote()
+    held = events("held")  # all threads but one wait here until the end
+    blockers = [actor.block.remote(held.path) for _ in range(max_concurrency - 1)]
+    made, taken = events("made"), events("taken")
+    value = actor.make.remote(made.path)
+    after_make = actor.alive.remote()
+    made.set()
+    assert ray.get(after_make, timeout=GUARD) is False
+    assert isinstance(ray.get(value, timeout=GUARD), Held)
+    after_take = [actor.take.remote(Held(), taken.path), actor.alive.remote()][1]
+    taken.set()
+    assert ray.get(after_take, timeout=GUARD) is False
+    held.set()
+    assert ray.get(blockers, timeout=GUARD) == [True] * (max_concurrency - 1)

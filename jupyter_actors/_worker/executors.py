@@ -302,6 +302,7 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
                 start = None
                 if outcome is not None:
                     self._finish(outcome, False)
+                outcome = values = None  # nothing of the call outlives its end
                 if item is None:
                     with lock:  # calls that came meanwhile, or the actor is idle
                         item = self._next()
@@ -311,6 +312,7 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
                     self._finish(outcome, True, (item.call_id, start, 0))
                 else:
                     channel.started(item.call_id, start, 0)
+                outcome = values = None  # nothing of the call outlives its end
 
 
 class _IdleSlot:

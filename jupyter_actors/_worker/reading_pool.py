@@ -119,9 +119,11 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
         """Run the call, then those waiting; None when this thread should read.
 
         As in ``InlineExecutor._drain``, the next call is taken before the end of the
-        one before is sent, and goes out with it in one step; the thread's place
-        among the busy ones is kept until its last end is out, so no other thread
-        starts a call in its place before that.
+        one before is sent, and its start goes out with that end in one step; the
+        thread's place among the busy ones is kept until its last end is out, so no
+        other thread starts a call in its place before that. The end is written at
+        once, never held back for the next call's company: that call may hold the
+        GIL (a long C call) and keep the timer thread from sending it.
         """
         if item is _EXIT:
             self.on_exit()
@@ -142,14 +144,16 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
             if item is None or item is _EXIT:
                 if outcome is not None:
                     self._finish(outcome, False)
+                outcome = values = None  # nothing of the call outlives its end
                 if item is _EXIT:
                     self.on_exit()
                 break
             call, start = item
             if outcome is not None:
-                self._finish(outcome, True, (call.call_id, start, slot))
+                self._finish(outcome, False, (call.call_id, start, slot))
             else:
                 self.worker.channel.started(call.call_id, start, slot)
+            outcome = values = None  # nothing of the call outlives its end
         with lock:
             self.busy -= 1
             item = self._take()
