@@ -46,6 +46,9 @@ class SyncExecutor:
         # actor calls cannot (their state could be left half-changed).
         self.interruptible = False
         self.interrupt_target = None
+        # The call whose own code runs now (a task): a cancel's interrupt is raised only
+        # there, never after the call's end is made, where it would lose that end.
+        self.in_call = None
         self.waits = 0             # a task worker: its running call waits in get()
 
     def submit(self, calls) -> None:
@@ -93,7 +96,7 @@ class SyncExecutor:
     def on_sigint(self, signum, frame) -> None:
         """Raise KeyboardInterrupt in the running call only if that call was cancelled."""
         with self.lock:
-            hit = self.interrupt_target is not None and self.interrupt_target in self.running
+            hit = self.interrupt_target is not None and self.interrupt_target == self.in_call
             self.interrupt_target = None
         if hit:
             raise KeyboardInterrupt("cancelled")
@@ -166,7 +169,10 @@ class SyncExecutor:
         call_id, target, payload, deps, num_returns, _ = call
         token = current_call.set(call_id)
         args = kwargs = result = None
+        interruptible = self.interruptible
         try:
+            if interruptible:
+                self.in_call = call_id  # an interrupt from here on fails the call (below)
             if deps or payload.buffers:
                 args, kwargs = load_arguments(payload, deps)
             else:
@@ -174,16 +180,21 @@ class SyncExecutor:
             result = self.resolve_target(target)(*args, **kwargs)
             if num_returns == 1 and type(result) in _SCALARS:
                 # Pickled as encode_returns would, sent without a message around it.
-                return (call_id, NONE_PAYLOAD.blob if result is None
-                        else pickle_dumps(result, PROTOCOL), start, monotonic(), slot), \
-                    args, kwargs, result
+                blob = NONE_PAYLOAD.blob if result is None else pickle_dumps(result, PROTOCOL)
+                if interruptible:
+                    self.in_call = None  # a cancel from now on comes too late
+                return (call_id, blob, start, monotonic(), slot), args, kwargs, result
             payloads = encode_returns(result, num_returns, self._label(call))
+            if interruptible:
+                self.in_call = None
         except (ActorExit, SystemExit) as exc:
+            self.in_call = None
             if worker.actor_info is None:  # a remote function: its caller gets the SystemExit
                 return CallFailed(call_id, describe_error(exc), start, monotonic(), slot), \
                     args, kwargs, result
             worker.exit_actor(call_id, exc)
         except BaseException as exc:  # reported to the caller, never kills the worker
+            self.in_call = None
             return CallFailed(call_id, describe_error(exc), start, monotonic(), slot), \
                 args, kwargs, result
         finally:
