@@ -1,11 +1,11 @@
 """Timing of every call, kept by the driver for timelines.
 
-    caller thread        I/O thread                            readers
-    ─────────────        ──────────                            ───────
-    record_submitted ─┐  record_started ─┐                     tracing.timeline(): snapshot()
-    (or a backend's   ├─ record_ended ───┴─▶ in flight ─▶ rows  widgets: a listener that only
-     own tables: a    │                                          queues records for its own
-     source)          └──── listeners("submit"|"start"|"finish", record) ─▶ owner thread
+    caller thread        I/O thread                          readers
+    ─────────────        ──────────                          ───────
+    record_submitted ─┐  record_started ─┐                   tracing.timeline(): snapshot()
+                      ├─ record_finished ┴─▶ in flight ─▶ rows  widgets: a listener that only
+                      │                                          queues records for its own
+                      └──── listeners("submit"|"start"|"finish", record) ─▶ owner thread
 
 Times are ``time.monotonic()`` values. The driver stamps ``submitted``; the
 workers stamp ``started`` and ``finished`` with their own ``time.monotonic()``,
@@ -26,15 +26,13 @@ the widgets, ``%actors``, interrupts) rely on these fields only:
     max_concurrency, concurrency_groups (``{name: size}`` or None) and pid of
     an actor, or size of the task pool.
 
-Tracing is always on, so a call pays only for what a timeline needs later:
-nothing when it is submitted (the embedded runtime's actor calls are found in
-its own tables while in flight: a source; other calls are added to a set)
-and, when it ends, its plain fields added to a flat list (a run of results
-that ended together is recorded in one step, usually as packed columns
-without a row per call). The trace holds no record after its call ended, so
-records die with their refs, as they would without tracing; ``snapshot``
-rebuilds the rich form (``FinishedCall``) when someone reads. Listeners are
-called only while someone (a live widget) listens.
+Tracing is always on, so a call pays only for what a timeline needs later: a
+set add when it is submitted and, when it ends, its plain fields added to a
+flat list (a run of results that ended together is recorded in one step, out
+of flight with two C calls for the whole run). The trace holds no record after its
+call ended, so records die with their refs, as they would without tracing;
+``snapshot`` rebuilds the rich form (``FinishedCall``) when someone reads.
+Listeners are called only while someone (a live widget) listens.
 """
 from __future__ import annotations
 
@@ -65,17 +63,9 @@ class Tracer:
 
     def __init__(self, capacity: int = 200_000):
         self._set_capacity(capacity)
-        # Records submitted (record_submitted) and not finished yet. A backend whose own
-        # tables hold its calls in flight names them with a source instead (add_source),
-        # and submits only while someone listens: a call then costs the trace nothing
-        # until it ends.
-        self._in_flight: set = set()
+        self._in_flight: set = set()      # records submitted and not finished yet
         # Replaced, never mutated in place, so the hot paths iterate without a lock.
         self.listeners: tuple = ()
-        self._sources: tuple = ()         # callables: the calls in flight a backend holds
-        # id -> list: runs of calls taken out of a backend's tables and not yet recorded
-        # (ending_run), which readers count as in flight.
-        self._ending: dict = {}
         self._lock = threading.Lock()     # guards listeners and the chunks
         self._rows: list = []             # the open chunk: rows end to end (never replaced)
         self._packed: collections.deque = collections.deque()   # Chunks, oldest first
@@ -88,13 +78,10 @@ class Tracer:
         self._bind_hooks()
 
     # -- called by the runtime -------------------------------------------------
-    # Bound by _bind_hooks: while nobody listens, the plain methods (record_submitted is
-    # the set's own add, one C call); otherwise the same and a word to every listener.
-    #   record_submitted(record)   a call is submitted (into the in-flight set)
-    #   record_ended(record)       a call ended, for the first time
-    #   record_finished(record)    a call ended: the first time if it is in the set
-    #                              (submitted), else a later report of how it ended
-    #   record_run_finished(records, ends)  record_ended for a run of results (ending_run)
+    # record_submitted(record), record_finished(record) and record_run_finished(records)
+    # (the calls of one run of results, ended together, after their refs were set) are
+    # bound by _bind_hooks: while nobody listens, the set's own add (one C call),
+    # _finished and _run_finished; otherwise the same and a word to every listener.
 
     def _tell(self, event: str, record) -> None:
         for listener in self.listeners:
@@ -111,27 +98,19 @@ class Tracer:
         if self.listeners:
             self._tell("start", record)
 
-    def _ended(self, record) -> None:
-        rows = self._rows
-        # The row first, then out of flight: a snapshot meanwhile finds it in one.
-        # (Attributes read by the interpreter: the specialised slot reads cost a
-        # third of operator.attrgetter's generic ones; the tuple is freed at once.)
-        rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
-                 record.submitted, record.started, record.finished, record.slot,
-                 record.pid, record.group, record.owner, record.error)
-        in_flight = self._in_flight
-        if in_flight:
-            in_flight.discard(record)
-        if len(rows) >= self._seal_at:
-            self._seal()
-
-    def _ended_and_tell(self, record) -> None:
-        self._ended(record)
-        self._tell("finish", record)
-
     def _finished(self, record) -> None:
-        if record in self._in_flight:
-            self._ended(record)
+        in_flight = self._in_flight
+        if record in in_flight:
+            rows = self._rows
+            # The row first, then out of flight: a snapshot meanwhile finds it in one.
+            # (Attributes read by the interpreter: the specialised slot reads cost a
+            # third of operator.attrgetter's generic ones; the tuple is freed at once.)
+            rows += (record.call_id, record.kind, record.label, record.actor_id, record.status,
+                     record.submitted, record.started, record.finished, record.slot,
+                     record.pid, record.group, record.owner, record.error)
+            in_flight.discard(record)
+            if len(rows) >= self._seal_at:
+                self._seal()
         elif record.status in _ENDED:
             # Finished once already: a cancelled call finishes when cancel() fails its
             # refs, and again when its worker reports how it ended (with the worker's
@@ -143,27 +122,25 @@ class Tracer:
         self._tell("finish", record)
 
     def _run_finished(self, records: list, ends=None) -> None:
-        """``record_ended`` for a run of calls that ended together, in one step: the
-        calls of one worker's message of results (so one owner, one pid, one kind), none
-        of which ended before. ``records``: the list ``ending_run`` gave, filled.
+        """``record_finished`` for a run of calls that ended together, in one step.
 
         ``ends``: the run's (call_id, result, started, finished, slot) in the order of
         ``records``, when the run's message has them so. A long run of one method's calls
         (the usual pipelined run) becomes a chunk at once, without a row per call."""
-        try:
-            rows = self._rows
-            if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
-                for record in records:
-                    rows += (record.call_id, record.kind, record.label, record.actor_id,
-                             record.status, record.submitted, record.started, record.finished,
-                             record.slot, record.pid, record.group, record.owner, record.error)
-            in_flight = self._in_flight
-            if in_flight:
-                in_flight.difference_update(records)
-            if len(rows) >= self._seal_at:
-                self._seal()
-        finally:
-            self._ending.pop(id(records), None)  # recorded: no longer in flight
+        in_flight = self._in_flight
+        if not in_flight.issuperset(records):  # (some finished before: one by one)
+            for record in records:
+                self._finished(record)
+            return
+        rows = self._rows
+        if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
+            for record in records:
+                rows += (record.call_id, record.kind, record.label, record.actor_id,
+                         record.status, record.submitted, record.started, record.finished,
+                         record.slot, record.pid, record.group, record.owner, record.error)
+        in_flight.difference_update(records)
+        if len(rows) >= self._seal_at:
+            self._seal()
 
     def _run_chunk(self, records: list, ends) -> bool:
         """Keep a run of calls as one chunk of its own; False if they differ in more than
@@ -184,19 +161,8 @@ class Tracer:
         return True
 
     def _run_finished_and_tell(self, records: list, ends=None) -> None:
-        try:
-            for record in records:
-                self._ended_and_tell(record)
-        finally:
-            self._ending.pop(id(records), None)
-
-    def ending_run(self) -> list:
-        """A list for the calls of a run of results, which the backend fills as it takes
-        them out of its tables and then hands to ``record_run_finished``; until then
-        readers count its calls as in flight."""
-        run: list = []
-        self._ending[id(run)] = run
-        return run
+        for record in records:
+            self._finished_and_tell(record)
 
     def _seal(self, wait: bool = False) -> None:
         """Pack the open chunk's rows and forget the oldest calls beyond ``capacity``."""
@@ -258,30 +224,7 @@ class Tracer:
         """call_id -> record of every call submitted and not finished yet (a new dict)."""
         # A call of a run of results is finished (its status says so, its refs are set)
         # a moment before the run is recorded: it is not active any more.
-        return {r.call_id: r for r in self._calls_in_flight() if r.status not in _ENDED}
-
-    def _calls_in_flight(self) -> list:
-        """The records not recorded as ended yet: the set's, the runs ending now and the
-        sources' (a record may come twice; safe while other threads record)."""
-        records = list(self._in_flight.copy())
-        for run in list(self._ending.values()):
-            records += run
-        for source in self._sources:
-            try:
-                records += source()
-            except Exception:  # a reader must not fail for one backend's tables
-                _LOGGER.exception("a trace source failed")
-        return records
-
-    def add_source(self, source) -> None:
-        """``source()``: a backend's call records in flight (queued or sent, not ended)
-        that it does not submit to the trace; called by readers, from any thread."""
-        with self._lock:
-            self._sources = self._sources + (source,)
-
-    def remove_source(self, source) -> None:
-        with self._lock:
-            self._sources = tuple(x for x in self._sources if x != source)
+        return {r.call_id: r for r in self._in_flight.copy() if r.status not in _ENDED}
 
     def add_listener(self, listener) -> None:
         """``listener(event, record)``, called from callers' threads and the I/O thread: keep it tiny."""
@@ -298,12 +241,10 @@ class Tracer:
     def _bind_hooks(self) -> None:
         if self.listeners:
             self.record_submitted = self._submitted_and_tell
-            self.record_ended = self._ended_and_tell
             self.record_finished = self._finished_and_tell
             self.record_run_finished = self._run_finished_and_tell
         else:
             self.record_submitted = self._in_flight.add
-            self.record_ended = self._ended
             self.record_finished = self._finished
             self.record_run_finished = self._run_finished
 
@@ -314,9 +255,9 @@ class Tracer:
         the rich form costs the reader, not the calls. Copies of lists, sets and
         dicts are single C calls, so this is safe while other threads record.
         """
-        # In flight first: a call ending meanwhile has its row in the copies below.
-        in_flight = {r.call_id: r for r in self._calls_in_flight()}
         with self._lock:
+            # In flight first: a call ending meanwhile has its row in the copies below.
+            in_flight = self._in_flight.copy()
             chunks = list(self._packed)
             rows = self._rows.copy()
             later = self._later.copy()
@@ -326,11 +267,11 @@ class Tracer:
             out += chunk.calls(later)
         if in_flight:
             # A call may sit in both for an instant (its row added, not yet out of flight).
-            ids = in_flight.keys()
+            ids = {r.call_id for r in in_flight}
             seen = set()
             for chunk in chunks:
-                seen.update(ids & set(chunk.call_ids()))
-            out += sorted((r for r in in_flight.values() if r.call_id not in seen),
+                seen.update(ids.intersection(chunk.call_ids()))
+            out += sorted((r for r in in_flight if r.call_id not in seen),
                           key=lambda r: r.submitted)
         return out
 

@@ -419,11 +419,10 @@ def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by
     pool = TaskPool(None, 1)
     trace = Tracer(capacity=1000)
 
-    def calls(n, label="square", submitted=True):
+    def calls(n, label="square"):
         records = [CallRecord("task", label, label, pool, b"", (), 1, None) for _ in range(n)]
         for slot, record in enumerate(records):
-            if submitted:  # (else, as an actor's calls, only the backend's tables hold them)
-                trace.record_submitted(record)
+            trace.record_submitted(record)
             record.started, record.finished = time.monotonic(), time.monotonic()
             record.slot, record.pid, record.status = slot, 4242, "finished"
         return records
@@ -444,18 +443,11 @@ def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by
     trace.record_run_finished(long_run, ends(long_run))
     mixed = calls(100) + calls(100, "cube")
     trace.record_run_finished(mixed, ends(mixed))
-    (cancelled,) = calls(1)
-    rest = calls(79, submitted=False)
+    cancelled, *rest = calls(80)
     cancelled.status, cancelled.error = "cancelled", ValueError("cancelled first")
     trace.record_finished(cancelled)
-    cancelled.started = cancelled.finished  # what its worker reports later, beside a run
-    trace.record_finished(cancelled)
-    run = trace.ending_run()
-    run += rest
-    # Counted in flight until recorded (their status says they ended: not active).
-    assert {r.call_id for r in trace.snapshot()} >= {r.call_id for r in rest}
-    assert trace.active == {}
-    trace.record_run_finished(run, None)
+    cancelled.started = cancelled.finished  # what its worker reports later
+    trace.record_run_finished([cancelled] + rest, None)
     everything = alone + long_run + mixed + [cancelled] + rest
     assert rows(trace.snapshot()) == rows(everything)
     assert trace.active == {} and not trace._in_flight

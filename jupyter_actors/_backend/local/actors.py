@@ -74,8 +74,7 @@ class ActorState:
                 f"submitting more.")
 
     def submit(self, record: CallRecord) -> None:
-        if tracer.listeners:  # (else the trace finds it here: calls_in_flight)
-            tracer.record_submitted(record)
+        tracer.record_submitted(record)
         with self.lock:
             if not self.alive:
                 fail_record(record, self.death)
@@ -339,14 +338,6 @@ class ActorState:
                 "alive": self.alive and not self.killed,
                 "death": (str(self.death) if self.death else
                           "killed by jupyter_actors.kill()" if self.killed else None)}
-
-    def calls_in_flight(self) -> list:
-        """Its calls queued or sent and not reported back yet (for the trace's readers)."""
-        records = [r for r in list(self.queue) if r is not _EXIT_MARKER]
-        conn = self.conn
-        if conn is not None:
-            records += list(conn.pending.values())
-        return records
 
 
 _EXIT_MARKER = object()

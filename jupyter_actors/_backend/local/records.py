@@ -113,7 +113,7 @@ def fail_record(record, error: BaseException) -> None:
         if not ref._future.done():
             ref._future.set_exception(error)
     release_inputs(record)
-    tracer.record_ended(record)
+    tracer.record_finished(record)
 
 
 def take_refs(record: CallRecord):

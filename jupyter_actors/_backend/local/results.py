@@ -135,7 +135,7 @@ class ResultHandlers:
                 _count(record)
                 record.refs = ()
                 release_inputs(record)
-                tracer.record_ended(record)
+                tracer.record_finished(record)
                 ref = refs if type(refs) is ObjectRef else refs[0]
                 ref._payload = payload  # (ref._inner stays None: the value holds no refs)
                 future = ref._future
@@ -151,11 +151,10 @@ class ResultHandlers:
         views = self.runtime.bars.views
         owner = conn.owner
         counts = getattr(owner, "counts", None)  # (an actor's per-status counts)
-        # The trace records the run's calls in one step after the loop (counting them as
-        # in flight until then), unless someone listens: then each call's end is told
-        # before its ref is set, as in ``ok``.
-        ended = tracer.ending_run()
-        finished = tracer.record_ended if tracer.listeners else ended.append
+        # The trace records the run's calls in one step after the loop, unless someone
+        # listens: then each call's end is told before its ref is set, as in ``ok``.
+        ended: list = []
+        finished = tracer.record_finished if tracer.listeners else ended.append
         for call_id, blob, t_start, t_end, slot in message.ends:
             record = pending.get(call_id)
             try:
@@ -197,10 +196,10 @@ class ResultHandlers:
             except Exception as exc:  # this call fails; the others in the run go on
                 self.runtime.io.handler_failed(
                     conn, new(CallOk, (call_id, (), t_start, t_end, slot)), exc)
-        # (Even if empty: the trace lets go of the list. The run's ends line up with its
-        # calls when each took the path above.)
-        tracer.record_run_finished(
-            ended, message.ends if len(ended) == len(message.ends) else None)
+        if ended:
+            # (The run's ends line up with its calls when each took the path above.)
+            tracer.record_run_finished(
+                ended, message.ends if len(ended) == len(message.ends) else None)
 
     def _ok_many(self, record, payloads) -> None:
         """``ok`` for several values, or values holding refs or handles."""
@@ -222,7 +221,7 @@ class ResultHandlers:
         _count(record)
         refs = take_refs(record)
         release_inputs(record)
-        tracer.record_ended(record)
+        tracer.record_finished(record)
         # Last: a caller blocked in get() wakes here, and should find this
         # thread about to let go of the interpreter, not still busy.
         for ref, payload, value, inner in zip(refs, payloads, values, inners):
@@ -296,7 +295,7 @@ class ResultHandlers:
             for ref in take_refs(record):
                 ref._future.set_result(None)
             release_inputs(record)
-            tracer.record_ended(record)
+            tracer.record_finished(record)  # else it stays in tracer.active for ever
 
     def actor_init_failed(self, conn, message: ActorInitFailed) -> None:
         actor = conn.owner

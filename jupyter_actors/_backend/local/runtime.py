@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 
-from ..._trace import tracer
 from ...exceptions import ActorDiedError, TaskCancelledError
 from .io_loop import IOLoop
 from .objects import Lent
@@ -64,15 +63,6 @@ class Runtime:
             raise
         self.streams: dict = {}   # call_id -> streams.Feed of a generator call in flight
         self.spawner.start(self.io)
-        # Actor calls are not submitted to the trace: it reads them from the actors.
-        tracer.add_source(self.calls_in_flight)
-
-    def calls_in_flight(self) -> list:
-        """Every actor's calls queued or sent and not ended yet."""
-        records = []
-        for actor in self.registry.all():
-            records += actor.calls_in_flight()
-        return records
 
     # -- a worker ended (I/O thread) ---------------------------------------------------
     def worker_exited(self, conn) -> None:
@@ -154,4 +144,3 @@ class Runtime:
         self.io.stop()
         self.spawner.join()
         remove_session_dir(self.session_dir)
-        tracer.remove_source(self.calls_in_flight)
