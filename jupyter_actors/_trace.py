@@ -197,10 +197,7 @@ class Tracer:
         later = self._later
         while self._kept > keep and packed:
             chunk = packed[0]
-            # The oldest chunk whole, unless it is the last one: a chunk comes with every
-            # run of results, and cutting one copies its columns (the trace then keeps
-            # a little fewer calls than it could, never more).
-            drop = chunk.count if len(packed) > 1 else min(self._kept - keep, chunk.count)
+            drop = min(self._kept - keep, chunk.count)
             if later:
                 for call_id in chunk.call_ids()[:drop]:
                     later.pop(call_id, None)
