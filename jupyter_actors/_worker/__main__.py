@@ -6,20 +6,25 @@ LIFELINE_FD PPID``) with its end of a socketpair received as FD, or,
 where fork is unavailable, started as ``python -m jupyter_actors._worker FD
 PPID`` with it inherited. Threads:
 
-    remote functions,        async actor                    threaded actor,
-    threaded actor, N > 1    ───────────                    max_concurrency 1
-    ─────────────────────    main thread: the event loop    ─────────────────
-    reader thread: frames    reads the socket and runs      two threads that each
-    → queue → main thread    every method                   read and run what they
-    (+ N-1 threads on it)                                   read, one at a time
+    remote functions,        async actor                    threaded actor
+    concurrency groups       ───────────                    ──────────────
+    ─────────────────────    main thread: the event loop    N threads (two when
+    reader thread: frames    reads the socket and runs      max_concurrency is 1)
+    → queue(s) → the         every method                   that each read and run
+    threads that run them                                   what they read; one
+                                                            waits for input, the
+                                                            rest stay parked
 
 Handing each call from a reading thread to a running one costs a thread
-wake-up, about a fifth of a short call's round trip, so the two common
-actors skip it (see Reading and InlineExecutor). Before an actor's
-constructor has run, a reader thread reads for it (the constructor may
-get() a ref argument), and in actors a timer thread sends frames held back
-too long (Channel.send_soon). A threaded actor with max_concurrency N > 1
-keeps the queue: N threads taking calls from one queue pipeline best.
+wake-up, about a fifth of a short call's round trip, so actors skip it (see
+Reading, InlineExecutor and ReadingPoolExecutor). Only one thread waits for
+input, so a frame wakes one thread; a parked thread takes over reading when
+the running call waits for the driver (get, wait, a prompt, a generator's
+backpressure) or is still running when the timer thread next wakes (within
+a few milliseconds), so a long call holds up neither cancels nor other calls
+for longer than that. Before an actor's constructor has run, a reader thread
+reads for it (the constructor may get() a ref argument), and in actors the
+timer thread also sends frames held back too long (Channel.send_soon).
 
 Results, output lines and look-ups go back on the same socket under a lock;
 each call's output lines are sent before its result. The modules beside this
