@@ -202,9 +202,13 @@ class SyncExecutor:
         return new(CallOk, (call_id, payloads, start, monotonic(), slot)), args, kwargs, result
 
     def _finish(self, outcome, soon: bool, next_start=None) -> None:
-        """Send a call's end (``_call``'s outcome), then ``next_start``: ``(call_id, t,
-        slot)`` of the call this thread runs next, if any."""
+        """Send a call's end (``_call``'s outcome; None: no end to send), then
+        ``next_start``: ``(call_id, t, slot)`` of the call this thread runs next, if any."""
         worker = self.worker
+        if outcome is None:
+            if next_start is not None:
+                worker.channel.started(*next_start)
+            return
         if type(outcome) is tuple:
             worker.finish_end(outcome, soon, next_start)
             return
@@ -311,18 +315,14 @@ class InlineExecutor(BacklogCalls, SyncExecutor):
                 item = self._next(keep_busy=True)
             if item is None or item is _EXIT:
                 start = None
-                if outcome is not None:
-                    self._finish(outcome, False)
+                self._finish(outcome, False)
                 outcome = values = None  # nothing of the call outlives its end
                 if item is None:
                     with lock:  # calls that came meanwhile, or the actor is idle
                         item = self._next()
             else:
                 start = monotonic()
-                if outcome is not None:
-                    self._finish(outcome, True, (item.call_id, start, 0))
-                else:
-                    channel.started(item.call_id, start, 0)
+                self._finish(outcome, True, (item.call_id, start, 0))
                 outcome = values = None  # nothing of the call outlives its end
 
 

@@ -142,17 +142,13 @@ class ReadingPoolExecutor(BacklogCalls, SyncExecutor):
                 if item is None:
                     self.busy += 1  # still this thread's until its end is out
             if item is None or item is _EXIT:
-                if outcome is not None:
-                    self._finish(outcome, False)
+                self._finish(outcome, False)
                 outcome = values = None  # nothing of the call outlives its end
                 if item is _EXIT:
                     self.on_exit()
                 break
             call, start = item
-            if outcome is not None:
-                self._finish(outcome, False, (call.call_id, start, slot))
-            else:
-                self.worker.channel.started(call.call_id, start, slot)
+            self._finish(outcome, False, (call.call_id, start, slot))
             outcome = values = None  # nothing of the call outlives its end
         with lock:
             self.busy -= 1

@@ -50,14 +50,13 @@ class Worker:
     def finish_end(self, end: tuple, soon: bool = False, next_start=None) -> None:
         """``finish`` of a plain ``CallOk`` given as its ``frames.ok_end`` tuple (most calls),
         then ``Channel.started(*next_start)``: in one step when nothing has to go before it."""
-        if self.stdout._partial or self.stderr._partial or self.prompts.open_calls \
-                or self.bars.open or self.client.dropped:
+        if self.nothing_before_ends():
+            self.channel.send_end(end, soon, next_start)
+        else:
             call_id, blob, t_start, t_end, slot = end
             self.finish(new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)), soon)
             if next_start is not None:
                 self.channel.started(*next_start)
-        else:
-            self.channel.send_end(end, soon, next_start)
 
     def nothing_before_ends(self) -> bool:
         """Whether calls' ends may go out as they are: no call has an unfinished output
