@@ -92,9 +92,16 @@ def hook_cost_ns(calls: int = 300_000, run: int = 1) -> float:
     """ns per call for what the driver's trace does on its own (submitted + finished, nobody
     listening; the start is reported only to listeners), the packing of older calls included.
     ``run``: calls whose results came back together (a CallsOk) end in one step, with
-    their (call_id, result, started, finished, slot) as the run's message has them."""
+    their ids, times and slots as the run's message brings them."""
     from jupyter_actors._backend.local.records import CallRecord
     from jupyter_actors._backend.local.tasks import TaskPool
+    from jupyter_actors._wire.frames import FrameDecoder, encode_oks, unpack_oks
+
+    def numbers(ended):
+        frame = encode_oks([(r.call_id, b"", r.started, r.finished, r.slot) for r in ended])
+        (message,) = FrameDecoder().feed(frame)
+        return unpack_oks(message)
+
     owner = TaskPool(None, 1)
     tracer = _trace.Tracer()
     best = float("inf")
@@ -104,8 +111,7 @@ def hook_cost_ns(calls: int = 300_000, run: int = 1) -> float:
             record.started, record.finished = time.monotonic(), time.monotonic()
             record.slot, record.pid, record.status = 0, 1, "finished"
         runs = [records[i:i + run] for i in range(0, calls, run)] if run > 1 else None
-        ends = [[(r.call_id, b"", r.started, r.finished, r.slot) for r in ended]
-                for ended in runs] if runs else None
+        ends = [numbers(ended) for ended in runs] if runs else None
         submitted, finished = tracer.record_submitted, tracer.record_finished
         run_finished = tracer.record_run_finished
         t0 = time.perf_counter_ns()

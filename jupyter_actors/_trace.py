@@ -121,19 +121,21 @@ class Tracer:
         self._finished(record)
         self._tell("finish", record)
 
-    def _run_finished(self, records: list, ends=None) -> None:
+    def _run_finished(self, records: list, numbers=None) -> None:
         """``record_finished`` for a run of calls that ended together, in one step.
 
-        ``ends``: the run's (call_id, result, started, finished, slot) in the order of
-        ``records``, when the run's message has them so. A long run of one method's calls
-        (the usual pipelined run) becomes a chunk at once, without a row per call."""
+        ``numbers``: the run's call ids, started and finished times and slots, four
+        columns (memoryviews of machine numbers) in the order of ``records``, when the
+        run's message brought them so. A long run of one method's calls (the usual
+        pipelined run) becomes a chunk at once, without a row per call, and keeps
+        those columns as they are."""
         in_flight = self._in_flight
         if not in_flight.issuperset(records):  # (some finished before: one by one)
             for record in records:
                 self._finished(record)
             return
         rows = self._rows
-        if len(records) < RUN_CHUNK or not self._run_chunk(records, ends):
+        if len(records) < RUN_CHUNK or not self._run_chunk(records, numbers):
             for record in records:
                 rows += (record.call_id, record.kind, record.label, record.actor_id,
                          record.status, record.submitted, record.started, record.finished,
@@ -142,10 +144,10 @@ class Tracer:
         if len(rows) >= self._seal_at:
             self._seal()
 
-    def _run_chunk(self, records: list, ends) -> bool:
+    def _run_chunk(self, records: list, numbers) -> bool:
         """Keep a run of calls as one chunk of its own; False if they differ in more than
         their ids, times and slots (or the lock is busy): then as rows."""
-        chunk = Chunk.of_run(records, ends)
+        chunk = Chunk.of_run(records, numbers)
         if chunk is None or not self._lock.acquire(False):  # (never wait: see _seal)
             return False
         try:
@@ -154,13 +156,13 @@ class Tracer:
             if end:  # older calls first
                 self._seal_rows(rows, end)
             self._packed.append(chunk)
-            self._kept += chunk.count
+            self._kept += chunk.total
             self._forget(max(self.capacity - self._chunk, 0))
         finally:
             self._lock.release()
         return True
 
-    def _run_finished_and_tell(self, records: list, ends=None) -> None:
+    def _run_finished_and_tell(self, records: list, numbers=None) -> None:
         for record in records:
             self._finished_and_tell(record)
 
@@ -197,20 +199,20 @@ class Tracer:
         later = self._later
         while self._kept > keep and packed:
             chunk = packed[0]
-            drop = min(self._kept - keep, chunk.count)
+            drop = min(self._kept - keep, chunk.total - chunk.first)
             if later:
-                for call_id in chunk.call_ids()[:drop]:
+                for call_id in chunk.call_ids(chunk.first)[:drop]:
                     later.pop(call_id, None)
-            if drop == chunk.count:
+            if drop == chunk.total - chunk.first:
                 packed.popleft()
             else:
-                packed[0] = chunk.without_first(drop)
+                chunk.first += drop
             self._kept -= drop
         if len(later) > self._later_limit:
             # Let go of calls no longer in the trace (or never in it).
             known = set()
             for chunk in packed:
-                known.update(chunk.call_ids())
+                known.update(chunk.call_ids(chunk.first))
             known.update(self._rows[::WIDTH])
             self._later = {k: v for k, v in later.items() if k in known}
             self._later_limit = max(self._chunk, 2 * len(self._later))
@@ -255,19 +257,19 @@ class Tracer:
         with self._lock:
             # In flight first: a call ending meanwhile has its row in the copies below.
             in_flight = self._in_flight.copy()
-            chunks = list(self._packed)
+            chunks = [(chunk, chunk.first) for chunk in self._packed]
             rows = self._rows.copy()
             later = self._later.copy()
-        chunks.append(Chunk(rows, len(rows)))
+        chunks.append((Chunk(rows, len(rows)), 0))
         out = []
-        for chunk in chunks:
-            out += chunk.calls(later)
+        for chunk, first in chunks:
+            out += chunk.calls(later, first)
         if in_flight:
             # A call may sit in both for an instant (its row added, not yet out of flight).
             ids = {r.call_id for r in in_flight}
             seen = set()
-            for chunk in chunks:
-                seen.update(ids.intersection(chunk.call_ids()))
+            for chunk, first in chunks:
+                seen.update(ids.intersection(chunk.call_ids(first)))
             out += sorted((r for r in in_flight if r.call_id not in seen),
                           key=lambda r: r.submitted)
         return out

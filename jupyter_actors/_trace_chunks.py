@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import operator
 import struct as _struct
-from array import array
 from itertools import repeat
 
 # A finished call's row. (Records kept in the trace were walked by every full garbage
@@ -15,43 +14,60 @@ ROW_FIELDS = ("call_id", "kind", "label", "actor_id", "status", "submitted", "st
               "finished", "slot", "pid", "group", "owner", "error")
 WIDTH = len(ROW_FIELDS)
 _ERROR = ROW_FIELDS.index("error")
-# The fields a Chunk packs into an array, by array type code: those that are a new
-# object per call (the call id, the times; the slot of an async actor's call, which
-# is often past the small ints Python shares).
+# The fields a Chunk packs into a column of machine numbers, by struct type code: those
+# that are a new object per call (the call id, the times; the slot of an async actor's
+# call, which is often past the small ints Python shares).
 _PACKED = ("q", None, None, None, None, "d", "d", "d", "q", None, None, None, None)
 
+# A chunk of fewer calls keeps their fields as they are.
+_FEW = 16
 # The fields of a run's chunk kept once: all but the numbers.
 _RUN_SAME = tuple(k for k, code in enumerate(_PACKED) if code is None)
-# A run's numbers, from its message's ends (call_id, result, started, finished, slot) or
-# from its records: call id, started, finished, slot.
-_RUN_END_GETTERS = tuple(map(operator.itemgetter, (0, 2, 3, 4)))
+# A run's numbers when its message did not bring them packed: from its records.
 _RUN_RECORD_GETTERS = tuple(map(operator.attrgetter, ("call_id", "started", "finished", "slot")))
+
+
+def _packed(code: str, values, count: int) -> memoryview:
+    """``values`` as a column of ``count`` machine numbers: a typed view of one bytes
+    object (struct packs a list twice as fast as array() converts it; a view's slices
+    share its bytes, so forgetting a chunk's first calls copies nothing)."""
+    return memoryview(_struct.pack(f"{count}{code}", *values)).cast(code)
 
 
 class Chunk:
     """Finished calls, oldest first, by field: one column per row field, in the order of
     ``ROW_FIELDS``. The numbers that are a new object per call (the call id, the times)
-    are packed into arrays; a field with one value for the whole chunk (most are: the
-    calls of one method of one actor) is kept once (its index is in ``same``); any other
-    is a tuple of shared objects.
+    are packed as columns of machine numbers (typed memoryviews); a field with one value
+    for the whole chunk (most are: the calls of one method of one actor) is kept once
+    (its index is in ``same``); any other is a tuple of shared objects.
 
     Packing frees each call's own number objects while they are still in the CPU's
     caches; a chunk forgotten much later is a handful of objects, freed at once, that a
-    garbage collection has no reason to walk.
+    garbage collection has no reason to walk. Its oldest calls are forgotten by counting
+    them in ``first`` (under the tracer's lock; readers take ``first`` under it too): a
+    chunk made long ago is out of the CPU's caches, and touching only that number costs
+    a fraction of building a shorter chunk from it.
     """
 
-    __slots__ = ("count", "columns", "same")
+    __slots__ = ("total", "first", "columns", "same")
 
     def __init__(self, rows: list, end: int):
         """The calls in ``rows[:end]``."""
-        count = self.count = end // WIDTH
+        count = self.total = end // WIDTH
+        self.first = 0
+        if count < _FEW:
+            # A few calls that ended alone just before a run of results (kept as a chunk
+            # of its own, after them): packing would cost more than their objects do.
+            self.columns = [rows[k:end:WIDTH] for k in range(WIDTH)]
+            self.same = ()
+            return
         columns = []
         same = []
         for k, code in enumerate(_PACKED):
             column = rows[k:end:WIDTH]
             if code:
-                try:  # (struct packs a list twice as fast as array() converts it)
-                    column = array(code, _struct.pack(f"{count}{code}", *column))
+                try:
+                    column = _packed(code, column, count)
                 except _struct.error:  # a None (a call that never started), or too big
                     column = tuple(column)
             elif k == _ERROR:
@@ -73,9 +89,11 @@ class Chunk:
         self.same = tuple(same)
 
     @classmethod
-    def of_run(cls, records: list, ends) -> "Chunk | None":
+    def of_run(cls, records: list, numbers) -> "Chunk | None":
         """The chunk of a run of calls that each returned a value (``_run_finished``), or
-        None if they differ in more than their ids, times and slots."""
+        None if they differ in more than their ids, times and slots. ``numbers``: the
+        run's (call ids, started, finished, slots) as its message brought them, columns
+        in the order of ``records`` (kept as they are); None: read from the records."""
         first = records[0]
         # One worker's run: one pid, and one kind for one owner (an actor's calls or the
         # pool's tasks; an actor's creation is never in a run). The submission times are
@@ -87,44 +105,32 @@ class Chunk:
         count = len(records)
         if len(submitted) != count:
             return None
-        # Columns read by map(), never zip(*ends): that makes an iterator per call, a
-        # burst of objects that sets off the garbage collector's youngest generation
-        # early (each collection walks every call in flight).
-        getters = _RUN_END_GETTERS if ends is not None else _RUN_RECORD_GETTERS
-        source = ends if ends is not None else records
-        numbers = (map(getters[0], source), submitted, map(getters[1], source),
-                   map(getters[2], source), map(getters[3], source))
-        packed = []
         try:
-            for column, code in zip(numbers, "qdddq"):
-                packed.append(array(code, _struct.pack(f"{count}{code}", *column)))
+            submitted = _packed("d", submitted, count)
+            if numbers is None:
+                numbers = [_packed(code, map(getter, records), count)
+                           for code, getter in zip("qddq", _RUN_RECORD_GETTERS)]
         except _struct.error:  # (a slot of None: not from a run of results)
             return None
         chunk = object.__new__(cls)
-        chunk.count = count
+        chunk.total = count
+        chunk.first = 0
         # In a run of results every call finished without an error (a call that failed
         # or was cancelled is out of flight already), and actor_id is its owner's.
-        call_ids, submitted, started, finished, slots = packed
+        call_ids, started, finished, slots = numbers
         chunk.columns = [call_ids, first.kind, label, first.actor_id, first.status, submitted,
                          started, finished, slots, first.pid, group, owner, None]
         chunk.same = _RUN_SAME
         return chunk
 
-    def call_ids(self):
-        return self.columns[0]
+    def call_ids(self, first: int):
+        """The ids of the calls from ``first`` on."""
+        return self.columns[0][first:]
 
-    def without_first(self, drop: int) -> "Chunk":
-        chunk = object.__new__(type(self))
-        chunk.count = self.count - drop
-        same = chunk.same = self.same
-        chunk.columns = [column if k in same else column[drop:]
-                         for k, column in enumerate(self.columns)]
-        return chunk
-
-    def calls(self, later: dict) -> list:
-        """The chunk's calls as FinishedCalls (``later``: newer rows of some)."""
+    def calls(self, later: dict, first: int) -> list:
+        """The calls from ``first`` on as FinishedCalls (``later``: newer rows of some)."""
         same = self.same
-        columns = [repeat(column, self.count) if k in same else column
+        columns = [repeat(column, self.total - first) if k in same else column[first:]
                    for k, column in enumerate(self.columns)]
         out = list(map(FinishedCall, zip(*columns)))
         if later:

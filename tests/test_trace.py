@@ -415,6 +415,8 @@ def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by
     from jupyter_actors._backend.local.records import CallRecord
     from jupyter_actors._backend.local.tasks import TaskPool
     from jupyter_actors._trace import Tracer
+    from jupyter_actors._wire.frames import FrameDecoder, encode_oks, unpack_oks
+    from jupyter_actors._wire.messages import CallsOk
 
     pool = TaskPool(None, 1)
     trace = Tracer(capacity=1000)
@@ -428,7 +430,12 @@ def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by
         return records
 
     def ends(records):
-        return [(r.call_id, b"", r.started, r.finished, r.slot) for r in records]
+        """The run's numbers as the I/O thread hands them on: from the CallsOk frame a
+        worker writes for these calls."""
+        frame = encode_oks([(r.call_id, b"", r.started, r.finished, r.slot) for r in records])
+        (message,) = FrameDecoder().feed(frame)
+        assert type(message) is CallsOk
+        return unpack_oks(message)
 
     fields = ("call_id", "kind", "label", "actor_id", "status", "submitted", "started",
               "finished", "slot", "pid", "group", "owner", "error")

@@ -65,6 +65,13 @@ def _frame_bytes(message) -> bytes:
     return b"".join(bytes(memoryview(p).cast("B")) for p in frames.encode(message))
 
 
+def ends_of(message) -> list:
+    """A CallsOk's calls as ``(call_id, value, t_start, t_end, slot)``."""
+    assert type(message) is messages.CallsOk
+    call_ids, starts, finishes, slots = frames.unpack_oks(message)
+    return list(zip(call_ids, map(pickle.loads, message.blobs), starts, finishes, slots))
+
+
 def read_messages(sock, count: int) -> list:
     """The first ``count`` messages that arrive on ``sock`` (at least; frames may carry more)."""
     decoder = frames.FrameDecoder()
@@ -207,11 +214,26 @@ def test_worker_channel_sends_a_run_of_results_as_one_frame_in_order():
         right.close()
     kinds = [type(m).__name__ for m in out]
     assert kinds == ["CallsOk", "OutputLines", "CallsOk", "CallOk", "CallsOk"]
-    assert [(e[0], pickle.loads(e[1]), e[2], e[3], e[4]) for e in out[0].ends] == \
-        [(1, "a", 1.0, 2.0, 0), (2, "b", 2.0, 3.0, 0)]
-    assert [e[0] for e in out[2].ends] == [3]
+    assert ends_of(out[0]) == [(1, "a", 1.0, 2.0, 0), (2, "b", 2.0, 3.0, 0)]
+    assert ends_of(out[2]) == [(3, "c", 3.0, 4.0, 0)]
     assert np.array_equal(deserialize(out[3].payloads[0]), np.arange(8))
-    assert [(e[0], pickle.loads(e[1])) for e in out[4].ends] == [(5, "e"), (6, "f")]
+    assert ends_of(out[4]) == [(5, "e", 5.0, 6.0, 1), (6, "f", 6.0, 7.0, 1)]
+
+
+def test_a_run_of_results_packs_its_numbers_and_falls_back_past_64_bits():
+    """A CallsOk carries its calls' ids, times and slots as packed columns, exactly (ids
+    of calls made in a worker carry its pid in their high bits); an end whose numbers do
+    not fit 64 bits makes the run go as one CallOk frame per call instead."""
+    worker_id = (4_194_303 << 32) + 7  # the largest pid Linux gives, in an id's high bits
+    ends = [(worker_id, pickle.dumps("a"), 1.25, 2.5, 3), (8, pickle.dumps("b"), 3.0, 4.0, 1 << 40)]
+    (message,) = frames.FrameDecoder().feed(frames.encode_oks(ends))
+    assert ends_of(message) == [(worker_id, "a", 1.25, 2.5, 3), (8, "b", 3.0, 4.0, 1 << 40)]
+
+    ends.append((1 << 70, pickle.dumps("c"), 5.0, 6.0, 0))
+    out = frames.FrameDecoder().feed(frames.encode_oks(ends))
+    assert [type(m).__name__ for m in out] == ["CallOk"] * 3
+    assert [(m.call_id, deserialize(m.payloads[0]), m.t_start, m.t_end, m.slot) for m in out] == \
+        [(worker_id, "a", 1.25, 2.5, 3), (8, "b", 3.0, 4.0, 1 << 40), (1 << 70, "c", 5.0, 6.0, 0)]
 
 
 def test_a_result_sent_while_another_thread_writes_is_not_waited_for_and_follows_it():
@@ -250,4 +272,4 @@ def test_a_result_sent_while_another_thread_writes_is_not_waited_for_and_follows
         right.close()
     assert [type(m).__name__ for m in out] == ["CallOk", "CallsOk", "OutputLines"]
     assert out[0].call_id == 1 and deserialize(out[0].payloads[0]).nbytes == 900 << 10
-    assert [e[0] for e in out[1].ends] == [2] and out[2].text == "x\n"
+    assert ends_of(out[1]) == [(2, "b", 2.0, 3.0, 1)] and out[2].text == "x\n"

@@ -19,7 +19,7 @@
     init_err          ActorInitFailed   call_id, error
     start             CallStarted       call_id, t, slot
     ok                CallOk            call_id, payloads, t_start, t_end, slot
-    oks               CallsOk           ends
+    oks               CallsOk           blobs, numbers
     err               CallFailed        call_id, error, t_start, t_end, slot
     cancelled         CallCancelled     call_id, t_end
     not_interrupted   NotInterrupted    call_id
@@ -57,10 +57,12 @@ What the fields hold:
   runs in (the method's, or the one given with ``.options``); None for the
   default group, sized by ``max_concurrency``.
 - ``payloads`` of ``CallOk``: a tuple, one payload per declared return value.
-- ``ends`` of ``CallsOk``: calls that each returned one value pickled without
-  out-of-band buffers (most calls), as ``(call_id, blob, t_start, t_end, slot)``
-  in the order they ended: a run of ``CallOk`` sent together in one frame,
-  which the driver decodes once for the run.
+- ``CallsOk``: a run of ``CallOk`` sent together in one frame, which the driver
+  decodes once for the run: calls that each returned one value pickled without
+  out-of-band buffers (most calls), in the order they ended. ``blobs``: their
+  values; ``numbers``: their call ids, then t_start, then t_end (floats), then
+  slots, each a column of one 8-byte number per call in native byte order (the
+  driver keeps the columns as they come for its trace).
 - ``error``: ``(exception payload or None, type name, message, traceback text,
   frames, chained)``: ``frames`` are the user's frames that raised it, as plain
   tuples (``_wire/tracebacks.py``), ``chained`` whether the remote exception
@@ -241,7 +243,8 @@ class CallOk(NamedTuple):
 
 
 class CallsOk(NamedTuple):
-    ends: tuple
+    blobs: tuple
+    numbers: bytes
     TAG = "oks"
 
 

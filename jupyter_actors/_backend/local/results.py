@@ -15,6 +15,7 @@ from ..._api.futures import RefFuture
 from ..._api.refs import ObjectRef
 from ..._trace import tracer
 from ..._wire import errors
+from ..._wire.frames import unpack_oks
 from ..._wire.messages import (ActorInitFailed, ActorReady, CallCancelled, CallFailed, CallOk,
                                CallsOk, CallStarted, LookupRef, NotInterrupted, OutputLines,
                                RefAnswer, new)
@@ -155,7 +156,10 @@ class ResultHandlers:
         # listens: then each call's end is told before its ref is set, as in ``ok``.
         ended: list = []
         finished = tracer.record_finished if tracer.listeners else ended.append
-        for call_id, blob, t_start, t_end, slot in message.ends:
+        numbers = unpack_oks(message)
+        blobs = message.blobs
+        call_ids, starts, finishes, slots = numbers
+        for call_id, blob, t_start, t_end, slot in zip(call_ids, blobs, starts, finishes, slots):
             record = pending.get(call_id)
             try:
                 if record is None or views or record.status == CANCELLED \
@@ -197,9 +201,9 @@ class ResultHandlers:
                 self.runtime.io.handler_failed(
                     conn, new(CallOk, (call_id, (), t_start, t_end, slot)), exc)
         if ended:
-            # (The run's ends line up with its calls when each took the path above.)
+            # (The run's numbers line up with its calls when each took the path above.)
             tracer.record_run_finished(
-                ended, message.ends if len(ended) == len(message.ends) else None)
+                ended, numbers if len(ended) == len(blobs) else None)
 
     def _ok_many(self, record, payloads) -> None:
         """``ok`` for several values, or values holding refs or handles."""
