@@ -158,6 +158,42 @@ def test_put_get_and_wait_inside_a_task_and_a_ref_made_there_is_usable_here():
 
 
 @ray.remote
+class Store:
+    """An async actor that returns refs to values it puts, and keeps none of them."""
+
+    async def put_one(self, value):
+        return {"stored": ray.put(value)}
+
+    async def put_after(self, value, event):
+        await asyncio.wait_for(event.wait.remote(), GUARD)  # (ends with the others)
+        return [ray.put(value)]
+
+
+@ray.remote
+class Event:
+    def __init__(self):
+        self.event = asyncio.Event()
+
+    async def set(self):
+        self.event.set()
+
+    async def wait(self):
+        await self.event.wait()
+
+
+def test_an_async_actor_returns_refs_to_values_it_put_and_dropped():
+    """The actor drops its refs as its calls end, before their ends are written (several
+    ends of one turn of its loop go out together): the driver still gets the values."""
+    store = Store.remote()
+    got = ray.get(store.put_one.remote("alone"), timeout=GUARD)
+    assert ray.get(got["stored"], timeout=GUARD) == "alone"
+    event = Event.remote()
+    refs = [store.put_after.remote(i, event) for i in range(20)]
+    ray.get(event.set.remote(), timeout=GUARD)
+    assert [ray.get(r[0], timeout=GUARD) for r in ray.get(refs, timeout=GUARD)] == list(range(20))
+
+
+@ray.remote
 class Gather:
     async def fan_out(self, counter, n):
         return await asyncio.gather(*[counter.incr.remote() for _ in range(n)])

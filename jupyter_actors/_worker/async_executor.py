@@ -124,6 +124,9 @@ class AsyncExecutor:
         self.inbox_lock = threading.Lock()
         self.exiting = False
         self.ends: list = []     # ends of calls that finished in this turn of the loop
+        # Their return values until the ends are written: a ref inside one, dropped here
+        # meanwhile, would be released before the driver has read the end that holds it.
+        self.ends_values: list = []
         self.eager = EagerStarter(self.loop)
         self.started = worker.channel.started
         self.starting = False    # _start_received runs: the ends it makes go out together
@@ -287,6 +290,7 @@ class AsyncExecutor:
         slot = heappop(free_slots) if free_slots else self._new_slot()
         start = monotonic()
         self.started(call_id, start, slot)
+        value = None  # a return value that may hold refs, kept until its end is written
         try:
             if deps or payload.buffers:
                 args, kwargs = load_arguments(payload, deps)
@@ -313,26 +317,31 @@ class AsyncExecutor:
             message = CallFailed(call_id, describe_error(exc), start, monotonic(), slot)
         else:
             message = new(CallOk, (call_id, payloads, start, monotonic(), slot))
+            if type(result) not in _SCALARS:
+                value = result
         heappush(free_slots, slot)
         if gate.waiters:
             gate.release()
         else:
             gate.free += 1
-        self._done(call, message)
+        self._done(call, message, value)
 
-    def _done(self, call: CallMethod, message) -> None:
+    def _done(self, call: CallMethod, message, value=None) -> None:
         tasks = self.tasks
         tasks.pop(call.call_id, None)
         if self.starting:
             self.ends.append(message)  # sent with the others started with it
         elif not tasks and not self.ends:
             self.worker.finish(message)  # alone: nothing to wait for
+            value = None  # (written: refs in it may be released)
         else:
             # Others may finish in this turn of the loop (1000 sleeps ending together):
             # their ends go out together, in one write, at the start of the next turn.
             if not self.ends:
                 self.loop.call_soon(self._send_ends)
             self.ends.append(message)
+        if value is not None:
+            self.ends_values.append(value)
         if self.exiting and not tasks:
             self._stop()
 
@@ -340,17 +349,21 @@ class AsyncExecutor:
         ends, self.ends = self.ends, []
         if not ends:
             return
-        worker = self.worker
-        if len(ends) == 1:
-            worker.finish(ends[0])
-            return
-        if worker.nothing_before_ends():
-            worker.channel.send_ends(ends)  # one write, one lock
-            return
-        channel = worker.channel
-        channel.cork()
+        values, self.ends_values = self.ends_values, []
         try:
-            for message in ends:
-                worker.finish(message)
+            worker = self.worker
+            if len(ends) == 1:
+                worker.finish(ends[0])
+                return
+            if worker.nothing_before_ends():
+                worker.channel.send_ends(ends)  # one write, one lock
+                return
+            channel = worker.channel
+            channel.cork()
+            try:
+                for message in ends:
+                    worker.finish(message)
+            finally:
+                channel.uncork()
         finally:
-            channel.uncork()
+            del values  # only now: the ends that hold their refs are written
