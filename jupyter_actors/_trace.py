@@ -125,7 +125,7 @@ class Tracer:
         """``record_finished`` for a run of calls that ended together, in one step.
 
         ``numbers``: the run's call ids, started and finished times and slots, four
-        columns (memoryviews of machine numbers) in the order of ``records``, when the
+        columns (arrays of machine numbers) in the order of ``records``, when the
         run's message brought them so. A long run of one method's calls (the usual
         pipelined run) becomes a chunk at once, without a row per call, and keeps
         those columns as they are."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import struct as _struct
+from array import array
 from itertools import repeat
 
 # A finished call's row. (Records kept in the trace were walked by every full garbage
@@ -27,19 +28,19 @@ _RUN_SAME = tuple(k for k, code in enumerate(_PACKED) if code is None)
 _RUN_RECORD_GETTERS = tuple(map(operator.attrgetter, ("call_id", "started", "finished", "slot")))
 
 
-def _packed(code: str, values, count: int) -> memoryview:
-    """``values`` as a column of ``count`` machine numbers: a typed view of one bytes
-    object (struct packs a list twice as fast as array() converts it; a view's slices
-    share its bytes, so forgetting a chunk's first calls copies nothing)."""
-    return memoryview(_struct.pack(f"{count}{code}", *values)).cast(code)
+def _packed(code: str, values, count: int) -> array:
+    """``values`` as an array of ``count`` machine numbers (struct packs a list twice as
+    fast as array() converts it)."""
+    return array(code, _struct.pack(f"{count}{code}", *values))
 
 
 class Chunk:
     """Finished calls, oldest first, by field: one column per row field, in the order of
     ``ROW_FIELDS``. The numbers that are a new object per call (the call id, the times)
-    are packed as columns of machine numbers (typed memoryviews); a field with one value
-    for the whole chunk (most are: the calls of one method of one actor) is kept once
-    (its index is in ``same``); any other is a tuple of shared objects.
+    are packed into arrays; a field with one value for the whole chunk (most are: the
+    calls of one method of one actor) is kept once (its index is in ``same``); any other
+    is a tuple of shared objects. A chunk of a few calls keeps their rows as they came,
+    end to end in one list (``same`` is None).
 
     Packing frees each call's own number objects while they are still in the CPU's
     caches; a chunk forgotten much later is a handful of objects, freed at once, that a
@@ -58,8 +59,8 @@ class Chunk:
         if count < _FEW:
             # A few calls that ended alone just before a run of results (kept as a chunk
             # of its own, after them): packing would cost more than their objects do.
-            self.columns = [rows[k:end:WIDTH] for k in range(WIDTH)]
-            self.same = ()
+            self.columns = rows[:end]
+            self.same = None
             return
         columns = []
         same = []
@@ -125,13 +126,19 @@ class Chunk:
 
     def call_ids(self, first: int):
         """The ids of the calls from ``first`` on."""
+        if self.same is None:
+            return self.columns[first * WIDTH::WIDTH]
         return self.columns[0][first:]
 
     def calls(self, later: dict, first: int) -> list:
         """The calls from ``first`` on as FinishedCalls (``later``: newer rows of some)."""
         same = self.same
-        columns = [repeat(column, self.total - first) if k in same else column[first:]
-                   for k, column in enumerate(self.columns)]
+        if same is None:
+            rows = self.columns
+            columns = [rows[first * WIDTH + k::WIDTH] for k in range(WIDTH)]
+        else:
+            columns = [repeat(column, self.total - first) if k in same else column[first:]
+                       for k, column in enumerate(self.columns)]
         out = list(map(FinishedCall, zip(*columns)))
         if later:
             out = [FinishedCall(later[c.call_id]) if c.call_id in later else c for c in out]

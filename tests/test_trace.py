@@ -463,3 +463,50 @@ def test_runs_of_results_keep_order_fields_and_capacity_like_calls_ending_one_by
     trace.record_run_finished(more, ends(more))
     kept = trace.snapshot()
     assert len(kept) <= 1000 and rows(kept) == rows((everything + more)[-len(kept):])
+
+
+@ray.remote
+class MeetThenReturn:
+    """An async actor whose calls all wait for the last one, so they end in one turn of its
+    loop and their results come back in one run; the middle call returns a ref inside."""
+
+    def __init__(self):
+        self.arrived = 0
+        self.all_here = asyncio.Event()
+
+    async def run(self, i: int, size: int):
+        self.arrived += 1
+        if self.arrived == size:
+            self.all_here.set()
+        await asyncio.wait_for(self.all_here.wait(), GUARD)
+        return {"inner": ray.put(i)} if i == size // 2 else i
+
+
+def test_a_run_of_results_is_recorded_in_the_order_it_ended():
+    """A run of results handled by the I/O thread keeps its order in the trace when a call
+    in the middle of it takes the general way (its value holds a ref), and when a
+    done-callback of one of its calls starts a listener (a widget opening) half-way."""
+    size = 40
+    actor = MeetThenReturn.remote()
+    heard: list = []
+
+    def listener(event, record):
+        heard.append((event, record.call_id))
+
+    all_done = threading.Event()
+    refs = [actor.run.remote(i, size) for i in range(size)]
+    refs[size // 4].add_done_callback(lambda _ref: tracer.add_listener(listener))
+    refs[-1].add_done_callback(lambda _ref: all_done.set())
+    try:
+        assert all_done.wait(GUARD)  # (nobody waits in get(): the I/O thread reads the run)
+    finally:
+        tracer.remove_listener(listener)
+    values = ray.get(refs, timeout=GUARD)
+    assert values[:size // 2] == list(range(size // 2)) and ray.get(values[size // 2]["inner"]) == size // 2
+    ids = [ref._id for ref in refs]
+    calls = [r for r in tracer.snapshot() if r.call_id in set(ids)]
+    assert len(calls) == size and all(r.status == "finished" for r in calls)
+    assert [r.finished for r in calls] == sorted(r.finished for r in calls)
+    # The listener heard each later call of the run finish, once.
+    finished = [call_id for event, call_id in heard if event == "finish" and call_id in set(ids)]
+    assert len(finished) == len(set(finished)) and set(finished) >= set(ids[size // 4 + 1:])

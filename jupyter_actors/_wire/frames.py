@@ -24,6 +24,7 @@ from __future__ import annotations
 import marshal
 import pickle
 import struct
+from array import array
 
 from .messages import BY_TAG, CallMethod, CallOk, CallsOk
 from .payloads import Payload, ShmBuffer, _rebuild_shm, builtin_only
@@ -100,12 +101,14 @@ def encode_oks(ends: list) -> bytes:
 
 def unpack_oks(message: CallsOk) -> tuple:
     """``(call_ids, starts, finishes, slots)`` of a ``CallsOk``, in the order of its blobs:
-    four typed views of its ``numbers`` (no copy)."""
-    count = len(message.blobs)
+    four arrays of machine numbers (copies of its ``numbers``' columns, which a garbage
+    collection never walks)."""
+    width = 8 * len(message.blobs)
     numbers = memoryview(message.numbers)
-    ints, floats = numbers.cast("q"), numbers.cast("d")
-    return (ints[:count], floats[count:2 * count], floats[2 * count:3 * count],
-            ints[3 * count:4 * count])
+    columns = (array("q"), array("d"), array("d"), array("q"))
+    for k, column in enumerate(columns):
+        column.frombytes(numbers[k * width:(k + 1) * width])
+    return columns
 
 
 def encode_call(call_id: int, method: str, args: Payload, num_returns: int, group) -> list:

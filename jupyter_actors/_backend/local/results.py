@@ -153,9 +153,13 @@ class ResultHandlers:
         owner = conn.owner
         counts = getattr(owner, "counts", None)  # (an actor's per-status counts)
         # The trace records the run's calls in one step after the loop, unless someone
-        # listens: then each call's end is told before its ref is set, as in ``ok``.
+        # listens: then each call's end is told before its ref is set, as in ``ok``. One
+        # answer for the whole run (a listener added by a done-callback meanwhile hears
+        # the rest of the run after the loop), and a call that takes ``ok``'s way has the
+        # calls before it recorded first: the trace keeps the run's order.
         ended: list = []
-        finished = tracer.record_finished if tracer.listeners else ended.append
+        listening = bool(tracer.listeners)
+        finished = tracer.record_finished if listening else ended.append
         numbers = unpack_oks(message)
         blobs = message.blobs
         call_ids, starts, finishes, slots = numbers
@@ -165,7 +169,10 @@ class ResultHandlers:
                 if record is None or views or record.status == CANCELLED \
                         or record.kind == "init" or _REBUILD in blob \
                         or (type(record.refs) is not ObjectRef and len(record.refs) != 1) \
-                        or (record.started is None and tracer.listeners):
+                        or (record.started is None and listening):
+                    if ended:
+                        tracer.record_run_finished(ended.copy(), None)
+                        ended.clear()
                     self.ok(conn, new(CallOk, (call_id, (Payload(blob),), t_start, t_end, slot)))
                     continue
                 # _finish and ok, for this case.
