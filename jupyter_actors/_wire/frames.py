@@ -86,8 +86,8 @@ def encode_ok(end: tuple) -> bytes:
 
 
 def encode_oks(ends: list) -> bytes:
-    """The frame of a run of ends (see ``ok_end``): one ``CallsOk``, whose numbers are
-    packed as ``CallsOk.numbers`` says (the driver keeps them as they come for its trace)."""
+    """The frame of a run of ends (see ``ok_end``): one ``CallsOk``, its numbers packed as
+    ``messages`` says (the driver's trace keeps them as arrays, with no object per call)."""
     call_ids, blobs, starts, finishes, slots = zip(*ends)
     count = len(blobs)
     try:

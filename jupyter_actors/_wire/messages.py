@@ -62,7 +62,7 @@ What the fields hold:
   out-of-band buffers (most calls), in the order they ended. ``blobs``: their
   values; ``numbers``: their call ids, then t_start, then t_end (floats), then
   slots, each a column of one 8-byte number per call in native byte order (the
-  driver keeps the columns as they come for its trace).
+  driver's trace keeps them as arrays: no number object per call).
 - ``error``: ``(exception payload or None, type name, message, traceback text,
   frames, chained)``: ``frames`` are the user's frames that raised it, as plain
   tuples (``_wire/tracebacks.py``), ``chained`` whether the remote exception
