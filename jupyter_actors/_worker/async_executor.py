@@ -350,20 +350,21 @@ class AsyncExecutor:
         if not ends:
             return
         values, self.ends_values = self.ends_values, []
+        self._write_ends(ends)
+        del values  # only now: the ends that hold their refs are written
+
+    def _write_ends(self, ends: list) -> None:
+        worker = self.worker
+        if len(ends) == 1:
+            worker.finish(ends[0])
+            return
+        if worker.nothing_before_ends():
+            worker.channel.send_ends(ends)  # one write, one lock
+            return
+        channel = worker.channel
+        channel.cork()
         try:
-            worker = self.worker
-            if len(ends) == 1:
-                worker.finish(ends[0])
-                return
-            if worker.nothing_before_ends():
-                worker.channel.send_ends(ends)  # one write, one lock
-                return
-            channel = worker.channel
-            channel.cork()
-            try:
-                for message in ends:
-                    worker.finish(message)
-            finally:
-                channel.uncork()
+            for message in ends:
+                worker.finish(message)
         finally:
-            del values  # only now: the ends that hold their refs are written
+            channel.uncork()
