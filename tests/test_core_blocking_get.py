@@ -383,3 +383,83 @@ def test_a_ctrl_c_while_a_caller_gives_back_the_watch_it_polled_with_is_raised_a
                               os.path.abspath(__file__))))
     assert done.stdout.split("\n")[:2] == ["KeyboardInterrupt", "read by the I/O thread"], \
         done.stdout + done.stderr
+
+
+def test_an_event_loop_polling_for_its_reply_still_turns_and_gets_each_result_after_its_output(
+        events, monkeypatch):
+    """``await ref`` in a loop with nothing else to run polls for the reply in the loop's
+    own thread (forced here: the machine counts as idle and a poll lasts long). Each such
+    await lets the loop turn once first, so the loop's own I/O and its other tasks still
+    run between awaits; results come after their output, a ref nobody awaits still
+    completes (the I/O thread watches the socket again), a timed-out await leaves its ref
+    usable, and an actor that dies while the loop polls fails the await at once."""
+    import asyncio
+    import socket
+
+    from jupyter_actors import _spin
+    from jupyter_actors._api import futures
+    monkeypatch.setattr(_spin._cores, "spare", lambda now: True)
+    monkeypatch.setattr(_spin.Spin, "TIME", 0.2)
+    ray.init()
+    polled = []
+    plain_polls = futures.caller_polls
+
+    def counting_polls(owner, future):
+        got = plain_polls(owner, future)
+        polled.append(got)
+        return got
+    monkeypatch.setattr(futures, "caller_polls", counting_polls)
+    router, previous = _Lines(), session.output_router()
+    session.set_output_router(router)
+    solo, gate = Solo.remote(), Gate.remote()
+    ours, theirs = socket.socketpair()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for i in range(100):
+            assert await solo.echo.remote(i) == i
+            assert router.has(f"solo {i}")
+        assert True in polled  # the loop read replies itself
+
+        # Another task waits for input on a socket that has some already: it runs while
+        # the first keeps awaiting refs (a poll never starts while it is ready to run).
+        theirs.sendall(b"x")
+        received = loop.create_future()
+        loop.add_reader(ours.fileno(), lambda: received.done() or received.set_result(
+            ours.recv(1)))
+        awaits = 0
+        while not received.done() and awaits < 1000:
+            assert await solo.echo.remote(awaits) == awaits
+            awaits += 1
+        loop.remove_reader(ours.fileno())
+        assert received.done() and received.result() == b"x", awaits
+
+        go = events("go")
+        waiting = gate.wait_for.remote(go.path)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(waiting, timeout=0.5)
+        unawaited = gate.echo.remote("unawaited")
+        go.set()
+        assert await asyncio.wait_for(waiting, GUARD) == "through"
+        assert await asyncio.wrap_future(unawaited.future()) == "unawaited"
+
+        @ray.remote
+        class Doomed:
+            def die_soon(self):
+                threading.Timer(0.05, os._exit, (3,)).start()
+                return "later"
+
+            def wait(self):
+                threading.Event().wait(GUARD)
+
+        doomed = Doomed.remote()
+        assert await doomed.die_soon.remote() == "later"
+        with pytest.raises(ray.exceptions.ActorDiedError):
+            await asyncio.wait_for(doomed.wait.remote(), GUARD)
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), GUARD * 2))
+    finally:
+        session.set_output_router(previous)
+        ours.close()
+        theirs.close()

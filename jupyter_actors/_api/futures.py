@@ -20,6 +20,8 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NO
 from concurrent.futures._base import FINISHED as _FINISHED
 from concurrent.futures._base import PENDING as _PENDING
 
+from .._spin import Spin
+
 _DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
 # Guards the change to done and the done-callback list of every RefFuture (held briefly).
 _DONE_LOCK = threading.Lock()
@@ -34,6 +36,10 @@ handling = threading.local()
 # backend that can (local/waiting.py): caller_waits(owner, future, timeout) is True once
 # the future is done, False when the timeout passed, None to wait as usual (result()).
 caller_waits = None
+# How an event loop with nothing else to run may poll for a reply a short while before
+# it waits (local/waiting.py): caller_polls(owner, future) is True once the future is
+# done, False when it is not yet, None when polling does not pay now.
+caller_polls = None
 # Set by a backend that puts off writing calls while more keep coming (local
 # io_loop.py): called before a thread or an event loop waits for a ref, so that
 # the calls still queued go out now.
@@ -261,6 +267,33 @@ def _loop_waiter(fut: concurrent.futures.Future) -> asyncio.Future:
     waiter = loop.create_future()
     fut.add_done_callback(functools.partial(wakeups.done, waiter))
     return waiter
+
+
+def poll_in_loop(owner, fut):
+    """(``await ref``) Where the running loop has nothing else to do, let it turn once
+    (its I/O, callbacks that came meanwhile) while the worker runs the call, then poll
+    for the reply a short while (``caller_polls``) instead of going to sleep: on an idle
+    machine a core that slept takes tens of µs to wake, and the reply would wake two
+    threads (the I/O thread, then the loop). Yields what a bare ``yield`` in a task does."""
+    loop = sys.modules["asyncio"].get_running_loop()
+    if not _loop_idle(loop):
+        return
+    if before_wait is not None:
+        before_wait()  # the call goes out now
+    yield  # (a task takes a bare yield as one turn of its loop)
+    polls = caller_polls  # (None once the session ended meanwhile)
+    if polls is not None and fut._state not in _DONE and _loop_idle(loop):
+        polls(owner, fut)
+
+
+def _loop_idle(loop) -> bool:
+    """Whether an asyncio loop has nothing to run now: no callback ready, no timer due
+    within a poll. (Other loops, uvloop's, are never polled in.)"""
+    ready = getattr(loop, "_ready", None)
+    if ready is None or ready:
+        return False
+    scheduled = loop._scheduled
+    return not scheduled or scheduled[0]._when > loop.time() + max(Spin.TIME, 0.001)
 
 
 def loop_running() -> bool:

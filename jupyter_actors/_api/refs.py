@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .._wire.payloads import Payload, serialize
 from ..exceptions import Error
+from . import futures as _futures
 from .futures import _loop_waiter
 
 # True inside a worker process, where refs resolve through the driver.
@@ -81,10 +82,13 @@ class ObjectRef:
     def __await__(self):
         fut = self._future
         if not fut.done():
-            # A future of the awaiting loop that only says "done": cancelling
-            # the awaiting task (asyncio.wait_for timing out) cancels it, never
-            # the ref that get() and other awaiters share.
-            yield from _loop_waiter(fut).__await__()
+            if _futures.caller_polls is not None and self._owner is not None:
+                yield from _futures.poll_in_loop(self._owner, fut)
+            if not fut.done():
+                # A future of the awaiting loop that only says "done": cancelling
+                # the awaiting task (asyncio.wait_for timing out) cancels it, never
+                # the ref that get() and other awaiters share.
+                yield from _loop_waiter(fut).__await__()
         try:
             return fut.result()
         except Error as exc:

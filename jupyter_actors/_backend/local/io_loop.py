@@ -92,6 +92,7 @@ class IOLoop:
         self.lock = threading.Lock()  # held while frames are read and handled (see above)
         if self.callers_read:
             futures.caller_waits = waiting.wait_for_reply
+            futures.caller_polls = waiting.poll_for_reply
         futures.before_wait = self.write_later_now
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -126,6 +127,7 @@ class IOLoop:
     def stop(self, timeout: float = 5) -> None:
         if futures.before_wait == self.write_later_now:
             futures.before_wait = None
+            futures.caller_polls = None  # (an await of a ref on another backend: no turn)
         self.call_soon(_STOP)
         self.thread.join(timeout)
         self.selector.close()

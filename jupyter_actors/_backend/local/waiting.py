@@ -53,6 +53,7 @@ def _forget_in_child() -> None:
     global _local
     _local = threading.local()
     _futures.caller_waits = None
+    _futures.caller_polls = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -170,10 +171,14 @@ class _Waiter:
                 _let_sigint(handler)
 
 
-def wait_for_reply(owner, future, timeout) -> bool | None:
+def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
     """Wait for ``future``, which a frame from the worker that runs ``owner`` completes,
     reading that worker's socket in this thread. True: done; False: ``timeout`` passed;
-    None: not a call this can wait for here (wait as usual)."""
+    None: not a call this can wait for here (wait as usual).
+
+    ``sleep=False`` (an event loop with nothing else to do, ``poll_for_reply``): only
+    poll for it for a short while, where that pays; False when it did not come, None
+    when polling does not pay now."""
     conn = getattr(owner, "conn", None)
     io = getattr(conn, "io", None)
     if io is None or not io.callers_read:
@@ -185,6 +190,9 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
         waiter = _local.waiter = _Waiter()
     elif waiter.wake.busy:
         return None  # a callback run while this thread handles frames: no reading here
+    spin = waiter.spin
+    if not sleep and not spin.due():
+        return None
     fd = conn.sock.fileno()
     if waiter.conns.get(fd) is not conn and (fd < 0 or not waiter.watch(conn, fd)):
         return None
@@ -194,10 +202,9 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
     done = unwatched = False
     try:
         deadline = None if timeout is None else monotonic() + timeout
-        spin = waiter.spin
         # While this thread polls, the I/O thread's watch of the socket is off: input for
         # a thread that is not asleep in poll() would wake the I/O thread instead.
-        if (timeout is None or timeout > spin.TIME) and spin.due():
+        if not sleep or (timeout is None or timeout > spin.TIME) and spin.due():
             # Whole, Ctrl-C or not: one raised half-way (waiting for the I/O lock, or
             # between the unwatch and ``unwatched``) would leave its input unread for good.
             handler = _hold_sigint() if waiter.main else None
@@ -214,7 +221,13 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
                     handle(events)
                 return future._state in _DONE
             spin.poll(step)
-        if deadline is None:
+        if not sleep:
+            if future._state not in _DONE:
+                if waiter.more:  # what a full buffer left is the I/O thread's now
+                    waiter.more = False
+                    _hand_back(waiter)
+                return False
+        elif deadline is None:
             while future._state not in _DONE:
                 handle(poll())
         else:
@@ -256,6 +269,14 @@ def wait_for_reply(owner, future, timeout) -> bool | None:
                     callbacks.remove(wake)
         if unwatched:  # last: a Ctrl-C held meanwhile is raised here
             _rewatch(io, conn, waiter.main)
+
+
+def poll_for_reply(owner, future) -> bool | None:
+    """(An event loop with nothing else to run, about to wait for ``future``) Poll for
+    the reply a short while, reading it in this thread, where that pays: its core then
+    stays awake for it, and neither the I/O thread nor the loop has to be woken. True:
+    done; False: not yet; None: polling does not pay now."""
+    return wait_for_reply(owner, future, None, sleep=False)
 
 
 def _hold_sigint():
