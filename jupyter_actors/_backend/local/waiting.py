@@ -140,9 +140,10 @@ class _Waiter:
         if rest:
             self.io.call_soon_unlocked(_run_callbacks, future, rest)
 
-    def handle(self, events) -> None:
-        """Read what woke this thread and handle it, all of it, Ctrl-C or not."""
-        handler = _hold_sigint() if self.main else None
+    def handle(self, events, held: bool = False) -> None:
+        """Read what woke this thread and handle it, all of it, Ctrl-C or not (``held``:
+        the caller holds Ctrl-C back already)."""
+        handler = _hold_sigint() if self.main and not held else None
         wake = self.wake
         wake.busy = True
         try:
@@ -205,22 +206,28 @@ def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
         # While this thread polls, the I/O thread's watch of the socket is off: input for
         # a thread that is not asleep in poll() would wake the I/O thread instead.
         if not sleep or (timeout is None or timeout > spin.TIME) and spin.due():
-            # Whole, Ctrl-C or not: one raised half-way (waiting for the I/O lock, or
-            # between the unwatch and ``unwatched``) would leave its input unread for good.
+            # Ctrl-C is held back from the unwatch to the rewatch after a poll that saw
+            # the reply (a poll lasts ≤ Spin.TIME), so that it cannot land half-way (while
+            # waiting for the I/O lock, or between the unwatch and ``unwatched``), which
+            # would leave the input unread for good, and so that a sync call swaps the
+            # handler twice rather than six times (each is a system call).
             handler = _hold_sigint() if waiter.main else None
             try:
                 unwatched = io.unwatch(conn)
+                if unwatched:
+
+                    def step(_timeout) -> bool:
+                        events = poll(0)
+                        if events:
+                            handle(events, True)
+                        return future._state in _DONE
+                    spin.poll(step)
+                    if not sleep or future._state in _DONE:
+                        io.rewatch(conn)
+                        unwatched = False
             finally:
                 if handler is not None:
                     _let_sigint(handler)  # (a Ctrl-C held raises here: rewatched below)
-        if unwatched:
-
-            def step(_timeout) -> bool:
-                events = poll(0)
-                if events:
-                    handle(events)
-                return future._state in _DONE
-            spin.poll(step)
         if not sleep:
             if future._state not in _DONE:
                 if waiter.more:  # what a full buffer left is the I/O thread's now
