@@ -55,6 +55,18 @@ class Solo:
         return tag
 
 
+@ray.remote
+class Doomed:
+    """Dies 50 ms after answering ``die_soon``; ``wait`` never answers."""
+
+    def die_soon(self):
+        threading.Timer(0.05, os._exit, (3,)).start()
+        return "later"
+
+    def wait(self):
+        threading.Event().wait(GUARD)
+
+
 def test_threads_waiting_at_once_each_get_their_own_result_after_its_output():
     ray.init()
     router, previous = _Lines(), session.output_router()
@@ -243,15 +255,6 @@ def test_a_caller_polling_for_its_reply_gets_it_its_output_and_its_actors_death(
         ref = gate.wait_for.remote(go.path)  # nobody waits on it: the I/O thread reads it
         go.set()
         assert ref.future().result(timeout=GUARD) == "through"
-
-        @ray.remote
-        class Doomed:
-            def die_soon(self):
-                threading.Timer(0.05, os._exit, (3,)).start()
-                return "later"
-
-            def wait(self):
-                threading.Event().wait(GUARD)
 
         doomed = Doomed.remote()
         assert ray.get(doomed.die_soon.remote(), timeout=GUARD) == "later"
@@ -442,15 +445,6 @@ def test_an_event_loop_polling_for_its_reply_still_turns_and_gets_each_result_af
         go.set()
         assert await asyncio.wait_for(waiting, GUARD) == "through"
         assert await asyncio.wrap_future(unawaited.future()) == "unawaited"
-
-        @ray.remote
-        class Doomed:
-            def die_soon(self):
-                threading.Timer(0.05, os._exit, (3,)).start()
-                return "later"
-
-            def wait(self):
-                threading.Event().wait(GUARD)
 
         doomed = Doomed.remote()
         assert await doomed.die_soon.remote() == "later"

@@ -19,9 +19,18 @@ short while (``_spin``) with the I/O thread's watch of that socket off
 (``IOLoop.unwatch``; on again when it is done): on an idle machine its core
 then does not go to sleep, and waking a sleeping core costs tens of µs.
 
+An event loop that awaits a ref with nothing else to run (no callback ready, no
+timer due) does the same for one poll (``poll_for_reply``, from ``await ref``):
+the loop first turns once, so its own I/O and other tasks are not held up, then
+polls for the reply; only if it has not come by then does the loop sleep and the
+I/O thread wake it, as for any await. A reply read there wakes no thread at all,
+where the I/O thread's way wakes two (the I/O thread, then the loop).
+
 Handling frames must not stop half-way: in the main thread a Ctrl-C that
 lands meanwhile is held back (its handler swapped for the time it takes) and
-raised once they are handled; while waiting, it ends the wait at once.
+raised once they are handled. One that lands while a caller polls (at most
+``Spin.TIME``) is raised when the poll ends; while it sleeps waiting, a Ctrl-C
+ends the wait at once.
 """
 from __future__ import annotations
 
