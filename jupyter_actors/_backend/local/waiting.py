@@ -207,7 +207,6 @@ def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
     if waiter.conns.get(fd) is not conn and (fd < 0 or not waiter.watch(conn, fd)):
         return None
     wake = waiter.wake
-    future.add_done_callback(wake)
     poll, handle = waiter.epoll.poll, waiter.handle
     done = unwatched = False
     try:
@@ -243,7 +242,11 @@ def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
                     waiter.more = False
                     _hand_back(waiter)
                 return False
-        elif deadline is None:
+        # From here on a reply another thread reads wakes this one (a poll looked at
+        # the future's state each time).
+        if future._state not in _DONE:
+            future.add_done_callback(wake)
+        if deadline is None:
             while future._state not in _DONE:
                 handle(poll())
         else:
