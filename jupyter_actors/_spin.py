@@ -63,6 +63,11 @@ class _Cores:
 _cores = _Cores()
 
 
+def cores_spare() -> bool:
+    """Whether polling may pay now: it is on, and the machine has a core to spare."""
+    return _cores.spare(monotonic())
+
+
 class Spin:
     """One thread's polls before it sleeps (see the module's text)."""
 

@@ -457,3 +457,29 @@ def test_an_event_loop_polling_for_its_reply_still_turns_and_gets_each_result_af
         session.set_output_router(previous)
         ours.close()
         theirs.close()
+
+
+def test_threads_that_waited_and_ended_leave_no_watch_behind(events):
+    """Each thread that waits for a reply watches the worker's socket with an epoll of its
+    own; once the thread has ended, that epoll is closed and the next thread to start
+    watching drops it: short-lived threads that call get() (or run asyncio.run and
+    await) do not pile up with the worker's connection."""
+    ray.init()
+    gate, go = Gate.remote(), events("go")
+    assert ray.get(gate.echo.remote(-1), timeout=GUARD) == -1   # its worker is up
+    held = gate.wait_for.remote(go.path)
+    conn = held._owner.conn   # the worker's connection (a pending call's)
+    assert conn is not None
+    go.set()
+    assert ray.get(held, timeout=GUARD) == "through"
+
+    def one_get(i):
+        assert ray.get(gate.echo.remote(i), timeout=GUARD) == i
+
+    for i in range(30):
+        thread = threading.Thread(target=one_get, args=(i,))
+        thread.start()
+        thread.join(GUARD)
+        assert not thread.is_alive()
+    # The main thread's watch, and at most the last thread's (closed, dropped next time).
+    assert len(conn.watchers) <= 2, len(conn.watchers)

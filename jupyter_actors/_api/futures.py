@@ -20,7 +20,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NO
 from concurrent.futures._base import FINISHED as _FINISHED
 from concurrent.futures._base import PENDING as _PENDING
 
-from .._spin import Spin
+from .._spin import Spin, cores_spare
 
 _DONE = frozenset({_CANCELLED, _CANCELLED_AND_NOTIFIED, _FINISHED})
 # Guards the change to done and the done-callback list of every RefFuture (held briefly).
@@ -276,8 +276,8 @@ def poll_in_loop(owner, fut):
     machine a core that slept takes tens of µs to wake, and the reply would wake two
     threads (the I/O thread, then the loop). Yields what a bare ``yield`` in a task does."""
     loop = sys.modules["asyncio"].get_running_loop()
-    if not _loop_idle(loop):
-        return
+    if not _loop_idle(loop) or not cores_spare():
+        return  # (polling is off, or the machine has no core to spare now: no turn either)
     if before_wait is not None:
         before_wait()  # the call goes out now
     yield  # (a task takes a bare yield as one turn of its loop)

@@ -131,7 +131,11 @@ class _Waiter:
                 self.epoll.register(fd, _READ)
             # Its exit ends the watch (IOLoop.closed): closing the socket would not while
             # a forked child holds a copy of it, and its end of file would wake us for ever.
-            conn.watchers.append(self.epoll)
+            # (The epolls of threads that ended since are closed: they go, or a program
+            # that waits from many short-lived threads would pile them up.)
+            watchers = conn.watchers
+            watchers[:] = [epoll for epoll in watchers if not epoll.closed]
+            watchers.append(self.epoll)
         io.call_soon(io.requeue, conn)
         return True
 
