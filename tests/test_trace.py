@@ -478,8 +478,8 @@ class MeetThenReturn:
         self.arrived += 1
         if self.arrived == size:
             # Set on the loop's next turn, so that this call waits as the others do: on
-            # Python 3.12+ waiting for an event already set does not suspend, and this
-            # call would end alone, before the others.
+            # Python 3.12+ wait_for awaits the event's wait() in place, which returns at
+            # once for an event already set, and this call would end alone, first.
             asyncio.get_running_loop().call_soon(self.all_here.set)
         await asyncio.wait_for(self.all_here.wait(), GUARD)
         return {"inner": ray.put(i)} if i == size // 2 else i
