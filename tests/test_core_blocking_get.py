@@ -473,13 +473,13 @@ def test_threads_that_waited_and_ended_leave_no_watch_behind(events):
     go.set()
     assert ray.get(held, timeout=GUARD) == "through"
 
-    def one_get(i):
-        assert ray.get(gate.echo.remote(i), timeout=GUARD) == i
-
+    got = []
     for i in range(30):
-        thread = threading.Thread(target=one_get, args=(i,))
+        thread = threading.Thread(
+            target=lambda i=i: got.append(ray.get(gate.echo.remote(i), timeout=GUARD)))
         thread.start()
         thread.join(GUARD)
         assert not thread.is_alive()
+    assert got == list(range(30))
     # The main thread's watch, and at most the last thread's (closed, dropped next time).
     assert len(conn.watchers) <= 2, len(conn.watchers)
