@@ -477,10 +477,11 @@ class MeetThenReturn:
     async def run(self, i: int, size: int):
         self.arrived += 1
         if self.arrived == size:
-            # Set on the loop's next turn, so that this call waits as the others do: on
-            # Python 3.12+ wait_for awaits the event's wait() in place, which returns at
-            # once for an event already set, and this call would end alone, first.
-            asyncio.get_running_loop().call_soon(self.all_here.set)
+            # Set two turns of the loop later, when this call waits as the others do
+            # (else it ends alone, first): up to 3.11 wait_for waits through a task that
+            # starts on the next turn, from 3.12 on it awaits the event in place.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self.all_here.set)
         await asyncio.wait_for(self.all_here.wait(), GUARD)
         return {"inner": ray.put(i)} if i == size // 2 else i
 
