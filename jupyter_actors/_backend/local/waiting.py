@@ -242,9 +242,7 @@ def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
                     _let_sigint(handler)  # (a Ctrl-C held raises here: rewatched below)
         if not sleep:
             if future._state not in _DONE:
-                if waiter.more:  # what a full buffer left is the I/O thread's now
-                    waiter.more = False
-                    _hand_back(waiter)
+                _hand_back_rest(waiter)
                 return False
         # From here on a reply another thread reads wakes this one (a poll looked at
         # the future's state each time).
@@ -257,9 +255,7 @@ def wait_for_reply(owner, future, timeout, sleep: bool = True) -> bool | None:
             while future._state not in _DONE:
                 left = deadline - monotonic()
                 if left <= 0:
-                    if waiter.more:  # what a full buffer left is the I/O thread's now
-                        waiter.more = False
-                        _hand_back(waiter)
+                    _hand_back_rest(waiter)
                     return False
                 events = poll(left)
                 if events:
@@ -338,6 +334,14 @@ def _hand_back(waiter) -> None:
     for conn in list(waiter.conns.values()):
         if not conn.exited:
             conn.io.call_soon(_read_rest, conn)
+
+
+def _hand_back_rest(waiter) -> None:
+    """This thread stops waiting: what a read that filled its buffer left in the socket
+    is the I/O thread's now (it was not woken for it)."""
+    if waiter.more:
+        waiter.more = False
+        _hand_back(waiter)
 
 
 def _run_callbacks(future, callbacks) -> None:
